@@ -1,0 +1,170 @@
+"""`aims-agent demo`: a model monitored end to end on this machine, in about a minute.
+
+It trains a credit model, writes its reference data and the bundled config into the evidence
+directory, starts the agent as a real process, sends live traffic through the HTTP ingest API,
+injects drift partway, and narrates what the agent does: checks, verdicts, the breach and the
+nonconformity it opens. It stops the agent with SIGTERM and leaves the evidence behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from aims_agent.agent import demo_data
+from aims_agent.errors import AimsError
+
+MODEL = "credit-risk"
+
+
+def say(t0: float, message: str) -> None:
+    print(f"[{time.monotonic() - t0:5.1f}s] {message}", flush=True)
+
+
+def _start_agent(config: Path, token: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "AIMS_DEMO_TOKEN": token}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aims_agent.agent.cli", "run", "--config", str(config),
+         "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=None, text=True, env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the agent announces its URL on stdout when ready
+    if "listening on" not in line:
+        proc.wait(10)
+        raise AimsError(f"the agent did not start (exit {proc.returncode}): {line.strip()}")
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
+    return proc, line.split("listening on", 1)[1].strip()
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _describe(record: dict[str, Any]) -> str:
+    result = record["result"]
+    parts = [f"check {record['check']['id']}: {result['outcome'].upper()}"]
+    if result["value"] is not None:
+        head = next(m for m in result["measurements"] if m["headline"])
+        parts.append(f"drift share {result['value']:.2f} "
+                     f"({head['params']['drifted_features']}/{head['params']['features']} "
+                     f"features, window of {record['window']['records_sampled']} records)")
+        drifted = [f"{m['feature']} ({m['method']} {m['value']:.3f})"
+                   for m in result["measurements"] if m["verdict"] == "breach" and m["feature"]]
+        if drifted:
+            parts.append("drifted: " + ", ".join(drifted))
+    return "  ".join(parts)
+
+
+def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> int:
+    duration = max(20.0, duration)
+    t0 = time.monotonic()
+    rng = np.random.default_rng(seed)
+    evidence_dir = evidence_dir.resolve()
+    evidence_dir.mkdir(parents=True, exist_ok=True)
+
+    train = demo_data.applicants(rng, 6000)
+    model = demo_data.CreditModel(train)
+    holdout = demo_data.applicants(rng, 3000)
+    demo_data.write_reference(evidence_dir / "reference.csv", holdout, model.score(holdout))
+    config = evidence_dir / "aims-agent.yaml"
+    with resources.as_file(resources.files("aims_agent.configs").joinpath("demo.yaml")) as src:
+        shutil.copyfile(src, config)
+    say(t0, f"trained a logistic-regression credit model; reference data: {len(holdout.label)} "
+            f"rows in {evidence_dir / 'reference.csv'}")
+
+    token = secrets.token_urlsafe(24)
+    proc, url = _start_agent(config, token)
+    say(t0, f"agent running at {url}  (Prometheus metrics: {url}/metrics, API docs: {url}/docs)")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+    seen_records: set[str] = set()
+    seen_nc: dict[str, int] = {}
+    drift_at = duration * 0.4
+    sent, tick = 0, 0.25
+    try:
+        with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
+            start = time.monotonic()
+            next_report = start + 2
+            drifting = False
+            while (now := time.monotonic()) - start < duration:
+                if not drifting and now - start >= drift_at:
+                    drifting = True
+                    say(t0, ">>> injecting drift: applicants younger, incomes x1.6, "
+                            "region mix shifted to 'central'")
+                batch = demo_data.applicants(rng, max(1, int(rate * tick)), drift=drifting)
+                recs = demo_data.records(batch, model.score(batch), start_id=sent, now=time.time())
+                body = "\n".join(json.dumps(r) for r in recs)
+                resp = client.post(f"/v1/models/{MODEL}/records", content=body)
+                resp.raise_for_status()
+                sent += len(recs)
+                if now >= next_report:
+                    next_report = now + 2
+                    _report(client, t0, sent, seen_records, seen_nc)
+                time.sleep(max(0.0, tick - (time.monotonic() - now)))
+            _report(client, t0, sent, seen_records, seen_nc)
+            _export(client, evidence_dir)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(15)
+    say(t0, f"agent stopped (exit {proc.returncode})")
+    print(f"\nEvidence is in {evidence_dir}:")
+    print("  aims.db                  SQLite store: monitoring records (clause 9.1), "
+          "nonconformities and their events (clause 10.2)")
+    print("  monitoring-records.json  every check run, as the API serves it")
+    print("  nonconformities.json     the nonconformity register with event history")
+    print("  reference.csv, aims-agent.yaml   the reference data and config the agent ran with")
+    if not seen_nc:
+        print("\nNo nonconformity was opened: try a longer --duration.")
+        return 1
+    return 0
+
+
+def _report(client: httpx.Client, t0: float, sent: int, seen_records: set[str],
+            seen_nc: dict[str, int]) -> None:
+    metrics = client.get("/metrics").text
+    received = _metric(metrics, f'aims_records_received_total{{model="{MODEL}"}}')
+    sampled = _metric(metrics, f'aims_window_sampled_records{{model="{MODEL}"}}')
+    say(t0, f"sent {sent} records; agent received {received:.0f}, window sample {sampled:.0f}")
+    records = client.get("/v1/monitoring-records", params={"model": MODEL, "limit": 20}).json()
+    for rec in reversed(records):
+        if rec["record_id"] not in seen_records:
+            seen_records.add(rec["record_id"])
+            say(t0, _describe(rec))
+    for nc in client.get("/v1/nonconformities", params={"model": MODEL}).json():
+        known = seen_nc.get(nc["nc_id"])
+        if known is None:
+            say(t0, f"!!! nonconformity {nc['nc_id']} opened ({nc['severity']}): "
+                    f"{nc['nature']['observed']}; controls {', '.join(nc['requirement']['controls'])}")
+        elif nc["recurrences"] > known:
+            say(t0, f"    nonconformity {nc['nc_id']}: breach recurred, {nc['recurrences']} "
+                    "recurrence(s) attached")
+        seen_nc[nc["nc_id"]] = nc["recurrences"]
+    open_nc = _metric(metrics, f'aims_nonconformities_open{{model="{MODEL}"}}')
+    if open_nc:
+        say(t0, f"    aims_nonconformities_open{{model=\"{MODEL}\"}} = {open_nc:.0f}")
+
+
+def _export(client: httpx.Client, evidence_dir: Path) -> None:
+    records = client.get("/v1/monitoring-records", params={"limit": 1000}).json()
+    ncs = [client.get(f"/v1/nonconformities/{nc['nc_id']}").json()
+           for nc in client.get("/v1/nonconformities").json()]
+    for name, data in (("monitoring-records.json", records), ("nonconformities.json", ncs)):
+        tmp = evidence_dir / f".{name}.tmp"
+        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
+        tmp.replace(evidence_dir / name)

@@ -1,0 +1,109 @@
+"""Load a model's reference data (CSV or Parquet) into the column encoding checks use.
+
+Read once at start-up with pyarrow, which reads both formats without pandas. Categorical
+columns are read as text so that `True`, `01` or `1` stay what the file says, and encoded as
+codes into the sorted set of reference labels, the same vocabulary the window starts from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aims_agent.checks.base import Reference
+from aims_agent.errors import ReferenceDataError
+from aims_agent.schema import ModelSchema
+
+
+def _read_csv(path: Path, text_columns: list[str]) -> Any:
+    from pyarrow import csv, string
+
+    opts = csv.ConvertOptions(column_types={c: string() for c in text_columns})
+    return csv.read_csv(path, convert_options=opts)
+
+
+def _read_parquet(path: Path, text_columns: list[str]) -> Any:
+    from pyarrow import parquet
+
+    return parquet.read_table(path)
+
+
+READERS: dict[str, Callable[[Path, list[str]], Any]] = {
+    "csv": _read_csv,
+    "parquet": _read_parquet,
+}
+
+
+def _format(path: Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    suffix = path.suffix.lower().lstrip(".")
+    return {"pq": "parquet", "parquet": "parquet"}.get(suffix, "csv")
+
+
+def _labels(column: Any) -> list[str | None]:
+    import pyarrow as pa
+
+    if pa.types.is_boolean(column.type):
+        return [None if v is None else ("True" if v else "False") for v in column.to_pylist()]
+    if pa.types.is_floating(column.type):
+        values = column.to_pylist()
+        return [None if v is None else str(int(v)) if v.is_integer() else str(v) for v in values]
+    return column.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_reference(path: Path, schema: ModelSchema, *, fmt: str = "auto") -> Reference:
+    """Read the reference file; every schema column except label and attributes must be present."""
+    kind = _format(path, fmt)
+    text_cols = [c.name for c in schema.columns if c.kind == "categorical"]
+    try:
+        table = READERS[kind](path, text_cols)
+    except (OSError, ValueError) as exc:  # pyarrow's errors subclass these
+        raise ReferenceDataError(f"{path}: cannot read as {kind}: {exc}") from exc
+    present = set(table.column_names)
+    optional = {"label", "attribute"}
+    missing = [c.name for c in schema.columns if c.name not in present and c.source not in optional]
+    if missing:
+        raise ReferenceDataError(f"{path}: missing columns {', '.join(missing)}")
+    if table.num_rows == 0:
+        raise ReferenceDataError(f"{path}: has no rows")
+
+    columns: dict[str, np.ndarray] = {}
+    vocabularies: dict[str, tuple[str, ...]] = {}
+    for col in schema.columns:
+        if col.name not in present:
+            continue
+        data = table.column(col.name).combine_chunks()
+        if col.kind == "numeric":
+            try:
+                arr = data.cast("float64").to_numpy(zero_copy_only=False)
+            except (ValueError, TypeError, NotImplementedError) as exc:
+                raise ReferenceDataError(f"{path}: column {col.name!r} is not numeric") from exc
+            columns[col.name] = np.asarray(arr, dtype=np.float64)
+        else:
+            labels = _labels(data)
+            vocab = tuple(sorted({v for v in labels if v is not None}))
+            index = {v: i for i, v in enumerate(vocab)}
+            columns[col.name] = np.fromiter(
+                (-1 if v is None else index[v] for v in labels), dtype=np.int32, count=len(labels)
+            )
+            vocabularies[col.name] = vocab
+    return Reference(
+        reference_id=path.name,
+        fingerprint=sha256_file(path),
+        n_rows=table.num_rows,
+        columns=columns,
+        vocabularies=vocabularies,
+    )

@@ -1,0 +1,187 @@
+"""The agent's live state: per-model windows and checks, the store, the metrics.
+
+`Runtime` is what the HTTP app and the scheduler share. Ingest runs on the event loop;
+`run_check` runs in a worker thread and touches the window only through `snapshot`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import func, select
+
+from aims_agent import __version__
+from aims_agent.agent.config import Config, ModelConfig
+from aims_agent.agent.controls import controls_for
+from aims_agent.agent.judge import assess, overall
+from aims_agent.agent.reference import load_reference
+from aims_agent.agent.window import Window
+from aims_agent.checks.base import Check, Reference, build_check
+from aims_agent.collectors.push import Decoded
+from aims_agent.errors import UnknownModelError
+from aims_agent.exporters.evidence import EvidenceContext, record_run
+from aims_agent.exporters.prometheus import Metrics
+from aims_agent.records import Assessment, CheckRun, ControlTags, Verdict
+from aims_agent.schema import ModelSchema
+from aims_agent.storage.samples import load_window, save_sampled
+from aims_agent.storage.schema import nonconformities
+from aims_agent.storage.store import Store
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+
+DEFINITIONS = {
+    "drift": "share of monitored features whose distribution in the window differs from the "
+             "reference under each feature's statistical test",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    run: CheckRun
+    monitoring_record_id: str
+    nonconformity_id: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelRuntime:
+    cfg: ModelConfig
+    schema: ModelSchema
+    reference: Reference
+    window: Window
+    checks: dict[str, Check]
+    contexts: dict[str, EvidenceContext]
+    controls: dict[str, ControlTags]
+
+
+class Runtime:
+    """Everything a running agent holds. Build with `Runtime(cfg)`, release with `close()`."""
+
+    def __init__(self, cfg: Config, *, clock: Clock = time.time, seed: int | None = None) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.metrics = Metrics()
+        self._rng = np.random.default_rng(seed)
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self.store = Store(cfg.storage_url, durability=cfg.agent.durability)
+        config_hash = cfg.fingerprint()
+        self.models = {m.name: self._build(m, config_hash) for m in cfg.models}
+        for name, mr in self.models.items():
+            self._restore(name, mr)
+        self.refresh_open_nonconformities()
+
+    def _build(self, m: ModelConfig, config_hash: str) -> ModelRuntime:
+        schema = ModelSchema(m.schema_)
+        reference = load_reference(m.reference.path, schema, fmt=m.reference.format)
+        window = Window(schema, capacity=m.window.max_sample, span=m.window.span_seconds,
+                        reference_categories=reference.vocabularies,
+                        rng=np.random.default_rng(self._rng.integers(2**63)))
+        checks = {c.id: build_check(c, reference, schema) for c in m.checks}
+        contexts = {
+            c.id: EvidenceContext(
+                agent_version=__version__, config_hash=config_hash,
+                environment=self.cfg.agent.environment, ai_system_id=m.ai_system_id,
+                model_version=m.version, reference_id=reference.reference_id,
+                reference_fingerprint=reference.fingerprint, n_reference=reference.n_rows,
+                schedule_seconds=c.schedule_seconds, definition=DEFINITIONS[c.kind],
+                severity=c.severity,
+            )
+            for c in m.checks
+        }
+        controls = {c.id: controls_for(c.kind, c.controls) for c in m.checks}
+        return ModelRuntime(cfg=m, schema=schema, reference=reference, window=window,
+                            checks=checks, contexts=contexts, controls=controls)
+
+    def _restore(self, name: str, mr: ModelRuntime) -> None:
+        stored = self.store.read(lambda conn: load_window(conn, name))
+        if stored is None or stored.start != mr.window.window_start(self.clock()):
+            return
+        mr.window.restore(start=stored.start, seen=stored.seen, slots=stored.slots,
+                          rows=stored.rows, ids=stored.ids)
+        self._publish_window(name, mr.window)
+        log.info("restored window of %s: %d seen, %d sampled", name, stored.seen, len(stored.slots))
+
+    def model(self, name: str) -> ModelRuntime:
+        try:
+            return self.models[name]
+        except KeyError:
+            raise UnknownModelError(f"no model named {name!r}") from None
+
+    def _publish_window(self, name: str, window: Window) -> None:
+        self.metrics.window_seen.labels(name).set(window.seen)
+        self.metrics.window_sampled.labels(name).set(window.size)
+        self.metrics.window_start.labels(name).set(window.start)
+
+    async def ingest(self, name: str, decoded: Decoded) -> int:
+        """Sample the valid rows into the window; returns once they are durable."""
+        mr = self.model(name)
+        if not decoded.rows:
+            return 0
+        # offer and submit without an await between them: storage sees batches in window order
+        sampled = mr.window.offer(decoded.rows, decoded.ids, now=self.clock())
+        pending = self.store.submit(save_sampled(
+            self.store.upsert, name, sampled, decoded.rows, decoded.ids, decoded.timestamps))
+        await asyncio.wrap_future(pending)
+        self.metrics.received.labels(name).inc(len(decoded.rows))
+        self.metrics.sampled.labels(name).inc(len(sampled.slots))
+        self._publish_window(name, mr.window)
+        return len(sampled.slots)
+
+    def run_check(self, name: str, check_id: str) -> RunOutcome:
+        """Run one check on a snapshot of the window and record its evidence. Blocking."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            return self._run_check(name, check_id)
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def _run_check(self, name: str, check_id: str) -> RunOutcome:
+        mr = self.model(name)
+        check = mr.checks[check_id]
+        started = self.clock()
+        data = mr.window.snapshot(now=started)
+        error: str | None = None
+        assessments: tuple[Assessment, ...] = ()
+        verdict: Verdict = "insufficient_data"
+        try:
+            assessments = assess(check.run(data))
+            verdict = overall(assessments)
+        except Exception as exc:  # noqa: BLE001 - a failed run is evidence too
+            log.exception("check %s/%s failed", name, check_id)
+            error = f"{type(exc).__name__}: {exc}"
+        run = CheckRun(
+            run_id=uuid.uuid4().hex, model=name, check_id=check_id, kind=check.kind,
+            started_at=started, finished_at=self.clock(), window=data.info,
+            assessments=assessments, verdict=verdict, controls=mr.controls[check_id], error=error,
+        )
+        mon_id, nc_id = self.store.submit(record_run(run, mr.contexts[check_id])).result()
+        self.metrics.observe_run(run)
+        if nc_id is not None:
+            self.refresh_open_nonconformities()
+        return RunOutcome(run=run, monitoring_record_id=mon_id, nonconformity_id=nc_id)
+
+    def refresh_open_nonconformities(self) -> None:
+        counts = dict(self.store.read(lambda conn: conn.execute(
+            select(nonconformities.c.model, func.count())
+            .where(nonconformities.c.open_key.is_not(None))
+            .group_by(nonconformities.c.model)).all()))
+        for name in self.models:
+            self.metrics.nc_open.labels(name).set(counts.get(name, 0))
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait for running checks (up to the deadline), then drain and close storage."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout)
+        self.store.close(max(0.5, deadline - time.monotonic()))

@@ -1,0 +1,185 @@
+"""Per-model windows: a tumbling time window holding a uniform reservoir sample, stored as columns.
+
+Memory is bounded by `max_sample` rows whatever the traffic: numeric columns are float64 arrays,
+categorical columns int32 codes into a vocabulary that starts with the reference's categories
+(so codes < k are known categories, codes >= k unseen ones, -1 missing). Arrays grow by doubling
+up to the cap, so an idle agent holds little.
+
+The window is touched only from the event loop (`offer`); check runs take a `snapshot`, a copy
+made under a lock, so a running check never sees a half-written batch.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from aims_agent.records import WindowInfo
+from aims_agent.schema import Cell, ModelSchema, Row
+
+_MAX_CATEGORIES = 100_000  # beyond this, new labels share one overflow code
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowData:
+    """A consistent copy of a window: columns by name, plus vocabularies of categorical columns."""
+
+    info: WindowInfo
+    columns: Mapping[str, np.ndarray]
+    vocabularies: Mapping[str, tuple[str, ...]]
+    record_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sampled:
+    """What one `offer` changed: rows placed into reservoir slots, for the store to persist."""
+
+    window_start: float
+    seen: int
+    slots: tuple[int, ...]
+    positions: tuple[int, ...]  # index of each sampled row in the offered batch
+
+
+class _Codes:
+    """A growing label -> code vocabulary."""
+
+    def __init__(self, initial: Sequence[str]) -> None:
+        self.labels: list[str] = list(initial)
+        self.codes: dict[str, int] = {v: i for i, v in enumerate(self.labels)}
+
+    def code(self, label: str | None) -> int:
+        if label is None:
+            return -1
+        code = self.codes.get(label)
+        if code is None:
+            if len(self.labels) >= _MAX_CATEGORIES:
+                label = "__overflow__"
+                if label in self.codes:
+                    return self.codes[label]
+            code = len(self.labels)
+            self.labels.append(label)
+            self.codes[label] = code
+        return code
+
+
+class Window:
+    """A tumbling window of `span` seconds keeping a uniform sample of at most `capacity` rows."""
+
+    def __init__(
+        self,
+        schema: ModelSchema,
+        *,
+        capacity: int,
+        span: float,
+        reference_categories: Mapping[str, Sequence[str]],
+        rng: np.random.Generator,
+    ) -> None:
+        self.schema = schema
+        self.capacity = capacity
+        self.span = span
+        self._rng = rng
+        self._lock = threading.Lock()
+        self._vocab = {
+            c.name: _Codes(reference_categories.get(c.name, ()))
+            for c in schema.columns
+            if c.kind == "categorical"
+        }
+        self.start = 0.0
+        self.seen = 0
+        self.size = 0
+        self._alloc = 0
+        self._cols: list[np.ndarray] = []
+        self._ids: list[str] = []
+        self._grow(0)
+
+    def window_start(self, now: float) -> float:
+        return math.floor(now / self.span) * self.span
+
+    def _grow(self, need: int) -> None:
+        size = min(self.capacity, max(1024, self._alloc * 2, need)) if need else 0
+        if size <= self._alloc and self._cols:
+            return
+        cols = []
+        for i, c in enumerate(self.schema.columns):
+            dtype = np.float64 if c.kind == "numeric" else np.int32
+            arr = np.full(size, np.nan if c.kind == "numeric" else -1, dtype=dtype)
+            if self._cols:
+                arr[: self._alloc] = self._cols[i][: self._alloc]
+            cols.append(arr)
+        self._cols = cols
+        self._ids.extend([""] * (size - len(self._ids)))
+        self._alloc = size
+
+    def _roll(self, now: float) -> None:
+        start = self.window_start(now)
+        if start != self.start:
+            self.start, self.seen, self.size = start, 0, 0
+
+    def offer(self, rows: Sequence[Row], ids: Sequence[str], *, now: float) -> Sampled:
+        """Algorithm R over a batch: row i is kept with probability capacity / (seen + i + 1)."""
+        with self._lock:
+            self._roll(now)
+            m = len(rows)
+            pos = np.arange(m)
+            ordinal = self.seen + pos
+            slot = np.where(
+                ordinal < self.capacity,
+                ordinal,
+                self._rng.integers(0, ordinal + 1) if m else ordinal,
+            )
+            keep = slot < self.capacity
+            # when two rows of one batch hit the same slot, the later one wins, as in sequential R
+            kept_pos = pos[keep]
+            kept_slot = slot[keep]
+            _, last = np.unique(kept_slot[::-1], return_index=True)
+            final = np.sort(len(kept_slot) - 1 - last)
+            kept_pos, kept_slot = kept_pos[final], kept_slot[final]
+            self.seen += m
+            self.size = min(self.capacity, self.seen)
+            if len(kept_slot):
+                self._grow(int(kept_slot.max()) + 1)
+            self._write([rows[p] for p in kept_pos], [ids[p] for p in kept_pos], kept_slot)
+            return Sampled(
+                window_start=self.start,
+                seen=self.seen,
+                slots=tuple(int(s) for s in kept_slot),
+                positions=tuple(int(p) for p in kept_pos),
+            )
+
+    def _write(self, rows: Sequence[Row], ids: Sequence[str], slots: np.ndarray) -> None:
+        if not rows:
+            return
+        for i, c in enumerate(self.schema.columns):
+            values: list[Cell] = [r[i] for r in rows]
+            if c.kind == "numeric":
+                self._cols[i][slots] = np.asarray(values, dtype=np.float64)
+            else:
+                vocab = self._vocab[c.name]
+                self._cols[i][slots] = [vocab.code(v) for v in values]  # type: ignore[arg-type]
+        for s, rid in zip(slots.tolist(), ids, strict=True):
+            self._ids[s] = rid
+
+    def restore(self, *, start: float, seen: int, slots: Sequence[int], rows: Sequence[Row],
+                ids: Sequence[str]) -> None:
+        """Rebuild the window from stored state after a restart."""
+        with self._lock:
+            self.start, self.seen = start, seen
+            self.size = min(self.capacity, seen)
+            if slots:
+                self._grow(max(slots) + 1)
+                self._write(rows, ids, np.asarray(slots, dtype=np.int64))
+
+    def snapshot(self, *, now: float) -> WindowData:
+        """A copy of the current window, safe to read from a worker thread."""
+        with self._lock:
+            self._roll(now)
+            n = self.size
+            columns = {c.name: self._cols[i][:n].copy() for i, c in enumerate(self.schema.columns)}
+            vocab = {name: tuple(v.labels) for name, v in self._vocab.items()}
+            info = WindowInfo(start=self.start, end=now, seen=self.seen, sampled=n)
+            return WindowData(info=info, columns=columns, vocabularies=vocab,
+                              record_ids=tuple(self._ids[:n]))

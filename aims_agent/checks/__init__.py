@@ -1,0 +1,1 @@
+"""Checks: pure functions from (reference, window, settings) to measurements. No I/O, no clock."""

@@ -1,0 +1,104 @@
+"""Drift of every feature (and of the prediction and score) against the reference.
+
+Each column gets a statistical test: the one configured for it, or Evidently's default choice
+for its type and size, with that test's default threshold. The headline measurement is the
+share of drifted features, which breaches at or above the configured share (Evidently's
+dataset-drift rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aims_agent.agent.config import DriftCheckConfig
+from aims_agent.agent.window import WindowData
+from aims_agent.checks import stattests
+from aims_agent.checks.base import Reference, register
+from aims_agent.records import ColumnKind, Measurement, Threshold
+from aims_agent.schema import ModelSchema
+
+_SOURCES = {"feature", "prediction", "score"}
+
+
+@dataclass(slots=True, kw_only=True)
+class _Column:
+    name: str
+    kind: ColumnKind
+    is_feature: bool
+    reference: np.ndarray
+    n_categories: int | None
+    test: stattests.StatTest | None  # None: Evidently's default, chosen per window
+    threshold: float | None
+    prepared: dict[str, Any] = field(default_factory=dict)  # per test alias, computed once
+
+    def prepare(self, test: stattests.StatTest) -> Any:
+        if test.alias not in self.prepared:
+            self.prepared[test.alias] = test.prepare(
+                self.reference, kind=self.kind, n_categories=self.n_categories)
+        return self.prepared[test.alias]
+
+
+@register("drift")
+class DriftCheck:
+    kind = "drift"
+
+    def __init__(self, cfg: DriftCheckConfig, reference: Reference, schema: ModelSchema) -> None:
+        self.id = cfg.id
+        self.cfg = cfg
+        self.n_reference = reference.n_rows
+        wanted = _SOURCES if cfg.include_prediction else {"feature"}
+        self.columns: list[_Column] = []
+        for col in schema.columns:
+            if col.source not in wanted or col.name not in reference.columns:
+                continue
+            override = cfg.columns.get(col.name)
+            alias = override.test if override else None
+            vocab = reference.vocabularies.get(col.name)
+            column = _Column(
+                name=col.name, kind=col.kind, is_feature=col.source == "feature",
+                reference=reference.columns[col.name],
+                n_categories=len(vocab) if vocab is not None else None,
+                test=stattests.get_stattest(alias, col.kind) if alias else None,
+                threshold=override.threshold if override else None,
+            )
+            if column.test is not None:
+                column.prepare(column.test)
+            self.columns.append(column)
+
+    def run(self, window: WindowData) -> list[Measurement]:
+        out: list[Measurement] = []
+        drifted = judged = 0
+        for col in self.columns:
+            current = window.columns[col.name]
+            n_cat = len(window.vocabularies[col.name]) if col.kind == "categorical" else None
+            test = col.test or stattests.default_stattest(
+                col.reference, current, kind=col.kind, n_categories=n_cat)
+            result = test.compute(col.prepare(test), current, threshold=col.threshold,
+                                  n_categories=n_cat)
+            out.append(Measurement(
+                check_id=self.id, kind=self.kind, metric="drift_score", feature=col.name,
+                value=result.value, p_value=result.p_value, method=test.alias,
+                params={"threshold": result.threshold, "stattest_kind":
+                        "p_value" if test.is_p_value else "distance"},
+                n_reference=result.n_reference, n_current=result.n_current,
+                threshold=Threshold(
+                    breach=result.threshold, direction="below" if test.is_p_value else "above",
+                    inclusive=test.inclusive, min_samples=self.cfg.min_samples),
+            ))
+            if col.is_feature and result.n_current >= self.cfg.min_samples:
+                judged += 1
+                drifted += int(result.drifted)
+        n = window.info.sampled
+        out.append(Measurement(
+            check_id=self.id, kind=self.kind, metric="drift_share", headline=True,
+            value=drifted / judged if judged else float("nan"),
+            method="share of drifted features",
+            params={"drifted_features": drifted, "features": judged},
+            n_reference=self.n_reference, n_current=n,
+            threshold=Threshold(breach=self.cfg.threshold, warn=self.cfg.warn, direction="above",
+                                inclusive=True, min_samples=self.cfg.min_samples),
+        ))
+        return out

@@ -1,0 +1,108 @@
+"""The push collector: decode an ingest body (JSON array or NDJSON) into schema-checked rows.
+
+Every record is decoded and validated on its own, so one bad record is reported by position,
+id and field instead of failing the batch at the first error. What happens to the valid rest of
+a batch is the caller's policy (`reject` the batch or `skip` the invalid records).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import msgspec
+
+from aims_agent.errors import PayloadError, RecordError
+from aims_agent.records import Record
+from aims_agent.schema import ModelSchema, Row, parse_timestamp
+
+OnError = Literal["reject", "skip"]
+_RECORD = msgspec.json.Decoder(Record)
+_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
+_ID_ONLY = msgspec.json.Decoder(dict[str, object])
+MAX_ERRORS = 100  # errors reported per response; all are counted
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decoded:
+    """The valid rows of a body, with their ids and times, and every record error found."""
+
+    rows: list[Row]
+    ids: list[str]
+    timestamps: list[float]
+    errors: list[RecordError]
+
+
+def split_body(body: bytes, content_type: str) -> list[bytes]:
+    """One raw JSON document per record. NDJSON by content type, or by not starting with `[`."""
+    stripped = body.lstrip()
+    if not stripped:
+        raise PayloadError("body is empty; send a JSON array or NDJSON of records")
+    if "ndjson" in content_type or "jsonl" in content_type or not stripped.startswith(b"["):
+        return [line for line in stripped.splitlines() if line.strip()]
+    try:
+        return [bytes(raw) for raw in _ARRAY.decode(stripped)]
+    except msgspec.DecodeError as exc:
+        raise PayloadError(f"body is not a JSON array: {exc}") from None
+
+
+def _field_of(message: str) -> tuple[str, str]:
+    """msgspec says 'Expected `str`, got `int` - at `$.features.x`'; split reason and field."""
+    reason, sep, where = message.rpartition(" - at `$")
+    if not sep:
+        reason, where = message, ""
+    field = where.rstrip("`").lstrip(".")
+    if reason.startswith("Object contains unknown field `"):
+        name = reason.split("`")[1]
+        return (f"{field}.{name}" if field else name), "is not a known field"
+    return field or "record", reason
+
+
+def _id_of(raw: bytes) -> str | None:
+    try:
+        doc = _ID_ONLY.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    rid = doc.get("id")
+    return None if rid is None else str(rid)
+
+
+def decode_records(
+    body: bytes, content_type: str, schema: ModelSchema, *, now: float
+) -> Decoded:
+    """Decode and validate every record; raise PayloadError only when the body is unreadable."""
+    rows: list[Row] = []
+    ids: list[str] = []
+    stamps: list[float] = []
+    errors: list[RecordError] = []
+    for index, raw in enumerate(split_body(body, content_type)):
+        try:
+            record = _RECORD.decode(raw)
+        except msgspec.ValidationError as exc:
+            field, reason = _field_of(str(exc))
+            errors.append(RecordError(index=index, record_id=_id_of(raw), field=field,
+                                      reason=reason))
+            continue
+        except msgspec.DecodeError as exc:
+            errors.append(RecordError(index=index, record_id=None, field="record",
+                                      reason=f"not valid JSON: {exc}"))
+            continue
+        rid = str(record.id)
+        if not rid or len(rid) > 256:
+            errors.append(RecordError(index=index, record_id=rid[:64], field="id",
+                                      reason="must be 1 to 256 characters"))
+            continue
+        try:
+            stamp = parse_timestamp(record.timestamp, default=now)
+            row = schema.normalize(record, index)
+        except RecordError as exc:
+            errors.append(exc)
+            continue
+        except ValueError as exc:
+            errors.append(RecordError(index=index, record_id=rid, field="timestamp",
+                                      reason=str(exc)))
+            continue
+        rows.append(row)
+        ids.append(rid)
+        stamps.append(stamp)
+    return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)

@@ -1,0 +1,1 @@
+"""Exporters: each consumes judged check runs and publishes them to one destination."""

@@ -1,0 +1,210 @@
+"""Monitoring records (clause 9.1) and the nonconformity register (clause 10.2) in the store.
+
+`record_run` returns one storage write that, in a single transaction, opens or updates the
+nonconformity a breach calls for and stores the run's monitoring record linked to it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from aims_agent.records import Assessment, CheckRun, Threshold
+from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
+
+MONITORING_SCHEMA = "aims.monitoring-record/1"
+NONCONFORMITY_SCHEMA = "aims.nonconformity/1"
+AGENT_ACTOR = "aims-agent"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvidenceContext:
+    """What every record of one model's check says about where and how it was made."""
+
+    agent_version: str
+    config_hash: str
+    environment: str
+    ai_system_id: str
+    model_version: str
+    reference_id: str
+    reference_fingerprint: str
+    n_reference: int
+    schedule_seconds: float
+    definition: str
+    severity: str
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _threshold(t: Threshold | None) -> dict[str, Any] | None:
+    if t is None:
+        return None
+    comparator = {("above", True): ">=", ("above", False): ">", ("below", True): "<=",
+                  ("below", False): "<"}[(t.direction, t.inclusive)]
+    return {"breach": t.breach, "warn": t.warn, "breaches_when": f"value {comparator} breach",
+            "min_samples": t.min_samples}
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or x != x else x  # NaN is not JSON
+
+
+def _measurement(a: Assessment) -> dict[str, Any]:
+    m = a.measurement
+    return {
+        "metric": m.metric,
+        "feature": m.feature,
+        "value": _num(m.value),
+        "p_value": _num(m.p_value),
+        "method": m.method,
+        "params": dict(m.params),
+        "n_reference": m.n_reference,
+        "n_current": m.n_current,
+        "threshold": _threshold(m.threshold),
+        "verdict": a.verdict,
+        "headline": m.headline,
+    }
+
+
+def monitoring_record(
+    run: CheckRun, ctx: EvidenceContext, *, record_id: str, nc_id: str | None
+) -> dict[str, Any]:
+    """The clause 9.1 record of one check run, as stored and as an auditor reads it."""
+    head = run.headline
+    return {
+        "schema_version": MONITORING_SCHEMA,
+        "record_id": record_id,
+        "created_at": iso(run.finished_at),
+        "system": {
+            "ai_system_id": ctx.ai_system_id,
+            "model": run.model,
+            "model_version": ctx.model_version,
+            "environment": ctx.environment,
+        },
+        "check": {"id": run.check_id, "kind": run.kind, "run_id": run.run_id,
+                  "metric": head.measurement.metric if head else None,
+                  "definition": ctx.definition},
+        "method": {
+            "tests": sorted({a.measurement.method for a in run.assessments}),
+            "reference": {"id": ctx.reference_id, "sha256": ctx.reference_fingerprint,
+                          "rows": ctx.n_reference},
+            "sample_sizes": {"reference": ctx.n_reference, "current": run.window.sampled},
+            "segment": None,
+            "agent_version": ctx.agent_version,
+            "config_sha256": ctx.config_hash,
+        },
+        "window": {"start": iso(run.window.start), "end": iso(run.window.end),
+                   "records_seen": run.window.seen, "records_sampled": run.window.sampled},
+        "executed_at": iso(run.started_at),
+        "duration_seconds": round(run.finished_at - run.started_at, 6),
+        "schedule": {"every_seconds": ctx.schedule_seconds},
+        "criteria": {
+            "threshold": _threshold(head.measurement.threshold) if head else None,
+            "threshold_version": ctx.config_hash,
+            "controls": list(run.controls.iso42001),
+        },
+        "result": {
+            "outcome": "error" if run.error else run.verdict,
+            "error": run.error,
+            "value": _num(head.measurement.value) if head else None,
+            "measurements": [_measurement(a) for a in run.assessments],
+        },
+        "controls": {
+            "iso42001": list(run.controls.iso42001),
+            "eu_ai_act": list(run.controls.eu_ai_act),
+            "nist_ai_rmf": list(run.controls.nist_ai_rmf),
+        },
+        "nonconformity_id": nc_id,
+    }
+
+
+def _nature(run: CheckRun) -> dict[str, Any]:
+    head = run.headline
+    assert head is not None  # a breach always has a headline measurement
+    m = head.measurement
+    t = _threshold(m.threshold) or {}
+    return {
+        "observed": f"{m.metric} = {m.value:.6g}",
+        "expected": f"{m.metric} not breaching: {t.get('breaches_when')} with breach = "
+                    f"{t.get('breach')}",
+        "window": {"start": iso(run.window.start), "end": iso(run.window.end)},
+        "affected": sorted(a.measurement.feature for a in run.assessments
+                           if a.verdict == "breach" and a.measurement.feature),
+    }
+
+
+def _open_or_recur(conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id: str) -> str:
+    key = f"{run.model}/{run.check_id}"
+    row = conn.execute(
+        select(nonconformities.c.nc_id, nonconformities.c.recurrences)
+        .where(nonconformities.c.open_key == key)
+    ).first()
+    if row is not None:
+        nc_id = str(row.nc_id)
+        conn.execute(
+            update(nonconformities).where(nonconformities.c.nc_id == nc_id)
+            .values(recurrences=nonconformities.c.recurrences + 1, last_seen_at=run.finished_at)
+        )
+        event = "recurred"
+    else:
+        nc_id = f"NC-{uuid.uuid4().hex[:12]}"
+        body = {
+            "schema_version": NONCONFORMITY_SCHEMA,
+            "nc_id": nc_id,
+            "opened_at": iso(run.finished_at),
+            "detected_by": {"type": "check", "check_id": run.check_id,
+                            "monitoring_record_id": mon_id},
+            "ai_system_id": ctx.ai_system_id,
+            "model": run.model,
+            "model_version": ctx.model_version,
+            "requirement": {
+                "controls": list(run.controls.iso42001),
+                "clause": "10.2",
+                "criterion": ctx.definition,
+                "threshold_version": ctx.config_hash,
+            },
+            "nature": _nature(run),
+            "severity": ctx.severity,
+            "possible_serious_incident": False,
+            "reaction": None,
+            "cause_analysis": None,
+            "corrective_action": None,
+            "effectiveness_review": None,
+            "management_system_change": None,
+        }
+        conn.execute(insert(nonconformities).values(
+            nc_id=nc_id, model=run.model, check_id=run.check_id, status="open",
+            opened_at=run.finished_at, last_seen_at=run.finished_at, recurrences=0,
+            open_key=key, body=body,
+        ))
+        event = "opened"
+    conn.execute(insert(nonconformity_events).values(
+        nc_id=nc_id, at=run.finished_at, actor=AGENT_ACTOR, event=event,
+        body={"monitoring_record_id": mon_id, "nature": _nature(run)},
+    ))
+    return nc_id
+
+
+def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
+    """A store write: nonconformity first (on breach), then the monitoring record linking it."""
+    mon_id = f"MR-{uuid.uuid4().hex}"
+
+    def write(conn: Connection) -> tuple[str, str | None]:
+        nc_id = None
+        if run.verdict == "breach" and not run.error:
+            nc_id = _open_or_recur(conn, run, ctx, mon_id)
+        body = monitoring_record(run, ctx, record_id=mon_id, nc_id=nc_id)
+        conn.execute(insert(monitoring_records).values(
+            record_id=mon_id, model=run.model, check_id=run.check_id,
+            executed_at=run.started_at, outcome=body["result"]["outcome"],
+            nonconformity_id=nc_id, body=body,
+        ))
+        return mon_id, nc_id
+
+    return write

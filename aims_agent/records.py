@@ -1,0 +1,139 @@
+"""The records that flow through the agent, from an ingested prediction to a nonconformity.
+
+    Record -> Window -> Measurement -> Assessment -> CheckRun -> MonitoringRecord / Nonconformity
+
+All are immutable. `Record` is a msgspec Struct because it is decoded on the ingest hot path;
+the rest are frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import msgspec
+
+Scalar = float | int | str | bool | None
+Verdict = Literal["pass", "warn", "breach", "insufficient_data"]
+ColumnKind = Literal["numeric", "categorical"]
+Direction = Literal["above", "below"]
+
+VERDICT_ORDER: Mapping[Verdict, int] = {"insufficient_data": 0, "pass": 1, "warn": 2, "breach": 3}
+
+
+class Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One prediction as the model made it, with ground truth and attributes if known."""
+
+    id: str | int
+    features: dict[str, Scalar]
+    prediction: Scalar
+    timestamp: float | str | None = None
+    score: float | None = None
+    label: Scalar = None
+    attributes: dict[str, Scalar] = {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Threshold:
+    """When a value breaches: `above` (distances, shares) or `below` (p-values, accuracy).
+
+    `inclusive` says whether the breach value itself breaches (`>=` / `<=`) or not (`>` / `<`),
+    matching each statistical test's own convention. `warn` is a band before the breach value;
+    `min_samples` guards against judging tiny windows.
+    """
+
+    breach: float
+    direction: Direction = "above"
+    inclusive: bool = True
+    warn: float | None = None
+    min_samples: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Measurement:
+    """A number a check computed, and how. It carries the rule but not yet a verdict."""
+
+    check_id: str
+    kind: str
+    metric: str
+    value: float
+    method: str
+    feature: str | None = None
+    params: Mapping[str, object] = field(default_factory=dict)
+    n_reference: int = 0
+    n_current: int = 0
+    p_value: float | None = None
+    threshold: Threshold | None = None
+    headline: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Assessment:
+    """A measurement with the verdict its threshold gives."""
+
+    measurement: Measurement
+    verdict: Verdict
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowInfo:
+    """Which slice of traffic a check run saw."""
+
+    start: float
+    end: float
+    seen: int
+    sampled: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlTags:
+    """What a check evidences: ISO/IEC 42001 controls and related articles and subcategories."""
+
+    iso42001: tuple[str, ...]
+    eu_ai_act: tuple[str, ...] = ()
+    nist_ai_rmf: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckRun:
+    """One execution of one check on one window, judged."""
+
+    run_id: str
+    model: str
+    check_id: str
+    kind: str
+    started_at: float
+    finished_at: float
+    window: WindowInfo
+    assessments: tuple[Assessment, ...]
+    verdict: Verdict
+    controls: ControlTags
+    error: str | None = None
+
+    @property
+    def headline(self) -> Assessment | None:
+        return next((a for a in self.assessments if a.measurement.headline), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NonconformityRecord:
+    """A clause 10.2 nonconformity as stored: opened by a breach, later breaches are recurrences."""
+
+    nc_id: str
+    model: str
+    model_version: str
+    ai_system_id: str
+    check_id: str
+    status: str
+    severity: str
+    opened_at: float
+    detected_by: str
+    requirement: str
+    criterion: str
+    observed: str
+    expected: str
+    controls: tuple[str, ...]
+    recurrences: int
+    last_seen_at: float
+    opened_by_run: str

@@ -1,0 +1,1 @@
+"""Evidence storage: SQLAlchemy tables and the single-writer store."""

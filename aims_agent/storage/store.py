@@ -1,0 +1,133 @@
+"""The evidence store: one writer thread with group commit, readers on their own connections.
+
+Every write is a function of a SQLAlchemy `Connection`, queued to the single writer. The writer
+takes everything that is waiting, runs it in one transaction and commits once (one fsync for
+many HTTP requests), then resolves each caller's future. If the group fails, each write is
+retried alone so that one bad write cannot sink the others. A caller is acknowledged only after
+its transaction has committed: that is what makes an acknowledged record durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from aims_agent.errors import StorageError
+from aims_agent.storage.schema import metadata
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Write = Callable[[Connection], Any]
+
+# Dialect -> INSERT construct with ON CONFLICT support.
+UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
+
+_STOP = object()
+
+
+def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA busy_timeout=10000")
+        cur.close()
+
+
+class Store:
+    """Owns the engine and the writer thread; `close` drains pending writes first."""
+
+    def __init__(self, url: str, *, durability: str = "full", max_group: int = 256) -> None:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.engine = create_engine(url, pool_pre_ping=True)
+            if self.engine.dialect.name == "sqlite":
+                _sqlite_pragmas(self.engine, "FULL" if durability == "full" else "NORMAL")
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot open storage {parsed.render_as_string()}: {exc}") from exc
+        self.dialect = self.engine.dialect.name
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._max_group = max_group
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="aims-store-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def upsert(self) -> Any:
+        return UPSERT[self.dialect]
+
+    def submit(self, write: Callable[[Connection], T]) -> Future[T]:
+        """Queue a write; the future resolves once it has committed."""
+        if self._closed:
+            raise StorageError("storage is closed")
+        fut: Future[T] = Future()
+        self._queue.put((write, fut))
+        return fut
+
+    async def write(self, write: Callable[[Connection], T]) -> T:
+        """Await a committed write from the event loop."""
+        return await asyncio.wrap_future(self.submit(write))
+
+    def read(self, query: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.connect() as conn:
+                return query(conn)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            group = [] if item is _STOP else [item]
+            while item is not _STOP and len(group) < self._max_group:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not _STOP:
+                    group.append(item)
+            if group:
+                self._commit(group)  # type: ignore[arg-type]
+            if item is _STOP:
+                return
+
+    def _commit(self, group: list[tuple[Write, Future[Any]]]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                results = [write(conn) for write, _ in group]
+        except Exception as exc:  # noqa: BLE001 - retried one by one, each failure reported
+            if len(group) > 1:
+                for item in group:
+                    self._commit([item])
+                return
+            log.exception("storage write failed")
+            group[0][1].set_exception(StorageError(f"write failed: {exc}"))
+            return
+        for (_, fut), result in zip(group, results, strict=True):
+            fut.set_result(result)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Refuse new writes, wait for queued ones to commit, close the connection pool."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("storage writer did not drain within %.1fs", timeout)
+        self.engine.dispose()

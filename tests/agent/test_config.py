@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aims_agent.agent.cli import main
+from aims_agent.agent.config import load_config
+from aims_agent.errors import ConfigError
+from tests.conftest import base_config
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value.problems
+
+
+def test_valid_config_loads_and_resolves_paths(write_config, reference_csv):
+    cfg = load_config(write_config())
+    assert cfg.models[0].reference.path == reference_csv
+    assert cfg.storage_url.startswith("sqlite:///") and cfg.storage_url.endswith("aims.db")
+    assert len(cfg.fingerprint()) == 64
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda c: c["models"][0]["checks"][0].update(threshold=-1),
+         "models[0].checks[0].threshold: must be > 0, got -1"),
+        (lambda c: c["models"][0]["checks"][0].update(schedule_seconds=0),
+         "models[0].checks[0].schedule_seconds: must be > 0, got 0"),
+        (lambda c: c["models"][0]["window"].update(max_sample="many"),
+         "models[0].window.max_sample: Input should be a valid integer"),
+        (lambda c: c["agent"].update(port=70000),
+         "agent.port: must be <= 65535, got 70000"),
+        (lambda c: c["agent"]["tokens"][0].update(env="not a var"),
+         "agent.tokens[0].env: must be an environment variable name, got 'not a var'"),
+        (lambda c: c["agent"]["tokens"][0].update(value="inline-secret"),
+         "agent.tokens[0].value: is not a known field"),
+        (lambda c: c["models"][0].pop("version"), "models[0].version: is required"),
+        (lambda c: c["models"][0]["checks"][0].update(kind="nope"),
+         "models[0].checks[0]: Input tag 'nope' found using 'kind' does not match"),
+        (lambda c: c["models"][0]["checks"][0].update(warn=0.6, threshold=0.5),
+         "models[0].checks[0].warn: must be < threshold (0.5), got 0.6"),
+        (lambda c: c["models"][0]["checks"][0].update(controls=["A.99.1"]),
+         "models[0].checks[0].controls: unknown ISO/IEC 42001 control 'A.99.1'"),
+        (lambda c: c["models"][0]["checks"][0].update(columns={"zz": {"test": "ks"}}),
+         "models[0].checks[0].columns.zz: not a column of the schema"),
+        (lambda c: c["models"][0]["reference"].update(path="/nonexistent/ref.csv"),
+         "models[0].reference.path: file not found: /nonexistent/ref.csv"),
+        (lambda c: c["models"][0]["schema"].update(categorical=["x1"]),
+         "models[0].schema: column names must be unique, repeated: x1"),
+    ],
+)
+def test_problems_name_the_yaml_path(tmp_path, reference_csv, mutate, expected):
+    cfg = base_config(reference_csv, tmp_path / "ev")
+    mutate(cfg)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    problems = problems_of(path)
+    assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_every_problem_is_reported_at_once(tmp_path, reference_csv):
+    cfg = base_config(reference_csv, tmp_path / "ev")
+    cfg["models"][0]["checks"][0]["threshold"] = -1
+    cfg["agent"]["port"] = -5
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert len(problems_of(path)) == 2
+
+
+def test_cli_validate_exit_codes(tmp_path, write_config, reference_csv, capsys):
+    assert main(["validate", str(write_config())]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "model m1 1.0 (AIS-T): 4 features" in out
+
+    cfg = base_config(reference_csv, tmp_path / "ev")
+    cfg["models"][0]["checks"][0]["threshold"] = -1
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    assert main(["validate", str(bad)]) == 2
+    assert "models[0].checks[0].threshold: must be > 0, got -1" in capsys.readouterr().err
+
+
+def test_cli_validate_unreadable_and_not_yaml(tmp_path, capsys):
+    assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("agent: [unclosed")
+    assert main(["validate", str(broken)]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("42")
+    assert main(["validate", str(scalar)]) == 2
+    assert "config must be a mapping" in capsys.readouterr().err

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from aims_agent.agent.config import SchemaConfig
+from aims_agent.agent.window import Window
+from aims_agent.schema import ModelSchema
+
+SCHEMA = ModelSchema(SchemaConfig(numeric=("x",), categorical=("c",), prediction="p"))
+
+
+def make_window(capacity: int, span: float = 100.0, seed: int = 0) -> Window:
+    return Window(SCHEMA, capacity=capacity, span=span,
+                  reference_categories={"c": ("a", "b")}, rng=np.random.default_rng(seed))
+
+
+def rows(start: int, n: int) -> tuple[list[tuple], list[str]]:
+    return ([(float(i), "a" if i % 2 else "z", "1") for i in range(start, start + n)],
+            [f"id{i}" for i in range(start, start + n)])
+
+
+def test_fills_then_stays_bounded():
+    w = make_window(1000)
+    for b in range(50):
+        r, ids = rows(b * 500, 500)
+        w.offer(r, ids, now=10.0)
+    snap = w.snapshot(now=10.0)
+    assert snap.info.seen == 25_000 and snap.info.sampled == 1000
+    assert len(snap.columns["x"]) == 1000
+    assert w._alloc <= 1000  # memory never exceeds the cap
+    assert len(set(snap.record_ids)) == 1000  # every slot holds a distinct record
+
+
+def test_reservoir_is_uniform_over_the_stream():
+    # each of 20k items should be kept with probability 1000/20000; KS on kept positions
+    w = make_window(1000, seed=3)
+    for b in range(40):
+        r, ids = rows(b * 500, 500)
+        w.offer(r, ids, now=1.0)
+    kept = w.snapshot(now=1.0).columns["x"]
+    assert stats.kstest(kept / 20_000, "uniform").pvalue > 0.001
+    assert abs(kept.mean() / 20_000 - 0.5) < 0.05
+
+
+def test_within_batch_collision_keeps_the_later_row():
+    w = make_window(1)
+    w.offer(*rows(0, 1), now=1.0)
+    sampled = w.offer(*rows(1, 10_000), now=1.0)
+    # whatever survived in the batch, storage gets exactly the final content of each slot
+    assert len(sampled.slots) == len(set(sampled.slots)) <= 1
+    if sampled.slots:
+        assert w.snapshot(now=1.0).record_ids[0] == f"id{1 + sampled.positions[0]}"
+
+
+def test_categorical_codes_extend_the_reference_vocabulary():
+    w = make_window(10)
+    w.offer([(1.0, "b", "1"), (2.0, "new", "1"), (math.nan, None, "1")], ["a", "b", "c"], now=1)
+    snap = w.snapshot(now=1)
+    assert snap.vocabularies["c"][:3] == ("a", "b", "new")
+    assert snap.columns["c"].tolist() == [1, 2, -1]
+    assert math.isnan(snap.columns["x"][2])
+
+
+def test_tumbling_window_rolls_over():
+    w = make_window(100, span=60)
+    w.offer(*rows(0, 10), now=30)
+    assert w.snapshot(now=59).info.seen == 10
+    snap = w.snapshot(now=61)
+    assert snap.info.seen == 0 and snap.info.start == 60
+
+
+def test_restore_gives_back_the_same_window():
+    w = make_window(100)
+    r, ids = rows(0, 50)
+    s = w.offer(r, ids, now=5)
+    w2 = make_window(100)
+    w2.restore(start=s.window_start, seen=s.seen, slots=list(s.slots),
+               rows=[r[p] for p in s.positions], ids=[ids[p] for p in s.positions])
+    a, b = w.snapshot(now=5), w2.snapshot(now=5)
+    assert a.record_ids == b.record_ids and a.info == b.info
+    for name in a.columns:
+        np.testing.assert_array_equal(a.columns[name], b.columns[name])
+
+
+@pytest.mark.parametrize("capacity", [1, 7, 1000])
+def test_sample_size_is_min_of_seen_and_capacity(capacity):
+    w = make_window(capacity)
+    w.offer(*rows(0, 5), now=1)
+    assert w.snapshot(now=1).info.sampled == min(5, capacity)
