@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -36,8 +35,9 @@ class ApiError(Exception):
 
 
 def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
-    return Response(_json.encode(body), status_code=status, media_type="application/json",
-                    headers=headers)
+    return Response(
+        _json.encode(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def resolve_tokens(cfg: Config, environ: Mapping[str, str]) -> dict[bytes, TokenConfig]:
@@ -56,8 +56,10 @@ def resolve_tokens(cfg: Config, environ: Mapping[str, str]) -> dict[bytes, Token
 
 
 def _errors(errors: list[RecordError]) -> list[dict[str, object]]:
-    return [{"index": e.index, "id": e.record_id, "field": e.field, "reason": e.reason}
-            for e in errors[:MAX_ERRORS]]
+    return [
+        {"index": e.index, "id": e.record_id, "field": e.field, "reason": e.reason}
+        for e in errors[:MAX_ERRORS]
+    ]
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -73,13 +75,20 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(runtime: Runtime, tokens: Mapping[bytes, TokenConfig],
-               *, ready: Callable[[], bool] = lambda: True) -> FastAPI:
+def create_app(
+    runtime: Runtime,
+    tokens: Mapping[bytes, TokenConfig],
+    *,
+    ready: Callable[[], bool] = lambda: True,
+) -> FastAPI:
     """The FastAPI app over a built runtime. Lifecycle (scheduler, shutdown) is the server's."""
     cfg = runtime.cfg
     metrics = runtime.metrics
-    app = FastAPI(title="aims-agent", version=__version__,
-                  description="Runtime AI monitoring evidence for ISO/IEC 42001")
+    app = FastAPI(
+        title="aims-agent",
+        version=__version__,
+        description="Runtime AI monitoring evidence for ISO/IEC 42001",
+    )
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
@@ -116,10 +125,17 @@ def create_app(runtime: Runtime, tokens: Mapping[bytes, TokenConfig],
         }
     }
 
-    @app.post("/v1/models/{model}/records", openapi_extra=ingest_doc,
-              summary="Ingest prediction records (JSON array or NDJSON)")
-    async def ingest(model: str, request: Request, on_error: Literal["reject", "skip"] = "reject",
-                     _: str = Depends(require("ingest"))) -> Response:
+    @app.post(
+        "/v1/models/{model}/records",
+        openapi_extra=ingest_doc,
+        summary="Ingest prediction records (JSON array or NDJSON)",
+    )
+    async def ingest(
+        model: str,
+        request: Request,
+        on_error: Literal["reject", "skip"] = "reject",
+        _: str = Depends(require("ingest")),
+    ) -> Response:
         """`on_error=reject` (default) keeps nothing from a batch with a bad record, so a
         corrected batch can be resent whole; `skip` keeps the valid records and reports the rest."""
         model_or_404(model)
@@ -130,34 +146,56 @@ def create_app(runtime: Runtime, tokens: Mapping[bytes, TokenConfig],
             raise
         schema = runtime.models[model].schema
         try:
-            decoded = decode_records(body, request.headers.get("content-type", ""), schema,
-                                     now=runtime.clock())
+            decoded = decode_records(
+                body, request.headers.get("content-type", ""), schema, now=runtime.clock()
+            )
         except PayloadError as exc:
             metrics.rejected.labels(model, "invalid_payload").inc()
             raise ApiError(400, str(exc)) from None
         if decoded.errors:
             metrics.rejected.labels(model, "invalid_record").inc(len(decoded.errors))
             if on_error == "reject":
-                raise ApiError(422, f"{len(decoded.errors)} invalid record(s); nothing was stored",
-                               accepted=0, rejected=len(decoded.errors) + len(decoded.rows),
-                               errors=_errors(decoded.errors))
+                raise ApiError(
+                    422,
+                    f"{len(decoded.errors)} invalid record(s); nothing was stored",
+                    accepted=0,
+                    rejected=len(decoded.errors) + len(decoded.rows),
+                    errors=_errors(decoded.errors),
+                )
         try:
             sampled = await runtime.ingest(model, decoded)
         except StorageError as exc:
             raise ApiError(503, f"storage unavailable, nothing acknowledged: {exc}") from None
-        return json_response(200, {"accepted": len(decoded.rows), "sampled": sampled,
-                                   "rejected": len(decoded.errors),
-                                   "errors": _errors(decoded.errors)})
+        return json_response(
+            200,
+            {
+                "accepted": len(decoded.rows),
+                "sampled": sampled,
+                "rejected": len(decoded.errors),
+                "errors": _errors(decoded.errors),
+            },
+        )
 
     @app.get("/v1/models", summary="Monitored models and their current windows")
     async def models(_: str = Depends(require("read"))) -> Response:
         out = []
         for name, mr in runtime.models.items():
             w = mr.window
-            out.append({"name": name, "version": mr.cfg.version,
-                        "ai_system_id": mr.cfg.ai_system_id, "checks": list(mr.checks),
-                        "window": {"start": w.start, "seen": w.seen, "sampled": w.size,
-                                   "capacity": w.capacity, "span_seconds": w.span}})
+            out.append(
+                {
+                    "name": name,
+                    "version": mr.cfg.version,
+                    "ai_system_id": mr.cfg.ai_system_id,
+                    "checks": list(mr.checks),
+                    "window": {
+                        "start": w.start,
+                        "seen": w.seen,
+                        "sampled": w.size,
+                        "capacity": w.capacity,
+                        "span_seconds": w.span,
+                    },
+                }
+            )
         return json_response(200, out)
 
     @app.post("/v1/models/{model}/checks/{check_id}/run", summary="Run a check now")
@@ -166,16 +204,26 @@ def create_app(runtime: Runtime, tokens: Mapping[bytes, TokenConfig],
         if check_id not in runtime.models[model].checks:
             raise ApiError(404, f"model {model!r} has no check {check_id!r}")
         outcome = await asyncio.to_thread(runtime.run_check, model, check_id)
-        return json_response(200, {"verdict": outcome.run.verdict, "error": outcome.run.error,
-                                   "monitoring_record_id": outcome.monitoring_record_id,
-                                   "nonconformity_id": outcome.nonconformity_id})
+        return json_response(
+            200,
+            {
+                "verdict": outcome.run.verdict,
+                "error": outcome.run.error,
+                "monitoring_record_id": outcome.monitoring_record_id,
+                "nonconformity_id": outcome.nonconformity_id,
+            },
+        )
 
     def _rows(query: Any) -> list[dict[str, Any]]:
         return runtime.store.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
 
     @app.get("/v1/monitoring-records", summary="Clause 9.1 monitoring records, newest first")
-    async def monitoring(model: str | None = None, check: str | None = None, limit: int = 100,
-                         _: str = Depends(require("read"))) -> Response:
+    async def monitoring(
+        model: str | None = None,
+        check: str | None = None,
+        limit: int = 100,
+        _: str = Depends(require("read")),
+    ) -> Response:
         q = select(monitoring_records.c.body).order_by(monitoring_records.c.executed_at.desc())
         if model:
             q = q.where(monitoring_records.c.model == model)
@@ -185,12 +233,17 @@ def create_app(runtime: Runtime, tokens: Mapping[bytes, TokenConfig],
         return json_response(200, [r["body"] for r in rows])
 
     def _nc(row: Mapping[str, Any]) -> dict[str, Any]:
-        return {**row["body"], "status": row["status"], "recurrences": row["recurrences"],
-                "last_seen_at": row["last_seen_at"]}
+        return {
+            **row["body"],
+            "status": row["status"],
+            "recurrences": row["recurrences"],
+            "last_seen_at": row["last_seen_at"],
+        }
 
     @app.get("/v1/nonconformities", summary="Clause 10.2 nonconformity records")
-    async def list_nc(status: str | None = None, model: str | None = None,
-                      _: str = Depends(require("read"))) -> Response:
+    async def list_nc(
+        status: str | None = None, model: str | None = None, _: str = Depends(require("read"))
+    ) -> Response:
         q = select(nonconformities).order_by(nonconformities.c.opened_at.desc())
         if status:
             q = q.where(nonconformities.c.status == status)
@@ -202,15 +255,26 @@ def create_app(runtime: Runtime, tokens: Mapping[bytes, TokenConfig],
     @app.get("/v1/nonconformities/{nc_id}", summary="One nonconformity with its events")
     async def get_nc(nc_id: str, _: str = Depends(require("read"))) -> Response:
         rows = await asyncio.to_thread(
-            _rows, select(nonconformities).where(nonconformities.c.nc_id == nc_id))
+            _rows, select(nonconformities).where(nonconformities.c.nc_id == nc_id)
+        )
         if not rows:
             raise ApiError(404, f"no nonconformity {nc_id!r}")
         events = await asyncio.to_thread(
-            _rows, select(nonconformity_events).where(nonconformity_events.c.nc_id == nc_id)
-            .order_by(nonconformity_events.c.event_id))
-        return json_response(200, {**_nc(rows[0]), "events": [
-            {"at": e["at"], "actor": e["actor"], "event": e["event"], **e["body"]}
-            for e in events]})
+            _rows,
+            select(nonconformity_events)
+            .where(nonconformity_events.c.nc_id == nc_id)
+            .order_by(nonconformity_events.c.event_id),
+        )
+        return json_response(
+            200,
+            {
+                **_nc(rows[0]),
+                "events": [
+                    {"at": e["at"], "actor": e["actor"], "event": e["event"], **e["body"]}
+                    for e in events
+                ],
+            },
+        )
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -227,5 +291,3 @@ def create_app(runtime: Runtime, tokens: Mapping[bytes, TokenConfig],
         return JSONResponse({"status": "not ready"}, status_code=503)
 
     return app
-
-

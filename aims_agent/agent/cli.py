@@ -16,8 +16,11 @@ EXIT_OK, EXIT_BREACH, EXIT_USAGE = 0, 1, 2
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -29,8 +32,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"  storage {cfg.storage_url.split('@')[-1]}")
     for m in cfg.models:
         feats = len(m.schema_.numeric) + len(m.schema_.categorical)
-        print(f"  model {m.name} {m.version} ({m.ai_system_id}): {feats} features, "
-              f"window {m.window.span_seconds:g}s / {m.window.max_sample} records")
+        print(
+            f"  model {m.name} {m.version} ({m.ai_system_id}): {feats} features, "
+            f"window {m.window.span_seconds:g}s / {m.window.max_sample} records"
+        )
         for c in m.checks:
             print(f"    check {c.id} ({c.kind}) every {c.schedule_seconds:g}s")
     return EXIT_OK
@@ -49,8 +54,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from aims_agent.agent.demo import run_demo
 
-    return run_demo(duration=args.duration, evidence_dir=Path(args.evidence_dir),
-                    rate=args.rate, seed=args.seed)
+    return run_demo(
+        duration=args.duration, evidence_dir=Path(args.evidence_dir), rate=args.rate, seed=args.seed
+    )
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

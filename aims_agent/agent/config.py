@@ -67,7 +67,8 @@ class AgentConfig(_Strict):
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
     shutdown_timeout_seconds: float = Field(10.0, gt=0)
     durability: Literal["full", "normal"] = Field(
-        "full", description="full: fsync before acknowledging; normal: survives a crash of the agent"
+        "full",
+        description="full: fsync before acknowledging; normal: survives a crash of the agent",
     )
     scheduler: SchedulerConfig = SchedulerConfig()
 
@@ -254,7 +255,8 @@ def _semantic_problems(cfg: Config) -> list[str]:
             for control in check.controls or ():
                 if control not in known:
                     problems.append(
-                        f"models[{i}].checks[{j}].controls: unknown ISO/IEC 42001 control {control!r}"
+                        f"models[{i}].checks[{j}].controls: "
+                        f"unknown ISO/IEC 42001 control {control!r}"
                     )
             for column in check.columns:
                 if column not in columns:
@@ -274,8 +276,16 @@ def parse_config(data: object, *, base_dir: Path) -> Config:
         errors = exc.errors()
         # a failing item also makes pydantic call its list too short: report only the item
         deeper = [tuple(e["loc"]) for e in errors]
-        errors = [e for e in errors if not (e["type"] == "too_short" and any(
-            len(d) > len(e["loc"]) and d[: len(e["loc"])] == tuple(e["loc"]) for d in deeper))]
+        errors = [
+            e
+            for e in errors
+            if not (
+                e["type"] == "too_short"
+                and any(
+                    len(d) > len(e["loc"]) and d[: len(e["loc"])] == tuple(e["loc"]) for d in deeper
+                )
+            )
+        ]
         raise ConfigError([_problem(e) for e in errors]) from exc
     cfg = _resolve_paths(cfg, base_dir)
     problems = _semantic_problems(cfg)

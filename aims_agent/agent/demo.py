@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,20 @@ def say(t0: float, message: str) -> None:
 def _start_agent(config: Path, token: str) -> tuple[subprocess.Popen[str], str]:
     env = {**os.environ, "AIMS_DEMO_TOKEN": token}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aims_agent.agent.cli", "run", "--config", str(config),
-         "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=None, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "aims_agent.agent.cli",
+            "run",
+            "--config",
+            str(config),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=None,
+        text=True,
+        env=env,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # the agent announces its URL on stdout when ready
@@ -51,9 +63,13 @@ def _start_agent(config: Path, token: str) -> tuple[subprocess.Popen[str], str]:
 
 
 def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name):
-            return float(line.rsplit(" ", 1)[1])
+    """The value of the named series of `model`, 0 when it does not exist yet."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == {"model": MODEL}:
+                return float(sample.value)
     return 0.0
 
 
@@ -62,14 +78,29 @@ def _describe(record: dict[str, Any]) -> str:
     parts = [f"check {record['check']['id']}: {result['outcome'].upper()}"]
     if result["value"] is not None:
         head = next(m for m in result["measurements"] if m["headline"])
-        parts.append(f"drift share {result['value']:.2f} "
-                     f"({head['params']['drifted_features']}/{head['params']['features']} "
-                     f"features, window of {record['window']['records_sampled']} records)")
-        drifted = [f"{m['feature']} ({m['method']} {m['value']:.3f})"
-                   for m in result["measurements"] if m["verdict"] == "breach" and m["feature"]]
-        if drifted:
-            parts.append("drifted: " + ", ".join(drifted))
+        parts.append(
+            f"drift share {result['value']:.2f} "
+            f"({head['params']['drifted_features']}/{head['params']['features']} "
+            f"features, window of {record['window']['records_sampled']} records)"
+        )
+        for role, title in (("feature", "drifted features"), ("output", "model output drift")):
+            drifted = [
+                f"{m['feature']} ({m['method']} {m['value']:.3f})"
+                for m in result["measurements"]
+                if m["verdict"] == "breach" and m["params"].get("role") == role
+            ]
+            if drifted:
+                parts.append(f"{title}: " + ", ".join(drifted))
     return "  ".join(parts)
+
+
+@dataclass
+class _Seen:
+    """What the narration has already shown."""
+
+    records: set[str] = field(default_factory=set)
+    recurrences: dict[str, int] = field(default_factory=dict)  # nc id -> recurrences shown
+    open_gauge: float = 0.0
 
 
 def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> int:
@@ -86,15 +117,17 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
     config = evidence_dir / "aims-agent.yaml"
     with resources.as_file(resources.files("aims_agent.configs").joinpath("demo.yaml")) as src:
         shutil.copyfile(src, config)
-    say(t0, f"trained a logistic-regression credit model; reference data: {len(holdout.label)} "
-            f"rows in {evidence_dir / 'reference.csv'}")
+    say(
+        t0,
+        f"trained a logistic-regression credit model; reference data: {len(holdout.label)} "
+        f"rows in {evidence_dir / 'reference.csv'}",
+    )
 
     token = secrets.token_urlsafe(24)
     proc, url = _start_agent(config, token)
     say(t0, f"agent running at {url}  (Prometheus metrics: {url}/metrics, API docs: {url}/docs)")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
-    seen_records: set[str] = set()
-    seen_nc: dict[str, int] = {}
+    seen = _Seen()
     drift_at = duration * 0.4
     sent, tick = 0, 0.25
     try:
@@ -105,8 +138,11 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
             while (now := time.monotonic()) - start < duration:
                 if not drifting and now - start >= drift_at:
                     drifting = True
-                    say(t0, ">>> injecting drift: applicants younger, incomes x1.6, "
-                            "region mix shifted to 'central'")
+                    say(
+                        t0,
+                        ">>> injecting drift: applicants younger, incomes x1.6, "
+                        "region mix shifted to 'central'",
+                    )
                 batch = demo_data.applicants(rng, max(1, int(rate * tick)), drift=drifting)
                 recs = demo_data.records(batch, model.score(batch), start_id=sent, now=time.time())
                 body = "\n".join(json.dumps(r) for r in recs)
@@ -115,55 +151,65 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
                 sent += len(recs)
                 if now >= next_report:
                     next_report = now + 2
-                    _report(client, t0, sent, seen_records, seen_nc)
+                    _report(client, t0, sent, seen)
                 time.sleep(max(0.0, tick - (time.monotonic() - now)))
-            _report(client, t0, sent, seen_records, seen_nc)
+            _report(client, t0, sent, seen)
             _export(client, evidence_dir)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(15)
     say(t0, f"agent stopped (exit {proc.returncode})")
     print(f"\nEvidence is in {evidence_dir}:")
-    print("  aims.db                  SQLite store: monitoring records (clause 9.1), "
-          "nonconformities and their events (clause 10.2)")
+    print(
+        "  aims.db                  SQLite store: monitoring records (clause 9.1), "
+        "nonconformities and their events (clause 10.2)"
+    )
     print("  monitoring-records.json  every check run, as the API serves it")
     print("  nonconformities.json     the nonconformity register with event history")
     print("  reference.csv, aims-agent.yaml   the reference data and config the agent ran with")
-    if not seen_nc:
+    if not seen.recurrences:
         print("\nNo nonconformity was opened: try a longer --duration.")
         return 1
     return 0
 
 
-def _report(client: httpx.Client, t0: float, sent: int, seen_records: set[str],
-            seen_nc: dict[str, int]) -> None:
+def _report(client: httpx.Client, t0: float, sent: int, seen: _Seen) -> None:
     metrics = client.get("/metrics").text
-    received = _metric(metrics, f'aims_records_received_total{{model="{MODEL}"}}')
-    sampled = _metric(metrics, f'aims_window_sampled_records{{model="{MODEL}"}}')
+    received = _metric(metrics, "aims_records_received_total")
+    sampled = _metric(metrics, "aims_window_sampled_records")
     say(t0, f"sent {sent} records; agent received {received:.0f}, window sample {sampled:.0f}")
     records = client.get("/v1/monitoring-records", params={"model": MODEL, "limit": 20}).json()
     for rec in reversed(records):
-        if rec["record_id"] not in seen_records:
-            seen_records.add(rec["record_id"])
+        if rec["record_id"] not in seen.records:
+            seen.records.add(rec["record_id"])
             say(t0, _describe(rec))
-    for nc in client.get("/v1/nonconformities", params={"model": MODEL}).json():
-        known = seen_nc.get(nc["nc_id"])
+    for nc in reversed(client.get("/v1/nonconformities", params={"model": MODEL}).json()):
+        known = seen.recurrences.get(nc["nc_id"])
         if known is None:
-            say(t0, f"!!! nonconformity {nc['nc_id']} opened ({nc['severity']}): "
-                    f"{nc['nature']['observed']}; controls {', '.join(nc['requirement']['controls'])}")
+            say(
+                t0,
+                f"!!! nonconformity {nc['nc_id']} opened ({nc['severity']}): "
+                f"{nc['nature']['observed']}; controls {', '.join(nc['requirement']['controls'])}",
+            )
         elif nc["recurrences"] > known:
-            say(t0, f"    nonconformity {nc['nc_id']}: breach recurred, {nc['recurrences']} "
-                    "recurrence(s) attached")
-        seen_nc[nc["nc_id"]] = nc["recurrences"]
-    open_nc = _metric(metrics, f'aims_nonconformities_open{{model="{MODEL}"}}')
-    if open_nc:
-        say(t0, f"    aims_nonconformities_open{{model=\"{MODEL}\"}} = {open_nc:.0f}")
+            say(
+                t0,
+                f"    nonconformity {nc['nc_id']}: breach recurred, {nc['recurrences']} "
+                "recurrence(s) attached",
+            )
+        seen.recurrences[nc["nc_id"]] = nc["recurrences"]
+    open_nc = _metric(metrics, "aims_nonconformities_open")
+    if open_nc != seen.open_gauge:
+        say(t0, f'    /metrics: aims_nonconformities_open{{model="{MODEL}"}} {open_nc:.0f}')
+        seen.open_gauge = open_nc
 
 
 def _export(client: httpx.Client, evidence_dir: Path) -> None:
     records = client.get("/v1/monitoring-records", params={"limit": 1000}).json()
-    ncs = [client.get(f"/v1/nonconformities/{nc['nc_id']}").json()
-           for nc in client.get("/v1/nonconformities").json()]
+    ncs = [
+        client.get(f"/v1/nonconformities/{nc['nc_id']}").json()
+        for nc in client.get("/v1/nonconformities").json()
+    ]
     for name, data in (("monitoring-records.json", records), ("nonconformities.json", ncs)):
         tmp = evidence_dir / f".{name}.tmp"
         tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -41,9 +41,15 @@ def applicants(rng: np.random.Generator, n: int, *, drift: bool = False) -> Batc
     region = rng.choice(np.array(REGIONS, dtype=object), size=n, p=region_p)
     employment = rng.choice(np.array(EMPLOYMENT, dtype=object), size=n, p=[0.6, 0.2, 0.1, 0.1])
     purpose = rng.choice(np.array(PURPOSE, dtype=object), size=n)
-    logit = (-1.2 + 3.0 * debt - 0.8 * np.log(income / 40_000) - 0.03 * (age - 40)
-             + 0.9 * (employment == "unemployed") - 0.004 * (history - 90)
-             + 0.15 * (gender == "F"))
+    logit = (
+        -1.2
+        + 3.0 * debt
+        - 0.8 * np.log(income / 40_000)
+        - 0.03 * (age - 40)
+        + 0.9 * (employment == "unemployed")
+        - 0.004 * (history - 90)
+        + 0.15 * (gender == "F")
+    )
     label = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
     return Batch(
         numeric=np.column_stack([age, income, debt, history, accounts]),
@@ -78,8 +84,12 @@ def rows(b: Batch, scores: np.ndarray) -> Iterator[dict[str, Any]]:
     for i in range(len(b.label)):
         row: dict[str, Any] = dict(zip(NUMERIC, b.numeric[i].tolist(), strict=True))
         row.update(zip(CATEGORICAL, b.categorical[i].tolist(), strict=True))
-        row.update(prediction=int(scores[i] >= 0.5), score=round(float(scores[i]), 6),
-                   default=int(b.label[i]), gender=b.gender[i])
+        row.update(
+            prediction=int(scores[i] >= 0.5),
+            score=round(float(scores[i]), 6),
+            default=int(b.label[i]),
+            gender=b.gender[i],
+        )
         yield row
 
 
@@ -95,13 +105,15 @@ def records(b: Batch, scores: np.ndarray, *, start_id: int, now: float) -> list[
     """The same rows as ingest records."""
     out = []
     for i, row in enumerate(rows(b, scores)):
-        out.append({
-            "id": f"req-{start_id + i:08d}",
-            "timestamp": now,
-            "features": {k: row[k] for k in (*NUMERIC, *CATEGORICAL)},
-            "prediction": row["prediction"],
-            "score": row["score"],
-            "label": row["default"],
-            "attributes": {SENSITIVE: row[SENSITIVE]},
-        })
+        out.append(
+            {
+                "id": f"req-{start_id + i:08d}",
+                "timestamp": now,
+                "features": {k: row[k] for k in (*NUMERIC, *CATEGORICAL)},
+                "prediction": row["prediction"],
+                "score": row["score"],
+                "label": row["default"],
+                "attributes": {SENSITIVE: row[SENSITIVE]},
+            }
+        )
     return out

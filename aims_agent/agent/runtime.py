@@ -39,7 +39,7 @@ Clock = Callable[[], float]
 
 DEFINITIONS = {
     "drift": "share of monitored features whose distribution in the window differs from the "
-             "reference under each feature's statistical test",
+    "reference under each feature's statistical test",
 }
 
 
@@ -75,38 +75,61 @@ class Runtime:
         config_hash = cfg.fingerprint()
         self.models = {m.name: self._build(m, config_hash) for m in cfg.models}
         for name, mr in self.models.items():
+            self.metrics.received.labels(name)  # series exist at 0 before the first record
+            self.metrics.sampled.labels(name)
             self._restore(name, mr)
+            self._publish_window(name, mr.window)
         self.refresh_open_nonconformities()
 
     def _build(self, m: ModelConfig, config_hash: str) -> ModelRuntime:
         schema = ModelSchema(m.schema_)
         reference = load_reference(m.reference.path, schema, fmt=m.reference.format)
-        window = Window(schema, capacity=m.window.max_sample, span=m.window.span_seconds,
-                        reference_categories=reference.vocabularies,
-                        rng=np.random.default_rng(self._rng.integers(2**63)))
+        window = Window(
+            schema,
+            capacity=m.window.max_sample,
+            span=m.window.span_seconds,
+            reference_categories=reference.vocabularies,
+            rng=np.random.default_rng(self._rng.integers(2**63)),
+        )
         checks = {c.id: build_check(c, reference, schema) for c in m.checks}
         contexts = {
             c.id: EvidenceContext(
-                agent_version=__version__, config_hash=config_hash,
-                environment=self.cfg.agent.environment, ai_system_id=m.ai_system_id,
-                model_version=m.version, reference_id=reference.reference_id,
-                reference_fingerprint=reference.fingerprint, n_reference=reference.n_rows,
-                schedule_seconds=c.schedule_seconds, definition=DEFINITIONS[c.kind],
+                agent_version=__version__,
+                config_hash=config_hash,
+                environment=self.cfg.agent.environment,
+                ai_system_id=m.ai_system_id,
+                model_version=m.version,
+                reference_id=reference.reference_id,
+                reference_fingerprint=reference.fingerprint,
+                n_reference=reference.n_rows,
+                schedule_seconds=c.schedule_seconds,
+                definition=DEFINITIONS[c.kind],
                 severity=c.severity,
             )
             for c in m.checks
         }
         controls = {c.id: controls_for(c.kind, c.controls) for c in m.checks}
-        return ModelRuntime(cfg=m, schema=schema, reference=reference, window=window,
-                            checks=checks, contexts=contexts, controls=controls)
+        return ModelRuntime(
+            cfg=m,
+            schema=schema,
+            reference=reference,
+            window=window,
+            checks=checks,
+            contexts=contexts,
+            controls=controls,
+        )
 
     def _restore(self, name: str, mr: ModelRuntime) -> None:
         stored = self.store.read(lambda conn: load_window(conn, name))
         if stored is None or stored.start != mr.window.window_start(self.clock()):
             return
-        mr.window.restore(start=stored.start, seen=stored.seen, slots=stored.slots,
-                          rows=stored.rows, ids=stored.ids)
-        self._publish_window(name, mr.window)
+        mr.window.restore(
+            start=stored.start,
+            seen=stored.seen,
+            slots=stored.slots,
+            rows=stored.rows,
+            ids=stored.ids,
+        )
         log.info("restored window of %s: %d seen, %d sampled", name, stored.seen, len(stored.slots))
 
     def model(self, name: str) -> ModelRuntime:
@@ -127,8 +150,11 @@ class Runtime:
             return 0
         # offer and submit without an await between them: storage sees batches in window order
         sampled = mr.window.offer(decoded.rows, decoded.ids, now=self.clock())
-        pending = self.store.submit(save_sampled(
-            self.store.upsert, name, sampled, decoded.rows, decoded.ids, decoded.timestamps))
+        pending = self.store.submit(
+            save_sampled(
+                self.store.upsert, name, sampled, decoded.rows, decoded.ids, decoded.timestamps
+            )
+        )
         await asyncio.wrap_future(pending)
         self.metrics.received.labels(name).inc(len(decoded.rows))
         self.metrics.sampled.labels(name).inc(len(sampled.slots))
@@ -161,9 +187,17 @@ class Runtime:
             log.exception("check %s/%s failed", name, check_id)
             error = f"{type(exc).__name__}: {exc}"
         run = CheckRun(
-            run_id=uuid.uuid4().hex, model=name, check_id=check_id, kind=check.kind,
-            started_at=started, finished_at=self.clock(), window=data.info,
-            assessments=assessments, verdict=verdict, controls=mr.controls[check_id], error=error,
+            run_id=uuid.uuid4().hex,
+            model=name,
+            check_id=check_id,
+            kind=check.kind,
+            started_at=started,
+            finished_at=self.clock(),
+            window=data.info,
+            assessments=assessments,
+            verdict=verdict,
+            controls=mr.controls[check_id],
+            error=error,
         )
         mon_id, nc_id = self.store.submit(record_run(run, mr.contexts[check_id])).result()
         self.metrics.observe_run(run)
@@ -172,10 +206,14 @@ class Runtime:
         return RunOutcome(run=run, monitoring_record_id=mon_id, nonconformity_id=nc_id)
 
     def refresh_open_nonconformities(self) -> None:
-        counts = dict(self.store.read(lambda conn: conn.execute(
+        query = (
             select(nonconformities.c.model, func.count())
             .where(nonconformities.c.open_key.is_not(None))
-            .group_by(nonconformities.c.model)).all()))
+            .group_by(nonconformities.c.model)
+        )
+        counts: dict[str, int] = dict(
+            self.store.read(lambda conn: [(str(m), int(n)) for m, n in conn.execute(query).all()])
+        )
         for name in self.models:
             self.metrics.nc_open.labels(name).set(counts.get(name, 0))
 

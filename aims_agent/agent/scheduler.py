@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 RunCheck = Callable[[str, str], object]
 
 
-def build_scheduler(cfg: Config, run_check: RunCheck, *, first_run_delay: float = 5.0
-                    ) -> BackgroundScheduler:
+def build_scheduler(
+    cfg: Config, run_check: RunCheck, *, first_run_delay: float = 5.0
+) -> BackgroundScheduler:
     s = cfg.agent.scheduler
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=s.workers)},
@@ -37,9 +38,13 @@ def build_scheduler(cfg: Config, run_check: RunCheck, *, first_run_delay: float 
     for model in cfg.models:
         for check in model.checks:
             scheduler.add_job(
-                run_check, "interval", args=(model.name, check.id),
-                seconds=check.schedule_seconds, next_run_time=start,
-                id=f"{model.name}/{check.id}", name=f"check {model.name}/{check.id}",
+                run_check,
+                "interval",
+                args=(model.name, check.id),
+                seconds=check.schedule_seconds,
+                next_run_time=start,
+                id=f"{model.name}/{check.id}",
+                name=f"check {model.name}/{check.id}",
             )
 
     def on_error(event: JobExecutionEvent) -> None:

@@ -8,9 +8,11 @@ the scheduler stops, running checks finish (same deadline) and storage drains an
 from __future__ import annotations
 
 import logging
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 
 import uvicorn
 from fastapi import FastAPI
@@ -23,6 +25,22 @@ from aims_agent.agent.scheduler import build_scheduler
 log = logging.getLogger("aims_agent")
 
 
+class _Server(uvicorn.Server):
+    """Uvicorn, except that a graceful stop on SIGTERM / SIGINT exits 0 instead of re-raising."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {s: signal.signal(s, self.handle_exit) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -33,8 +51,9 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(cfg: Config, environ: Mapping[str, str], *,
-          announce: Callable[[str], None] | None = None) -> None:
+def serve(
+    cfg: Config, environ: Mapping[str, str], *, announce: Callable[[str], None] | None = None
+) -> None:
     """Run until SIGTERM / SIGINT. Raises ConfigError before binding if tokens are missing."""
     tokens = resolve_tokens(cfg, environ)
     runtime = Runtime(cfg)
@@ -61,10 +80,15 @@ def serve(cfg: Config, environ: Mapping[str, str], *,
 
     app = create_app(runtime, tokens, ready=lambda: ready["value"])
     app.router.lifespan_context = lifespan
-    server = uvicorn.Server(uvicorn.Config(
-        app, lifespan="on", log_level="warning", access_log=False,
-        timeout_graceful_shutdown=int(max(1, cfg.agent.shutdown_timeout_seconds)),
-    ))
+    server = _Server(
+        uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=int(max(1, cfg.agent.shutdown_timeout_seconds)),
+        )
+    )
     try:
         server.run(sockets=[sock])
     finally:

@@ -163,8 +163,15 @@ class Window:
         for s, rid in zip(slots.tolist(), ids, strict=True):
             self._ids[s] = rid
 
-    def restore(self, *, start: float, seen: int, slots: Sequence[int], rows: Sequence[Row],
-                ids: Sequence[str]) -> None:
+    def restore(
+        self,
+        *,
+        start: float,
+        seen: int,
+        slots: Sequence[int],
+        rows: Sequence[Row],
+        ids: Sequence[str],
+    ) -> None:
         """Rebuild the window from stored state after a restart."""
         with self._lock:
             self.start, self.seen = start, seen
@@ -181,5 +188,6 @@ class Window:
             columns = {c.name: self._cols[i][:n].copy() for i, c in enumerate(self.schema.columns)}
             vocab = {name: tuple(v.labels) for name, v in self._vocab.items()}
             info = WindowInfo(start=self.start, end=now, seen=self.seen, sampled=n)
-            return WindowData(info=info, columns=columns, vocabularies=vocab,
-                              record_ids=tuple(self._ids[:n]))
+            return WindowData(
+                info=info, columns=columns, vocabularies=vocab, record_ids=tuple(self._ids[:n])
+            )

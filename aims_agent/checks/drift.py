@@ -8,10 +8,7 @@ dataset-drift rule).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from dataclasses import dataclass
 
 from aims_agent.agent.config import DriftCheckConfig
 from aims_agent.agent.window import WindowData
@@ -23,22 +20,14 @@ from aims_agent.schema import ModelSchema
 _SOURCES = {"feature", "prediction", "score"}
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _Column:
     name: str
     kind: ColumnKind
     is_feature: bool
-    reference: np.ndarray
-    n_categories: int | None
+    stats: stattests.ReferenceStats  # summarised once, shared by every test
     test: stattests.StatTest | None  # None: Evidently's default, chosen per window
     threshold: float | None
-    prepared: dict[str, Any] = field(default_factory=dict)  # per test alias, computed once
-
-    def prepare(self, test: stattests.StatTest) -> Any:
-        if test.alias not in self.prepared:
-            self.prepared[test.alias] = test.prepare(
-                self.reference, kind=self.kind, n_categories=self.n_categories)
-        return self.prepared[test.alias]
 
 
 @register("drift")
@@ -57,48 +46,79 @@ class DriftCheck:
             override = cfg.columns.get(col.name)
             alias = override.test if override else None
             vocab = reference.vocabularies.get(col.name)
-            column = _Column(
-                name=col.name, kind=col.kind, is_feature=col.source == "feature",
-                reference=reference.columns[col.name],
-                n_categories=len(vocab) if vocab is not None else None,
-                test=stattests.get_stattest(alias, col.kind) if alias else None,
-                threshold=override.threshold if override else None,
+            self.columns.append(
+                _Column(
+                    name=col.name,
+                    kind=col.kind,
+                    is_feature=col.source == "feature",
+                    stats=stattests.prepare_reference(
+                        reference.columns[col.name],
+                        kind=col.kind,
+                        n_categories=len(vocab) if vocab is not None else None,
+                    ),
+                    test=stattests.get_stattest(alias, col.kind) if alias else None,
+                    threshold=override.threshold if override else None,
+                )
             )
-            if column.test is not None:
-                column.prepare(column.test)
-            self.columns.append(column)
 
     def run(self, window: WindowData) -> list[Measurement]:
         out: list[Measurement] = []
         drifted = judged = 0
         for col in self.columns:
             current = window.columns[col.name]
-            n_cat = len(window.vocabularies[col.name]) if col.kind == "categorical" else None
-            test = col.test or stattests.default_stattest(
-                col.reference, current, kind=col.kind, n_categories=n_cat)
-            result = test.compute(col.prepare(test), current, threshold=col.threshold,
-                                  n_categories=n_cat)
-            out.append(Measurement(
-                check_id=self.id, kind=self.kind, metric="drift_score", feature=col.name,
-                value=result.value, p_value=result.p_value, method=test.alias,
-                params={"threshold": result.threshold, "stattest_kind":
-                        "p_value" if test.is_p_value else "distance"},
-                n_reference=result.n_reference, n_current=result.n_current,
-                threshold=Threshold(
-                    breach=result.threshold, direction="below" if test.is_p_value else "above",
-                    inclusive=test.inclusive, min_samples=self.cfg.min_samples),
-            ))
+            test = col.test or stattests.default_stattest(col.stats, current)
+            result = test.compute(
+                col.stats,
+                current,
+                threshold=col.threshold,
+                labels=window.vocabularies.get(col.name),
+            )
+            out.append(
+                Measurement(
+                    check_id=self.id,
+                    kind=self.kind,
+                    metric="drift_score",
+                    feature=col.name,
+                    value=result.value,
+                    p_value=result.p_value,
+                    method=test.alias,
+                    params={
+                        "threshold": result.threshold,
+                        "stattest_kind": "p_value" if test.is_p_value else "distance",
+                        "role": "feature" if col.is_feature else "output",
+                    },
+                    n_reference=result.n_reference,
+                    n_current=result.n_current,
+                    threshold=Threshold(
+                        breach=result.threshold,
+                        direction="below" if test.is_p_value else "above",
+                        inclusive=test.drifted_if(result.threshold, result.threshold),
+                        min_samples=self.cfg.min_samples,
+                    ),
+                )
+            )
             if col.is_feature and result.n_current >= self.cfg.min_samples:
                 judged += 1
                 drifted += int(result.drifted)
         n = window.info.sampled
-        out.append(Measurement(
-            check_id=self.id, kind=self.kind, metric="drift_share", headline=True,
-            value=drifted / judged if judged else float("nan"),
-            method="share of drifted features",
-            params={"drifted_features": drifted, "features": judged},
-            n_reference=self.n_reference, n_current=n,
-            threshold=Threshold(breach=self.cfg.threshold, warn=self.cfg.warn, direction="above",
-                                inclusive=True, min_samples=self.cfg.min_samples),
-        ))
+        out.append(
+            Measurement(
+                check_id=self.id,
+                kind=self.kind,
+                metric="drift_share",
+                headline=True,
+                value=drifted / judged if judged else float("nan"),
+                method="share of drifted features",
+                params={"drifted_features": drifted, "features": judged},
+                n_reference=self.n_reference,
+                n_current=n,
+                threshold=Threshold(
+                    breach=self.cfg.threshold,
+                    warn=self.cfg.warn,
+                    direction="above",
+                    inclusive=True,
+                    min_samples=self.cfg.min_samples,
+                ),
+            )
+        )
         return out

@@ -67,9 +67,7 @@ def _id_of(raw: bytes) -> str | None:
     return None if rid is None else str(rid)
 
 
-def decode_records(
-    body: bytes, content_type: str, schema: ModelSchema, *, now: float
-) -> Decoded:
+def decode_records(body: bytes, content_type: str, schema: ModelSchema, *, now: float) -> Decoded:
     """Decode and validate every record; raise PayloadError only when the body is unreadable."""
     rows: list[Row] = []
     ids: list[str] = []
@@ -80,17 +78,27 @@ def decode_records(
             record = _RECORD.decode(raw)
         except msgspec.ValidationError as exc:
             field, reason = _field_of(str(exc))
-            errors.append(RecordError(index=index, record_id=_id_of(raw), field=field,
-                                      reason=reason))
+            errors.append(
+                RecordError(index=index, record_id=_id_of(raw), field=field, reason=reason)
+            )
             continue
         except msgspec.DecodeError as exc:
-            errors.append(RecordError(index=index, record_id=None, field="record",
-                                      reason=f"not valid JSON: {exc}"))
+            errors.append(
+                RecordError(
+                    index=index, record_id=None, field="record", reason=f"not valid JSON: {exc}"
+                )
+            )
             continue
         rid = str(record.id)
         if not rid or len(rid) > 256:
-            errors.append(RecordError(index=index, record_id=rid[:64], field="id",
-                                      reason="must be 1 to 256 characters"))
+            errors.append(
+                RecordError(
+                    index=index,
+                    record_id=rid[:64],
+                    field="id",
+                    reason="must be 1 to 256 characters",
+                )
+            )
             continue
         try:
             stamp = parse_timestamp(record.timestamp, default=now)
@@ -99,8 +107,9 @@ def decode_records(
             errors.append(exc)
             continue
         except ValueError as exc:
-            errors.append(RecordError(index=index, record_id=rid, field="timestamp",
-                                      reason=str(exc)))
+            errors.append(
+                RecordError(index=index, record_id=rid, field="timestamp", reason=str(exc))
+            )
             continue
         rows.append(row)
         ids.append(rid)

@@ -45,10 +45,18 @@ def iso(ts: float) -> str:
 def _threshold(t: Threshold | None) -> dict[str, Any] | None:
     if t is None:
         return None
-    comparator = {("above", True): ">=", ("above", False): ">", ("below", True): "<=",
-                  ("below", False): "<"}[(t.direction, t.inclusive)]
-    return {"breach": t.breach, "warn": t.warn, "breaches_when": f"value {comparator} breach",
-            "min_samples": t.min_samples}
+    comparator = {
+        ("above", True): ">=",
+        ("above", False): ">",
+        ("below", True): "<=",
+        ("below", False): "<",
+    }[(t.direction, t.inclusive)]
+    return {
+        "breach": t.breach,
+        "warn": t.warn,
+        "breaches_when": f"value {comparator} breach",
+        "min_samples": t.min_samples,
+    }
 
 
 def _num(x: float | None) -> float | None:
@@ -87,20 +95,31 @@ def monitoring_record(
             "model_version": ctx.model_version,
             "environment": ctx.environment,
         },
-        "check": {"id": run.check_id, "kind": run.kind, "run_id": run.run_id,
-                  "metric": head.measurement.metric if head else None,
-                  "definition": ctx.definition},
+        "check": {
+            "id": run.check_id,
+            "kind": run.kind,
+            "run_id": run.run_id,
+            "metric": head.measurement.metric if head else None,
+            "definition": ctx.definition,
+        },
         "method": {
             "tests": sorted({a.measurement.method for a in run.assessments}),
-            "reference": {"id": ctx.reference_id, "sha256": ctx.reference_fingerprint,
-                          "rows": ctx.n_reference},
+            "reference": {
+                "id": ctx.reference_id,
+                "sha256": ctx.reference_fingerprint,
+                "rows": ctx.n_reference,
+            },
             "sample_sizes": {"reference": ctx.n_reference, "current": run.window.sampled},
             "segment": None,
             "agent_version": ctx.agent_version,
             "config_sha256": ctx.config_hash,
         },
-        "window": {"start": iso(run.window.start), "end": iso(run.window.end),
-                   "records_seen": run.window.seen, "records_sampled": run.window.sampled},
+        "window": {
+            "start": iso(run.window.start),
+            "end": iso(run.window.end),
+            "records_seen": run.window.seen,
+            "records_sampled": run.window.sampled,
+        },
         "executed_at": iso(run.started_at),
         "duration_seconds": round(run.finished_at - run.started_at, 6),
         "schedule": {"every_seconds": ctx.schedule_seconds},
@@ -132,23 +151,28 @@ def _nature(run: CheckRun) -> dict[str, Any]:
     return {
         "observed": f"{m.metric} = {m.value:.6g}",
         "expected": f"{m.metric} not breaching: {t.get('breaches_when')} with breach = "
-                    f"{t.get('breach')}",
+        f"{t.get('breach')}",
         "window": {"start": iso(run.window.start), "end": iso(run.window.end)},
-        "affected": sorted(a.measurement.feature for a in run.assessments
-                           if a.verdict == "breach" and a.measurement.feature),
+        "affected": sorted(
+            a.measurement.feature
+            for a in run.assessments
+            if a.verdict == "breach" and a.measurement.feature
+        ),
     }
 
 
 def _open_or_recur(conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id: str) -> str:
     key = f"{run.model}/{run.check_id}"
     row = conn.execute(
-        select(nonconformities.c.nc_id, nonconformities.c.recurrences)
-        .where(nonconformities.c.open_key == key)
+        select(nonconformities.c.nc_id, nonconformities.c.recurrences).where(
+            nonconformities.c.open_key == key
+        )
     ).first()
     if row is not None:
         nc_id = str(row.nc_id)
         conn.execute(
-            update(nonconformities).where(nonconformities.c.nc_id == nc_id)
+            update(nonconformities)
+            .where(nonconformities.c.nc_id == nc_id)
             .values(recurrences=nonconformities.c.recurrences + 1, last_seen_at=run.finished_at)
         )
         event = "recurred"
@@ -158,8 +182,11 @@ def _open_or_recur(conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id
             "schema_version": NONCONFORMITY_SCHEMA,
             "nc_id": nc_id,
             "opened_at": iso(run.finished_at),
-            "detected_by": {"type": "check", "check_id": run.check_id,
-                            "monitoring_record_id": mon_id},
+            "detected_by": {
+                "type": "check",
+                "check_id": run.check_id,
+                "monitoring_record_id": mon_id,
+            },
             "ai_system_id": ctx.ai_system_id,
             "model": run.model,
             "model_version": ctx.model_version,
@@ -178,16 +205,29 @@ def _open_or_recur(conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id
             "effectiveness_review": None,
             "management_system_change": None,
         }
-        conn.execute(insert(nonconformities).values(
-            nc_id=nc_id, model=run.model, check_id=run.check_id, status="open",
-            opened_at=run.finished_at, last_seen_at=run.finished_at, recurrences=0,
-            open_key=key, body=body,
-        ))
+        conn.execute(
+            insert(nonconformities).values(
+                nc_id=nc_id,
+                model=run.model,
+                check_id=run.check_id,
+                status="open",
+                opened_at=run.finished_at,
+                last_seen_at=run.finished_at,
+                recurrences=0,
+                open_key=key,
+                body=body,
+            )
+        )
         event = "opened"
-    conn.execute(insert(nonconformity_events).values(
-        nc_id=nc_id, at=run.finished_at, actor=AGENT_ACTOR, event=event,
-        body={"monitoring_record_id": mon_id, "nature": _nature(run)},
-    ))
+    conn.execute(
+        insert(nonconformity_events).values(
+            nc_id=nc_id,
+            at=run.finished_at,
+            actor=AGENT_ACTOR,
+            event=event,
+            body={"monitoring_record_id": mon_id, "nature": _nature(run)},
+        )
+    )
     return nc_id
 
 
@@ -200,11 +240,17 @@ def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
         if run.verdict == "breach" and not run.error:
             nc_id = _open_or_recur(conn, run, ctx, mon_id)
         body = monitoring_record(run, ctx, record_id=mon_id, nc_id=nc_id)
-        conn.execute(insert(monitoring_records).values(
-            record_id=mon_id, model=run.model, check_id=run.check_id,
-            executed_at=run.started_at, outcome=body["result"]["outcome"],
-            nonconformity_id=nc_id, body=body,
-        ))
+        conn.execute(
+            insert(monitoring_records).values(
+                record_id=mon_id,
+                model=run.model,
+                check_id=run.check_id,
+                executed_at=run.started_at,
+                outcome=body["result"]["outcome"],
+                nonconformity_id=nc_id,
+                body=body,
+            )
+        )
         return mon_id, nc_id
 
     return write

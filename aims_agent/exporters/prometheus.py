@@ -29,54 +29,77 @@ class Metrics:
             "aims_records_received", "Records accepted by ingest", ["model"], registry=r
         )
         self.rejected = Counter(
-            "aims_records_rejected", "Records or requests refused, by reason",
-            ["model", "reason"], registry=r,
+            "aims_records_rejected",
+            "Records or requests refused, by reason",
+            ["model", "reason"],
+            registry=r,
         )
         self.sampled = Counter(
-            "aims_records_sampled", "Records placed into the window's reservoir sample",
-            ["model"], registry=r,
+            "aims_records_sampled",
+            "Records placed into the window's reservoir sample",
+            ["model"],
+            registry=r,
         )
         self.window_seen = Gauge(
             "aims_window_seen_records", "Records seen in the current window", ["model"], registry=r
         )
         self.window_sampled = Gauge(
-            "aims_window_sampled_records", "Records held in the current window's sample",
-            ["model"], registry=r,
+            "aims_window_sampled_records",
+            "Records held in the current window's sample",
+            ["model"],
+            registry=r,
         )
         self.window_start = Gauge(
-            "aims_window_start_timestamp_seconds", "Start of the current window", ["model"],
+            "aims_window_start_timestamp_seconds",
+            "Start of the current window",
+            ["model"],
             registry=r,
         )
         self.value = Gauge(
-            "aims_check_value", "Latest value of a check's metric (feature empty for the dataset)",
-            ["model", "check", "metric", "feature"], registry=r,
+            "aims_check_value",
+            "Latest value of a check's metric (feature empty for the dataset)",
+            ["model", "check", "metric", "feature"],
+            registry=r,
         )
         self.threshold = Gauge(
-            "aims_check_threshold", "Breach threshold of a check's metric",
-            ["model", "check", "metric", "feature"], registry=r,
+            "aims_check_threshold",
+            "Breach threshold of a check's metric",
+            ["model", "check", "metric", "feature"],
+            registry=r,
         )
         self.breached = Gauge(
-            "aims_check_breached", "1 while a check's metric is beyond its breach threshold",
-            ["model", "check", "metric", "feature"], registry=r,
+            "aims_check_breached",
+            "1 while a check's metric is beyond its breach threshold",
+            ["model", "check", "metric", "feature"],
+            registry=r,
         )
         self.verdict = Enum(
-            "aims_check_verdict", "Verdict of a check's latest run", ["model", "check"],
-            states=list(VERDICTS), registry=r,
+            "aims_check_verdict",
+            "Verdict of a check's latest run",
+            ["model", "check"],
+            states=list(VERDICTS),
+            registry=r,
         )
         self.runs = Counter(
             "aims_check_runs", "Check runs by verdict", ["model", "check", "verdict"], registry=r
         )
         self.duration = Histogram(
-            "aims_check_duration_seconds", "Wall time of a check run", ["model", "check"],
+            "aims_check_duration_seconds",
+            "Wall time of a check run",
+            ["model", "check"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
         self.last_success = Gauge(
-            "aims_check_last_success_timestamp_seconds", "End time of the latest successful run",
-            ["model", "check"], registry=r,
+            "aims_check_last_success_timestamp_seconds",
+            "End time of the latest successful run",
+            ["model", "check"],
+            registry=r,
         )
         self.nc_open = Gauge(
-            "aims_nonconformities_open", "Nonconformity records open, by model", ["model"],
+            "aims_nonconformities_open",
+            "Nonconformity records open, by model",
+            ["model"],
             registry=r,
         )
 

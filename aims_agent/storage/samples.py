@@ -27,13 +27,23 @@ class StoredWindow:
 
 
 def save_sampled(
-    upsert: Any, model: str, sampled: Sampled, rows: Sequence[Row], ids: Sequence[str],
+    upsert: Any,
+    model: str,
+    sampled: Sampled,
+    rows: Sequence[Row],
+    ids: Sequence[str],
     timestamps: Sequence[float],
 ) -> Any:
     """A store write: the slots this batch filled, and the window's new count."""
     params = [
-        {"model": model, "window_start": sampled.window_start, "slot": slot,
-         "record_id": ids[p], "timestamp": timestamps[p], "row": _encode(rows[p])}
+        {
+            "model": model,
+            "window_start": sampled.window_start,
+            "slot": slot,
+            "record_id": ids[p],
+            "timestamp": timestamps[p],
+            "row": _encode(rows[p]),
+        }
         for slot, p in zip(sampled.slots, sampled.positions, strict=True)
     ]
     state = {"model": model, "window_start": sampled.window_start, "seen": sampled.seen}
@@ -41,16 +51,24 @@ def save_sampled(
     def write(conn: Connection) -> None:
         if params:
             ins = upsert(samples)
-            conn.execute(ins.on_conflict_do_update(
-                index_elements=[samples.c.model, samples.c.window_start, samples.c.slot],
-                set_={"record_id": ins.excluded.record_id, "timestamp": ins.excluded.timestamp,
-                      "row": ins.excluded.row},
-            ), params)
+            conn.execute(
+                ins.on_conflict_do_update(
+                    index_elements=[samples.c.model, samples.c.window_start, samples.c.slot],
+                    set_={
+                        "record_id": ins.excluded.record_id,
+                        "timestamp": ins.excluded.timestamp,
+                        "row": ins.excluded.row,
+                    },
+                ),
+                params,
+            )
         ins = upsert(windows)
-        conn.execute(ins.values(**state).on_conflict_do_update(
-            index_elements=[windows.c.model],
-            set_={"window_start": ins.excluded.window_start, "seen": ins.excluded.seen},
-        ))
+        conn.execute(
+            ins.values(**state).on_conflict_do_update(
+                index_elements=[windows.c.model],
+                set_={"window_start": ins.excluded.window_start, "seen": ins.excluded.seen},
+            )
+        )
 
     return write
 

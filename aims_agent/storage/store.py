@@ -51,14 +51,18 @@ class Store:
 
     def __init__(self, url: str, *, durability: str = "full", max_group: int = 256) -> None:
         parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         try:
+            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
+                None,
+                "",
+                ":memory:",
+            ):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             self.engine = create_engine(url, pool_pre_ping=True)
             if self.engine.dialect.name == "sqlite":
                 _sqlite_pragmas(self.engine, "FULL" if durability == "full" else "NORMAL")
             metadata.create_all(self.engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise StorageError(f"cannot open storage {parsed.render_as_string()}: {exc}") from exc
         self.dialect = self.engine.dialect.name
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()

@@ -27,31 +27,52 @@ def test_valid_config_loads_and_resolves_paths(write_config, reference_csv):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda c: c["models"][0]["checks"][0].update(threshold=-1),
-         "models[0].checks[0].threshold: must be > 0, got -1"),
-        (lambda c: c["models"][0]["checks"][0].update(schedule_seconds=0),
-         "models[0].checks[0].schedule_seconds: must be > 0, got 0"),
-        (lambda c: c["models"][0]["window"].update(max_sample="many"),
-         "models[0].window.max_sample: Input should be a valid integer"),
-        (lambda c: c["agent"].update(port=70000),
-         "agent.port: must be <= 65535, got 70000"),
-        (lambda c: c["agent"]["tokens"][0].update(env="not a var"),
-         "agent.tokens[0].env: must be an environment variable name, got 'not a var'"),
-        (lambda c: c["agent"]["tokens"][0].update(value="inline-secret"),
-         "agent.tokens[0].value: is not a known field"),
+        (
+            lambda c: c["models"][0]["checks"][0].update(threshold=-1),
+            "models[0].checks[0].threshold: must be > 0, got -1",
+        ),
+        (
+            lambda c: c["models"][0]["checks"][0].update(schedule_seconds=0),
+            "models[0].checks[0].schedule_seconds: must be > 0, got 0",
+        ),
+        (
+            lambda c: c["models"][0]["window"].update(max_sample="many"),
+            "models[0].window.max_sample: Input should be a valid integer",
+        ),
+        (lambda c: c["agent"].update(port=70000), "agent.port: must be <= 65535, got 70000"),
+        (
+            lambda c: c["agent"]["tokens"][0].update(env="not a var"),
+            "agent.tokens[0].env: must be an environment variable name, got 'not a var'",
+        ),
+        (
+            lambda c: c["agent"]["tokens"][0].update(value="inline-secret"),
+            "agent.tokens[0].value: is not a known field",
+        ),
         (lambda c: c["models"][0].pop("version"), "models[0].version: is required"),
-        (lambda c: c["models"][0]["checks"][0].update(kind="nope"),
-         "models[0].checks[0]: Input tag 'nope' found using 'kind' does not match"),
-        (lambda c: c["models"][0]["checks"][0].update(warn=0.6, threshold=0.5),
-         "models[0].checks[0].warn: must be < threshold (0.5), got 0.6"),
-        (lambda c: c["models"][0]["checks"][0].update(controls=["A.99.1"]),
-         "models[0].checks[0].controls: unknown ISO/IEC 42001 control 'A.99.1'"),
-        (lambda c: c["models"][0]["checks"][0].update(columns={"zz": {"test": "ks"}}),
-         "models[0].checks[0].columns.zz: not a column of the schema"),
-        (lambda c: c["models"][0]["reference"].update(path="/nonexistent/ref.csv"),
-         "models[0].reference.path: file not found: /nonexistent/ref.csv"),
-        (lambda c: c["models"][0]["schema"].update(categorical=["x1"]),
-         "models[0].schema: column names must be unique, repeated: x1"),
+        (
+            lambda c: c["models"][0]["checks"][0].update(kind="nope"),
+            "models[0].checks[0]: Input tag 'nope' found using 'kind' does not match",
+        ),
+        (
+            lambda c: c["models"][0]["checks"][0].update(warn=0.6, threshold=0.5),
+            "models[0].checks[0].warn: must be < threshold (0.5), got 0.6",
+        ),
+        (
+            lambda c: c["models"][0]["checks"][0].update(controls=["A.99.1"]),
+            "models[0].checks[0].controls: unknown ISO/IEC 42001 control 'A.99.1'",
+        ),
+        (
+            lambda c: c["models"][0]["checks"][0].update(columns={"zz": {"test": "ks"}}),
+            "models[0].checks[0].columns.zz: not a column of the schema",
+        ),
+        (
+            lambda c: c["models"][0]["reference"].update(path="/nonexistent/ref.csv"),
+            "models[0].reference.path: file not found: /nonexistent/ref.csv",
+        ),
+        (
+            lambda c: c["models"][0]["schema"].update(categorical=["x1"]),
+            "models[0].schema: column names must be unique, repeated: x1",
+        ),
     ],
 )
 def test_problems_name_the_yaml_path(tmp_path, reference_csv, mutate, expected):

@@ -14,13 +14,20 @@ SCHEMA = ModelSchema(SchemaConfig(numeric=("x",), categorical=("c",), prediction
 
 
 def make_window(capacity: int, span: float = 100.0, seed: int = 0) -> Window:
-    return Window(SCHEMA, capacity=capacity, span=span,
-                  reference_categories={"c": ("a", "b")}, rng=np.random.default_rng(seed))
+    return Window(
+        SCHEMA,
+        capacity=capacity,
+        span=span,
+        reference_categories={"c": ("a", "b")},
+        rng=np.random.default_rng(seed),
+    )
 
 
 def rows(start: int, n: int) -> tuple[list[tuple], list[str]]:
-    return ([(float(i), "a" if i % 2 else "z", "1") for i in range(start, start + n)],
-            [f"id{i}" for i in range(start, start + n)])
+    return (
+        [(float(i), "a" if i % 2 else "z", "1") for i in range(start, start + n)],
+        [f"id{i}" for i in range(start, start + n)],
+    )
 
 
 def test_fills_then_stays_bounded():
@@ -78,8 +85,13 @@ def test_restore_gives_back_the_same_window():
     r, ids = rows(0, 50)
     s = w.offer(r, ids, now=5)
     w2 = make_window(100)
-    w2.restore(start=s.window_start, seen=s.seen, slots=list(s.slots),
-               rows=[r[p] for p in s.positions], ids=[ids[p] for p in s.positions])
+    w2.restore(
+        start=s.window_start,
+        seen=s.seen,
+        slots=list(s.slots),
+        rows=[r[p] for p in s.positions],
+        ids=[ids[p] for p in s.positions],
+    )
     a, b = w.snapshot(now=5), w2.snapshot(now=5)
     assert a.record_ids == b.record_ids and a.info == b.info
     for name in a.columns:

@@ -12,14 +12,28 @@ from aims_agent.collectors.push import decode_records, split_body
 from aims_agent.errors import PayloadError
 from aims_agent.schema import ModelSchema
 
-SCHEMA = ModelSchema(SchemaConfig(numeric=("age", "income"), categorical=("region",),
-                                  prediction="p", score="s", label="y", sensitive=("g",)))
+SCHEMA = ModelSchema(
+    SchemaConfig(
+        numeric=("age", "income"),
+        categorical=("region",),
+        prediction="p",
+        score="s",
+        label="y",
+        sensitive=("g",),
+    )
+)
 
 
 def rec(i: int, **over):
-    base = {"id": f"r{i}", "timestamp": 1_700_000_000 + i,
-            "features": {"age": 30 + i, "income": 1000.5, "region": "north"},
-            "prediction": 1, "score": 0.7, "label": 0, "attributes": {"g": "F"}}
+    base = {
+        "id": f"r{i}",
+        "timestamp": 1_700_000_000 + i,
+        "features": {"age": 30 + i, "income": 1000.5, "region": "north"},
+        "prediction": 1,
+        "score": 0.7,
+        "label": 0,
+        "attributes": {"g": "F"},
+    }
     base.update(over)
     return base
 
@@ -96,9 +110,17 @@ def test_arbitrary_bytes_never_crash(body):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=5)
-                    | st.integers(), lambda c: st.lists(c, max_size=3)
-                    | st.dictionaries(st.text(max_size=5), c, max_size=3), max_leaves=8))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=5)
+        | st.integers(),
+        lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=5), c, max_size=3),
+        max_leaves=8,
+    )
+)
 def test_arbitrary_json_values_are_rows_or_errors(value):
     body = json.dumps([value, rec(0)]).encode()
     d = decode_records(body, "application/json", SCHEMA, now=0)

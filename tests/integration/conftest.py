@@ -25,6 +25,7 @@ class AgentProcess:
     config: Path
     proc: subprocess.Popen[str]
     url: str
+    reader: threading.Thread
     stderr: list[str] = field(default_factory=list)
 
     def client(self, token: str | None = TOKEN) -> httpx.Client:
@@ -41,18 +42,30 @@ def start_agent(config: Path, env: dict[str, str] | None = None) -> AgentProcess
     full_env = {**os.environ, TOKEN_ENV: TOKEN, READ_TOKEN_ENV: READ_TOKEN, **(env or {})}
     proc = subprocess.Popen(
         [sys.executable, "-m", "aims_agent.agent.cli", "run", "--config", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full_env,
     )
     assert proc.stdout is not None and proc.stderr is not None
     errors: list[str] = []
-    threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True).start()  # type: ignore[arg-type]
+    reader = threading.Thread(target=lambda: errors.extend(proc.stderr), daemon=True)  # type: ignore[arg-type]
+    reader.start()
     line = proc.stdout.readline()
     if "listening on" not in line:
         proc.kill()
         proc.wait()
+        reader.join(5)
+        proc.stdout.close()
+        proc.stderr.close()
         raise RuntimeError(f"agent did not start: {line!r}\n{''.join(errors)}")
-    return AgentProcess(config=config, proc=proc, url=line.split("listening on", 1)[1].strip(),
-                        stderr=errors)
+    return AgentProcess(
+        config=config,
+        proc=proc,
+        url=line.split("listening on", 1)[1].strip(),
+        reader=reader,
+        stderr=errors,
+    )
 
 
 @pytest.fixture
@@ -68,4 +81,8 @@ def agent_factory() -> Iterator[Callable[..., AgentProcess]]:
     for agent in started:
         if agent.proc.poll() is None:
             agent.proc.kill()
-            agent.proc.wait()
+        agent.proc.wait()
+        agent.reader.join(5)
+        for pipe in (agent.proc.stdout, agent.proc.stderr):
+            if pipe:
+                pipe.close()

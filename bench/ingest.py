@@ -1,0 +1,209 @@
+"""Ingest throughput and memory of one agent on loopback.
+
+Starts the real agent (`aims-agent run`) on the shared workload's schema (20 numeric and
+8 categorical features, prediction, score, label, one sensitive attribute), measures its
+resident memory idle, then drives it with NDJSON batches of 500 records from concurrent
+clients for a fixed time and reports acknowledged records per second (an acknowledgement
+means the batch's sample is committed, fsync'd with `durability: full`) and the agent's peak
+resident memory under that load.
+
+    python bench/ingest.py [--seconds 20] [--concurrency 8] [--durability full]
+
+Goals (issue 2): at least 50,000 records/s, at most 150 MB idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token-0123456789abcdef"
+
+
+def load_workload(path: Path):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("aims_workload", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_config(tmp: Path, gen, durability: str, max_sample: int) -> Path:  # type: ignore[no-untyped-def]
+    ref = gen.make(20_000, 42, False)
+    ref.to_parquet(tmp / "reference.parquet", index=False)
+    cfg = {
+        "agent": {
+            "host": "127.0.0.1",
+            "port": 0,
+            "evidence_dir": str(tmp / "evidence"),
+            "durability": durability,
+            "tokens": [{"name": "bench", "env": "AIMS_BENCH_TOKEN", "scopes": ["ingest"]}],
+        },
+        "models": [
+            {
+                "name": "bench",
+                "version": "1",
+                "ai_system_id": "AIS-BENCH",
+                "reference": {"path": str(tmp / "reference.parquet")},
+                "schema": {
+                    "numeric": gen.NUM_COLS,
+                    "categorical": gen.CAT_COLS,
+                    "prediction": "prediction",
+                    "score": "score",
+                    "label": "target",
+                    "sensitive": ["group"],
+                },
+                "window": {"span_seconds": 3600, "max_sample": max_sample},
+                "checks": [{"id": "drift", "kind": "drift", "schedule_seconds": 60}],
+            }
+        ],
+    }
+    path = tmp / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def bodies(gen, n_bodies: int, batch: int) -> list[bytes]:  # type: ignore[no-untyped-def]
+    df = gen.make(n_bodies * batch, 43, True)
+    features = gen.NUM_COLS + gen.CAT_COLS
+    rows = df.to_dict("records")
+    out = []
+    for b in range(n_bodies):
+        lines = []
+        for i, r in enumerate(rows[b * batch : (b + 1) * batch]):
+            lines.append(
+                json.dumps(
+                    {
+                        "id": f"b{b}-{i}",
+                        "timestamp": 1_790_000_000 + i,
+                        "features": {k: r[k] for k in features},
+                        "prediction": int(r["prediction"]),
+                        "score": float(r["score"]),
+                        "label": int(r["target"]),
+                        "attributes": {"group": r["group"]},
+                    }
+                )
+            )
+        out.append("\n".join(lines).encode())
+    return out
+
+
+async def drive(
+    url: str, payloads: list[bytes], seconds: float, concurrency: int, batch: int
+) -> tuple[int, float]:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/x-ndjson"}
+    acked = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, limits=limits, timeout=60
+    ) as client:
+        stop = time.perf_counter() + seconds
+
+        async def worker(k: int) -> None:
+            nonlocal acked
+            i = k
+            while time.perf_counter() < stop:
+                r = await client.post(
+                    "/v1/models/bench/records", content=payloads[i % len(payloads)]
+                )
+                if r.status_code != 200:
+                    raise RuntimeError(f"ingest failed: {r.status_code} {r.text[:200]}")
+                acked += batch
+                i += concurrency
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return acked, elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workload", type=Path, default=ROOT.parent / "shared/workload/gen.py")
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--durability", choices=["full", "normal"], default="full")
+    ap.add_argument("--max-sample", type=int, default=100_000)
+    args = ap.parse_args()
+    gen = load_workload(args.workload)
+
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        config = write_config(tmp, gen, args.durability, args.max_sample)
+        payloads = bodies(gen, 200, args.batch)
+        env = {**os.environ, "AIMS_BENCH_TOKEN": TOKEN}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "aims_agent.agent.cli",
+                "run",
+                "--config",
+                str(config),
+                "--log-level",
+                "warning",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        try:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            url = line.split("listening on", 1)[1].strip()
+            ps = psutil.Process(proc.pid)
+            time.sleep(3)
+            idle = ps.memory_info().rss / 2**20
+            peak = [idle]
+            done = threading.Event()
+
+            def sample_rss() -> None:
+                while not done.wait(0.2):
+                    peak[0] = max(peak[0], ps.memory_info().rss / 2**20)
+
+            sampler = threading.Thread(target=sample_rss, daemon=True)
+            sampler.start()
+            cpu0 = ps.cpu_times()
+            acked, elapsed = asyncio.run(
+                drive(url, payloads, args.seconds, args.concurrency, args.batch)
+            )
+            cpu1 = ps.cpu_times()
+            done.set()
+            sampler.join()
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    rate = acked / elapsed
+    agent_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
+    print(
+        f"workload: {len(gen.NUM_COLS)} numeric + {len(gen.CAT_COLS)} categorical features, "
+        f"NDJSON batches of {args.batch}, {args.concurrency} concurrent clients, "
+        f"durability={args.durability}, window max_sample={args.max_sample}"
+    )
+    print(
+        f"ingest: {acked} records acknowledged in {elapsed:.1f}s = {rate:,.0f} records/s "
+        f"(goal 50,000: {rate / 50_000:.2f}x); agent CPU {agent_cpu:.2f} cores"
+    )
+    print(
+        f"memory: idle {idle:.0f} MB (goal <= 150: {idle / 150:.2f}x of budget), "
+        f"peak under load {peak[0]:.0f} MB"
+    )
+
+
+if __name__ == "__main__":
+    main()

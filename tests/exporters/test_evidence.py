@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from aims_agent.exporters.evidence import EvidenceContext, record_run
+from aims_agent.records import Assessment, CheckRun, ControlTags, Measurement, Threshold, WindowInfo
+from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
+from aims_agent.storage.store import Store
+
+CTX = EvidenceContext(
+    agent_version="0.1.0",
+    config_hash="c" * 64,
+    environment="test",
+    ai_system_id="AIS-1",
+    model_version="2.0",
+    reference_id="ref.csv",
+    reference_fingerprint="f" * 64,
+    n_reference=1000,
+    schedule_seconds=60,
+    definition="share of drifted features",
+    severity="major",
+)
+
+
+def run(verdict: str, value: float, t: float) -> CheckRun:
+    head = Measurement(
+        check_id="drift",
+        kind="drift",
+        metric="drift_share",
+        value=value,
+        method="share",
+        headline=True,
+        n_current=500,
+        threshold=Threshold(breach=0.5),
+    )
+    feat = Measurement(
+        check_id="drift",
+        kind="drift",
+        metric="drift_score",
+        feature="age",
+        value=0.4,
+        method="wasserstein",
+        n_current=500,
+        threshold=Threshold(breach=0.1),
+    )
+    return CheckRun(
+        run_id=f"run{t}",
+        model="m",
+        check_id="drift",
+        kind="drift",
+        started_at=t,
+        finished_at=t + 0.5,
+        window=WindowInfo(start=0, end=t, seen=900, sampled=500),
+        assessments=(
+            Assessment(measurement=head, verdict=verdict),  # type: ignore[arg-type]
+            Assessment(measurement=feat, verdict="breach"),
+        ),
+        verdict=verdict,  # type: ignore[arg-type]
+        controls=ControlTags(iso42001=("A.6.2.6", "A.7.4"), eu_ai_act=("Art. 72(2)",)),
+    )
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'aims.db'}")
+    yield s
+    s.close()
+
+
+def test_breaches_open_one_record_then_recur(store):
+    outcomes = [
+        store.submit(record_run(run(v, x, t), CTX)).result()
+        for t, (v, x) in enumerate(
+            [("pass", 0.1), ("breach", 0.6), ("breach", 0.7), ("pass", 0.2), ("breach", 0.8)],
+            start=1,
+        )
+    ]
+    assert outcomes[0][1] is None and outcomes[3][1] is None
+    nc_ids = {o[1] for o in outcomes if o[1]}
+    assert len(nc_ids) == 1
+    (nc,) = store.read(lambda c: c.execute(select(nonconformities)).all())
+    assert nc.recurrences == 2 and nc.status == "open" and nc.open_key == "m/drift"
+    body = nc.body
+    assert body["detected_by"]["monitoring_record_id"] == outcomes[1][0]
+    assert body["requirement"]["controls"] == ["A.6.2.6", "A.7.4"]
+    assert body["severity"] == "major" and body["possible_serious_incident"] is False
+    assert body["nature"]["affected"] == ["age"]
+    assert "drift_share = 0.6" in body["nature"]["observed"]
+    for field in (
+        "reaction",
+        "cause_analysis",
+        "corrective_action",
+        "effectiveness_review",
+        "management_system_change",
+    ):
+        assert field in body
+    events = store.read(lambda c: c.execute(select(nonconformity_events.c.event)).scalars().all())
+    assert events == ["opened", "recurred", "recurred"]
+
+
+def test_monitoring_record_carries_clause_9_1_fields(store):
+    mon_id, _ = store.submit(record_run(run("pass", 0.1, 5.0), CTX)).result()
+    body = store.read(
+        lambda c: c.execute(
+            select(monitoring_records.c.body).where(monitoring_records.c.record_id == mon_id)
+        ).scalar_one()
+    )
+    assert body["record_id"] == mon_id and body["schema_version"]
+    assert body["system"] == {
+        "ai_system_id": "AIS-1",
+        "model": "m",
+        "model_version": "2.0",
+        "environment": "test",
+    }
+    assert body["check"]["kind"] == "drift" and body["check"]["definition"]
+    assert body["method"]["reference"]["sha256"] == "f" * 64
+    assert body["method"]["config_sha256"] == "c" * 64
+    assert body["method"]["sample_sizes"] == {"reference": 1000, "current": 500}
+    assert body["window"]["records_seen"] == 900
+    assert body["criteria"]["threshold"]["breaches_when"] == "value >= breach"
+    assert body["criteria"]["threshold_version"] == "c" * 64
+    assert body["result"]["outcome"] == "pass" and body["result"]["value"] == 0.1
+    assert body["controls"]["eu_ai_act"] == ["Art. 72(2)"]
+    assert body["created_at"].endswith("Z") and body["nonconformity_id"] is None

@@ -1,0 +1,240 @@
+"""The real agent process over real HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import TOKEN_ENV, as_records, make_rows
+from tests.integration.conftest import READ_TOKEN, TOKEN
+
+pytestmark = pytest.mark.integration
+
+
+def ndjson(records) -> bytes:
+    return "\n".join(json.dumps(r) for r in records).encode()
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    raise AssertionError(f"{name}{labels} not in /metrics")
+
+
+def post(client, records, **params):
+    return client.post(
+        "/v1/models/m1/records",
+        content=ndjson(records),
+        params=params,
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+
+
+def test_ingest_round_trip_moves_metrics(write_config, agent_factory):
+    agent = agent_factory(write_config())
+    with agent.client() as c:
+        before = c.get("/metrics").text
+        assert metric(before, "aims_window_sampled_records", model="m1") == 0
+        r = post(c, as_records(make_rows(np.random.default_rng(2), 120)))
+        assert r.status_code == 200, r.text
+        assert r.json() == {"accepted": 120, "sampled": 120, "rejected": 0, "errors": []}
+        after = c.get("/metrics").text
+        assert metric(after, "aims_records_received_total", model="m1") == 120
+        assert metric(after, "aims_records_sampled_total", model="m1") == 120
+        assert metric(after, "aims_window_sampled_records", model="m1") == 120
+        # a JSON array works as well as NDJSON
+        r = c.post(
+            "/v1/models/m1/records",
+            json=as_records(make_rows(np.random.default_rng(3), 5), start=500),
+        )
+        assert r.status_code == 200 and r.json()["accepted"] == 5
+        assert metric(c.get("/metrics").text, "aims_records_received_total", model="m1") == 125
+        assert c.get("/healthz").json() == {"status": "ok"}
+        assert c.get("/readyz").status_code == 200
+        spec = c.get("/openapi.json").json()
+        assert "/v1/models/{model}/records" in spec["paths"]
+
+
+def test_bad_input_gets_4xx_with_reasons_and_agent_carries_on(write_config, agent_factory):
+    agent = agent_factory(write_config())
+    good = as_records(make_rows(np.random.default_rng(4), 10))
+    bad = [
+        dict(good[0], id="bad-1", features={**good[0]["features"], "x2": "twelve"}),
+        dict(good[1], id="bad-2", score="high"),
+    ]
+    with agent.client() as c:
+        r = post(c, [*good[:5], *bad])
+        assert r.status_code == 422
+        body = r.json()
+        assert body["accepted"] == 0 and "nothing was stored" in body["error"]
+        assert [(e["index"], e["id"], e["field"]) for e in body["errors"]] == [
+            (5, "bad-1", "features.x2"),
+            (6, "bad-2", "score"),
+        ]
+        m = c.get("/metrics").text
+        assert metric(m, "aims_records_received_total", model="m1") == 0
+        assert metric(m, "aims_records_rejected_total", model="m1", reason="invalid_record") == 2
+
+        r = post(c, [*good[:5], *bad], on_error="skip")
+        assert r.status_code == 200 and r.json()["accepted"] == 5 and r.json()["rejected"] == 2
+
+        assert c.post("/v1/models/m1/records", content=b"[{]").status_code == 400
+        assert c.post("/v1/models/m1/records", content=b"").status_code == 400
+        big = b"[" + b" " * 4_100_000 + b"]"
+        r = c.post("/v1/models/m1/records", content=big)
+        assert r.status_code == 413 and "limit" in r.json()["error"]
+        assert post(c, good).status_code == 200
+        r = c.post("/v1/models/nope/records", content=ndjson(good))
+        assert r.status_code == 404 and "m1" in r.json()["error"]
+        assert (
+            c.post(
+                "/v1/models/m1/records", params={"on_error": "maybe"}, content=ndjson(good)
+            ).status_code
+            == 422
+        )
+        assert metric(c.get("/metrics").text, "aims_records_received_total", model="m1") == 15
+    assert agent.proc.poll() is None
+
+
+def test_tokens_are_required_and_scoped(write_config, agent_factory):
+    agent = agent_factory(write_config())
+    records = ndjson(as_records(make_rows(np.random.default_rng(5), 3)))
+    with agent.client(token=None) as c:
+        r = c.post("/v1/models/m1/records", content=records)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+        assert c.get("/v1/nonconformities").status_code == 401
+        assert c.get("/metrics").status_code == 200  # Prometheus scrapes without a token
+    with agent.client(token="wrong-" + TOKEN) as c:
+        assert c.post("/v1/models/m1/records", content=records).status_code == 401
+    with agent.client(token=READ_TOKEN) as c:
+        r = c.post("/v1/models/m1/records", content=records)
+        assert r.status_code == 403 and "ingest" in r.json()["error"]
+        assert c.post("/v1/models/m1/checks/drift/run").status_code == 403
+        assert c.get("/v1/models").status_code == 200
+    # the token never reaches the logs
+    agent.stop()
+    assert TOKEN not in "".join(agent.stderr) and READ_TOKEN not in "".join(agent.stderr)
+
+
+def test_repeated_breaches_leave_one_open_nonconformity(write_config, agent_factory):
+    agent = agent_factory(write_config(threshold=0.3))
+    rng = np.random.default_rng(6)
+    with agent.client() as c:
+        assert post(c, as_records(make_rows(rng, 600, shift=1.5))).status_code == 200
+        verdicts = []
+        for _ in range(3):
+            r = c.post("/v1/models/m1/checks/drift/run")
+            assert r.status_code == 200, r.text
+            verdicts.append(r.json())
+        assert [v["verdict"] for v in verdicts] == ["breach"] * 3
+        assert len({v["nonconformity_id"] for v in verdicts}) == 1
+        (nc,) = c.get("/v1/nonconformities", params={"status": "open"}).json()
+        assert nc["recurrences"] == 2
+        assert nc["requirement"]["controls"][0] == "A.6.2.6"
+        assert set(nc["nature"]["affected"]) >= {"x1", "x2", "x3"}
+        detail = c.get(f"/v1/nonconformities/{nc['nc_id']}").json()
+        assert [e["event"] for e in detail["events"]] == ["opened", "recurred", "recurred"]
+        assert metric(c.get("/metrics").text, "aims_nonconformities_open", model="m1") == 1
+        assert (
+            metric(
+                c.get("/metrics").text,
+                "aims_check_breached",
+                model="m1",
+                check="drift",
+                metric="drift_share",
+                feature="",
+            )
+            == 1
+        )
+        records = c.get("/v1/monitoring-records", params={"model": "m1"}).json()
+        assert len(records) == 3
+        assert all(r["nonconformity_id"] == nc["nc_id"] for r in records)
+        first = records[-1]
+        assert first["method"]["reference"]["sha256"] and first["method"]["config_sha256"]
+        assert first["window"]["records_sampled"] == 600
+        assert first["controls"]["iso42001"][0] == "A.6.2.6"
+
+
+def test_checks_run_on_their_schedule(write_config, agent_factory):
+    cfg = write_config(schedule_seconds=1)
+    agent = agent_factory(cfg)
+    with agent.client() as c:
+        deadline = time.monotonic() + 20
+        runs = 0.0
+        while time.monotonic() < deadline:
+            try:
+                runs = metric(
+                    c.get("/metrics").text,
+                    "aims_check_runs_total",
+                    model="m1",
+                    check="drift",
+                    verdict="insufficient_data",
+                )
+            except AssertionError:  # no run yet
+                runs = 0
+            if runs >= 2:
+                break
+            time.sleep(0.5)
+        assert runs >= 2
+        last = metric(
+            c.get("/metrics").text,
+            "aims_check_last_success_timestamp_seconds",
+            model="m1",
+            check="drift",
+        )
+        assert abs(last - time.time()) < 30
+
+
+def test_acknowledged_records_survive_kill_9(write_config, agent_factory):
+    cfg = write_config()
+    agent = agent_factory(cfg)
+    rng = np.random.default_rng(8)
+    with agent.client() as c:
+        for b in range(4):
+            r = post(c, as_records(make_rows(rng, 250), start=b * 250))
+            assert r.status_code == 200
+    agent.proc.send_signal(signal.SIGKILL)
+    agent.proc.wait()
+    again = agent_factory(cfg)
+    with again.client() as c:
+        (model,) = c.get("/v1/models").json()
+        assert model["window"]["seen"] == 1000 and model["window"]["sampled"] == 1000
+        assert metric(c.get("/metrics").text, "aims_window_sampled_records", model="m1") == 1000
+        run = c.post("/v1/models/m1/checks/drift/run").json()
+        rec = c.get("/v1/monitoring-records").json()[0]
+        assert rec["record_id"] == run["monitoring_record_id"]
+        assert rec["window"]["records_sampled"] == 1000
+
+
+def test_sigterm_stops_within_the_deadline(write_config, agent_factory):
+    agent = agent_factory(write_config())
+    with agent.client() as c:
+        assert post(c, as_records(make_rows(np.random.default_rng(9), 50))).status_code == 200
+    t0 = time.monotonic()
+    assert agent.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - t0 < 10
+    assert re.search(r"storage closed", "".join(agent.stderr))
+
+
+def test_missing_token_variable_exits_2_naming_the_field(write_config):
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    proc = subprocess.run(
+        [sys.executable, "-m", "aims_agent.agent.cli", "run", "--config", str(write_config())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert f"agent.tokens[0].env: environment variable {TOKEN_ENV} is not set" in proc.stderr
