@@ -1,13 +1,13 @@
 """The one error hierarchy of aims-agent.
 
-    AimsError
-    ├── ConfigError (ValueError)          the config file is unreadable or invalid
-    ├── ReferenceDataError (ValueError)   reference data is missing, unreadable or off-schema
-    ├── UnknownAliasError (LookupError)   a registry was asked for an alias it does not know
-    ├── UnknownModelError (LookupError)   a request named a model the agent does not monitor
-    ├── RecordError (ValueError)          an ingested record does not fit the model's schema
-    ├── PayloadError (ValueError)         a request body cannot be decoded at all
-    └── StorageError (RuntimeError)       the evidence store failed or is closed
+AimsError
+├── ConfigError (ValueError)          the config file is unreadable or invalid
+├── ReferenceDataError (ValueError)   reference data is missing, unreadable or off-schema
+├── UnknownAliasError (LookupError)   a registry was asked for an alias it does not know
+├── UnknownModelError (LookupError)   a request named a model the agent does not monitor
+├── RecordError (ValueError)          an ingested record does not fit the model's schema
+├── PayloadError (ValueError)         a request body cannot be decoded at all
+└── StorageError (RuntimeError)       the evidence store failed or is closed
 """
 
 from __future__ import annotations

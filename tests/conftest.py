@@ -21,24 +21,37 @@ def make_rows(rng: np.random.Generator, n: int, *, shift: float = 0.0) -> list[d
     x1 = rng.normal(shift, 1, n)
     x2 = rng.gamma(2, 2, n) + shift
     x3 = rng.uniform(0, 10, n) + 3 * shift
-    c1 = rng.choice(["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1] if not shift else
-                    [0.1, 0.2, 0.3, 0.4])
+    c1 = rng.choice(
+        ["a", "b", "c", "d"], n, p=[0.4, 0.3, 0.2, 0.1] if not shift else [0.1, 0.2, 0.3, 0.4]
+    )
     group = rng.choice(["g1", "g2"], n)
     score = 1 / (1 + np.exp(-(x1 + 0.1 * x2)))
     return [
-        {"x1": x1[i], "x2": x2[i], "x3": x3[i], "c1": c1[i],
-         "prediction": int(score[i] >= 0.5), "score": float(score[i]),
-         "label": int(rng.random() < score[i]), "group": group[i]}
+        {
+            "x1": x1[i],
+            "x2": x2[i],
+            "x3": x3[i],
+            "c1": c1[i],
+            "prediction": int(score[i] >= 0.5),
+            "score": float(score[i]),
+            "label": int(rng.random() < score[i]),
+            "group": group[i],
+        }
         for i in range(n)
     ]
 
 
 def as_records(rows: list[dict[str, Any]], *, start: int = 0) -> list[dict[str, Any]]:
     return [
-        {"id": f"r{start + i}", "timestamp": "2026-11-23T10:00:00Z",
-         "features": {k: r[k] for k in (*NUMERIC, *CATEGORICAL)},
-         "prediction": r["prediction"], "score": r["score"], "label": r["label"],
-         "attributes": {"group": r["group"]}}
+        {
+            "id": f"r{start + i}",
+            "timestamp": "2026-11-23T10:00:00Z",
+            "features": {k: r[k] for k in (*NUMERIC, *CATEGORICAL)},
+            "prediction": r["prediction"],
+            "score": r["score"],
+            "label": r["label"],
+            "attributes": {"group": r["group"]},
+        }
         for i, r in enumerate(rows)
     ]
 
@@ -57,7 +70,9 @@ def reference_csv(tmp_path: Path) -> Path:
 def base_config(reference: Path, evidence: Path, **check: Any) -> dict[str, Any]:
     return {
         "agent": {
-            "host": "127.0.0.1", "port": 0, "evidence_dir": str(evidence),
+            "host": "127.0.0.1",
+            "port": 0,
+            "evidence_dir": str(evidence),
             "tokens": [
                 {"name": "writer", "env": TOKEN_ENV, "scopes": ["ingest", "read", "write"]},
                 {"name": "reader", "env": READ_TOKEN_ENV, "scopes": ["read"]},
@@ -65,16 +80,32 @@ def base_config(reference: Path, evidence: Path, **check: Any) -> dict[str, Any]
             "shutdown_timeout_seconds": 5,
             "max_body_bytes": 4_000_000,
         },
-        "models": [{
-            "name": "m1", "version": "1.0", "ai_system_id": "AIS-T",
-            "reference": {"path": str(reference)},
-            "schema": {"numeric": NUMERIC, "categorical": CATEGORICAL,
-                       "prediction": "prediction", "score": "score", "label": "label",
-                       "sensitive": ["group"]},
-            "window": {"span_seconds": 86400, "max_sample": 5000},
-            "checks": [{"id": "drift", "kind": "drift", "schedule_seconds": 3600,
-                        "min_samples": 50, **check}],
-        }],
+        "models": [
+            {
+                "name": "m1",
+                "version": "1.0",
+                "ai_system_id": "AIS-T",
+                "reference": {"path": str(reference)},
+                "schema": {
+                    "numeric": NUMERIC,
+                    "categorical": CATEGORICAL,
+                    "prediction": "prediction",
+                    "score": "score",
+                    "label": "label",
+                    "sensitive": ["group"],
+                },
+                "window": {"span_seconds": 86400, "max_sample": 5000},
+                "checks": [
+                    {
+                        "id": "drift",
+                        "kind": "drift",
+                        "schedule_seconds": 3600,
+                        "min_samples": 50,
+                        **check,
+                    }
+                ],
+            }
+        ],
     }
 
 
