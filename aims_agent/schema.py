@@ -1,26 +1,37 @@
-"""A model's columns and the rules a record must follow to enter its window.
+"""A model's columns and the record type its ingest decodes into.
 
-`ModelSchema.normalize` turns a decoded `Record` into one flat row, in column order: numeric
-values as float (NaN when missing), categorical values as str (None when missing). It raises
-`RecordError` naming the field when a value has the wrong type. A missing or null feature is
-accepted: the data-quality checks measure missingness, so dropping such records would hide it.
+From the schema config we build, once per model, a msgspec Struct whose fields are the model's
+features and attributes with their JSON types, so that decoding a record also validates it, in
+C, with errors that name the field (`Expected 'float | bool | null', got 'str' - at
+'$.features.age'`). A record then becomes a flat row in column order with no per-feature Python
+work. Numeric cells are float, bool or None; categorical cells str, int, bool or None; the
+window converts them (NaN for missing numbers, text labels for categories).
+
+A missing or null feature is accepted: the data-quality checks measure missingness, so
+refusing such records would hide it. Unknown features are ignored.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
+
+import msgspec
 
 from aims_agent.agent.config import SchemaConfig
-from aims_agent.errors import RecordError
-from aims_agent.records import ColumnKind, Record, Scalar
+from aims_agent.records import ColumnKind
 
 Source = Literal["feature", "prediction", "score", "label", "attribute"]
-Cell = float | str | None
+Cell = float | int | str | bool | None
 Row = tuple[Cell, ...]
+
+# JSON types a value of each kind may take; null means missing.
+_TYPES: dict[ColumnKind, Any] = {
+    "numeric": float | bool | None,
+    "categorical": str | int | bool | None,
+}
+_REQUIRED: dict[ColumnKind, Any] = {"numeric": float | bool, "categorical": str | int | bool}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -30,49 +41,31 @@ class Column:
     source: Source
 
 
-def _numeric(value: Scalar) -> float:
-    if value is None:
-        return math.nan
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    raise ValueError(f"must be a number or null, got {type(value).__name__} {value!r}"[:200])
-
-
-def _categorical(value: Scalar) -> str | None:
-    if value is None or isinstance(value, str):
+def category(value: Cell) -> str | None:
+    """The text label of a categorical cell: as given for strings, `True` / `1` otherwise."""
+    if value is None or type(value) is str:
         return value
     if isinstance(value, bool):
         return "True" if value else "False"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    raise ValueError(f"must be a string, integer, boolean or null, got {value!r}")
+    return str(value)
 
 
-_CONVERT: dict[ColumnKind, Callable[[Scalar], Cell]] = {
-    "numeric": _numeric,
-    "categorical": _categorical,
-}
-
-
-def parse_timestamp(value: float | str | None, *, default: float) -> float:
-    """Epoch seconds from an RFC 3339 string or a number; naive times are taken as UTC."""
+def epoch(value: datetime | float | None, *, default: float) -> float:
+    """Epoch seconds of a record time; naive times are taken as UTC."""
     if value is None:
         return default
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
-            raise ValueError(f"must be a non-negative epoch time, got {value}")
-        return float(value)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"must be RFC 3339 or epoch seconds, got {value!r}"[:200]) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    if value != value or value < 0 or value == float("inf"):
+        raise ValueError(f"must be RFC 3339 or non-negative epoch seconds, got {value}")
+    return float(value)
+
+
+def _struct(name: str, columns: list[Column]) -> type[msgspec.Struct]:
+    """A Struct with one optional field per column; internal names, JSON names via rename."""
+    fields = [(f"c{i}", _TYPES[c.kind], None) for i, c in enumerate(columns)]
+    rename = {f"c{i}": c.name for i, c in enumerate(columns)}
+    return msgspec.defstruct(name, fields, rename=rename, frozen=True)
 
 
 class ModelSchema:
@@ -81,49 +74,42 @@ class ModelSchema:
     def __init__(self, cfg: SchemaConfig) -> None:
         cols = [Column(name=n, kind="numeric", source="feature") for n in cfg.numeric]
         cols += [Column(name=n, kind="categorical", source="feature") for n in cfg.categorical]
-        cols.append(Column(name=cfg.prediction, kind=cfg.prediction_type, source="prediction"))
+        outputs = [Column(name=cfg.prediction, kind=cfg.prediction_type, source="prediction")]
         if cfg.score:
-            cols.append(Column(name=cfg.score, kind="numeric", source="score"))
+            outputs.append(Column(name=cfg.score, kind="numeric", source="score"))
         if cfg.label:
-            cols.append(Column(name=cfg.label, kind=cfg.prediction_type, source="label"))
-        cols += [Column(name=n, kind="categorical", source="attribute") for n in cfg.sensitive]
-        self.columns: tuple[Column, ...] = tuple(cols)
-        self.features = tuple(c for c in cols if c.source == "feature")
-        self.index = {c.name: i for i, c in enumerate(cols)}
-        self._feature_plan = [(c.name, _CONVERT[c.kind]) for c in self.features]
-        self._attr_plan = [(c.name, _CONVERT[c.kind]) for c in cols if c.source == "attribute"]
-        self._predict = _CONVERT[cfg.prediction_type]
+            outputs.append(Column(name=cfg.label, kind=cfg.prediction_type, source="label"))
+        attrs = [Column(name=n, kind="categorical", source="attribute") for n in cfg.sensitive]
+        self.columns: tuple[Column, ...] = (*cols, *outputs, *attrs)
+        self.features = tuple(cols)
+        self.index = {c.name: i for i, c in enumerate(self.columns)}
         self._has_score = cfg.score is not None
         self._has_label = cfg.label is not None
 
-    def column(self, source: Source) -> Column | None:
-        return next((c for c in self.columns if c.source == source), None)
+        features = _struct("Features", cols)
+        attributes = _struct("Attributes", attrs)
+        label_type = _TYPES[cfg.prediction_type]
+        self.record_type = msgspec.defstruct(
+            "ModelRecord",
+            [
+                ("id", str | int),
+                ("features", features),
+                ("prediction", _REQUIRED[cfg.prediction_type]),
+                ("timestamp", datetime | float | None, None),
+                ("score", float | None, None),
+                ("label", label_type, None),
+                ("attributes", attributes, msgspec.field(default_factory=attributes)),
+            ],
+            forbid_unknown_fields=True,
+            frozen=True,
+        )
+        self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.record_type)
 
-    def normalize(self, record: Record, index: int) -> Row:
-        """One record as a row in column order; `RecordError` names the first bad field."""
-        field = "features"
-        try:
-            feats = record.features
-            row: list[Cell] = []
-            for name, conv in self._feature_plan:
-                field = f"features.{name}"
-                row.append(conv(feats.get(name)))
-            field = "prediction"
-            if record.prediction is None:
-                raise ValueError("is required")
-            row.append(self._predict(record.prediction))
-            if self._has_score:
-                field = "score"
-                row.append(_numeric(record.score))
-            if self._has_label:
-                field = "label"
-                row.append(self._predict(record.label))
-            attrs = record.attributes
-            for name, conv in self._attr_plan:
-                field = f"attributes.{name}"
-                row.append(conv(attrs.get(name)))
-        except ValueError as exc:
-            raise RecordError(
-                index=index, record_id=str(record.id), field=field, reason=str(exc)
-            ) from None
-        return tuple(row)
+    def row(self, record: Any) -> Row:
+        """A decoded record as one row in column order."""
+        out = msgspec.structs.astuple(record.features) + (record.prediction,)
+        if self._has_score:
+            out += (record.score,)
+        if self._has_label:
+            out += (record.label,)
+        return out + msgspec.structs.astuple(record.attributes)

@@ -1,6 +1,7 @@
 """Load a model's reference data (CSV or Parquet) into the column encoding checks use.
 
-Read once at start-up with pyarrow, which reads both formats without pandas. Categorical
+Read once at start-up with pyarrow, which reads both formats without pandas, in a short-lived
+child process (`load_references`) so that pyarrow's ~30 MB never stay in the sidecar. Categorical
 columns are read as text so that `True`, `01` or `1` stay what the file says, and encoded as
 codes into the sorted set of reference labels, the same vocabulary the window starts from.
 """
@@ -8,14 +9,18 @@ codes into the sorted set of reference labels, the same vocabulary the window st
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import pickle
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from aims_agent.agent.config import ModelConfig
 from aims_agent.checks.base import Reference
-from aims_agent.errors import ReferenceDataError
+from aims_agent.errors import AimsError, ReferenceDataError
 from aims_agent.schema import ModelSchema
 
 
@@ -107,3 +112,39 @@ def load_reference(path: Path, schema: ModelSchema, *, fmt: str = "auto") -> Ref
         columns=columns,
         vocabularies=vocabularies,
     )
+
+
+def _load(model: ModelConfig) -> Reference:
+    return load_reference(
+        model.reference.path, ModelSchema(model.schema_), fmt=model.reference.format
+    )
+
+
+def load_references(models: Sequence[ModelConfig]) -> list[Reference]:
+    """Load every model's reference in a child process (this module run as a script)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "aims_agent.agent.reference"],
+        input=pickle.dumps(list(models)),
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace")[-2000:]
+        raise ReferenceDataError(f"reference loader failed (exit {proc.returncode}): {tail}")
+    result = pickle.loads(proc.stdout)  # our own child's output
+    if isinstance(result, AimsError):
+        raise result
+    return result  # type: ignore[no-any-return]
+
+
+def _child() -> None:
+    models = pickle.load(sys.stdin.buffer)
+    try:
+        out: object = [_load(m) for m in models]
+    except AimsError as exc:
+        out = exc
+    sys.stdout.buffer.write(pickle.dumps(out))
+
+
+if __name__ == "__main__":
+    _child()

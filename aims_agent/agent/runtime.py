@@ -21,8 +21,8 @@ from aims_agent import __version__
 from aims_agent.agent.config import Config, ModelConfig
 from aims_agent.agent.controls import controls_for
 from aims_agent.agent.judge import assess, overall
-from aims_agent.agent.reference import load_reference
-from aims_agent.agent.window import Window
+from aims_agent.agent.reference import load_references
+from aims_agent.agent.window import Contents, Snapshot, Window
 from aims_agent.checks.base import Check, Reference, build_check
 from aims_agent.collectors.push import Decoded
 from aims_agent.errors import UnknownModelError
@@ -30,7 +30,7 @@ from aims_agent.exporters.evidence import EvidenceContext, record_run
 from aims_agent.exporters.prometheus import Metrics
 from aims_agent.records import Assessment, CheckRun, ControlTags, Verdict
 from aims_agent.schema import ModelSchema
-from aims_agent.storage.samples import load_window, save_sampled
+from aims_agent.storage.samples import append_batch, read_log, write_snapshot
 from aims_agent.storage.schema import nonconformities
 from aims_agent.storage.store import Store
 
@@ -71,9 +71,14 @@ class Runtime:
         self._rng = np.random.default_rng(seed)
         self._idle = threading.Condition()
         self._in_flight = 0
+        self._logged: dict[str, int] = {}  # rows in each model's sample log since its snapshot
         self.store = Store(cfg.storage_url, durability=cfg.agent.durability)
         config_hash = cfg.fingerprint()
-        self.models = {m.name: self._build(m, config_hash) for m in cfg.models}
+        references = load_references(cfg.models)
+        self.models = {
+            m.name: self._build(m, ref, config_hash)
+            for m, ref in zip(cfg.models, references, strict=True)
+        }
         for name, mr in self.models.items():
             self.metrics.received.labels(name)  # series exist at 0 before the first record
             self.metrics.sampled.labels(name)
@@ -81,9 +86,8 @@ class Runtime:
             self._publish_window(name, mr.window)
         self.refresh_open_nonconformities()
 
-    def _build(self, m: ModelConfig, config_hash: str) -> ModelRuntime:
+    def _build(self, m: ModelConfig, reference: Reference, config_hash: str) -> ModelRuntime:
         schema = ModelSchema(m.schema_)
-        reference = load_reference(m.reference.path, schema, fmt=m.reference.format)
         window = Window(
             schema,
             capacity=m.window.max_sample,
@@ -120,17 +124,16 @@ class Runtime:
         )
 
     def _restore(self, name: str, mr: ModelRuntime) -> None:
-        stored = self.store.read(lambda conn: load_window(conn, name))
-        if stored is None or stored.start != mr.window.window_start(self.clock()):
+        entries = self.store.read(lambda conn: read_log(conn, name))
+        if not entries or entries[-1].window_start != mr.window.window_start(self.clock()):
             return
-        mr.window.restore(
-            start=stored.start,
-            seen=stored.seen,
-            slots=stored.slots,
-            rows=stored.rows,
-            ids=stored.ids,
-        )
-        log.info("restored window of %s: %d seen, %d sampled", name, stored.seen, len(stored.slots))
+        for entry in entries:
+            if isinstance(entry, Snapshot):
+                mr.window.restore(entry)
+            else:
+                mr.window.replay([entry])
+        self._logged[name] = sum(len(e.slots) for e in entries if isinstance(e, Contents))
+        log.info("restored window of %s: %d seen, %d sampled", name, mr.window.seen, mr.window.size)
 
     def model(self, name: str) -> ModelRuntime:
         try:
@@ -149,12 +152,24 @@ class Runtime:
         if not decoded.rows:
             return 0
         # offer and submit without an await between them: storage sees batches in window order
-        sampled = mr.window.offer(decoded.rows, decoded.ids, now=self.clock())
-        pending = self.store.submit(
-            save_sampled(
-                self.store.upsert, name, sampled, decoded.rows, decoded.ids, decoded.timestamps
-            )
+        window = mr.window
+        before = window.start
+        sampled = window.offer(decoded.rows, decoded.ids, decoded.timestamps, now=self.clock())
+        rolled = sampled.window_start != before
+        batch = Contents(
+            window_start=sampled.window_start,
+            seen=sampled.seen,
+            slots=list(sampled.slots),
+            rows=[decoded.rows[p] for p in sampled.positions],
+            ids=[decoded.ids[p] for p in sampled.positions],
+            timestamps=[decoded.timestamps[p] for p in sampled.positions],
         )
+        pending = self.store.submit(append_batch(name, batch, rolled=rolled))
+        logged = (0 if rolled else self._logged.get(name, 0)) + len(batch.slots)
+        if logged > 2 * window.capacity:  # keep the log within a few window sizes
+            self.store.submit(write_snapshot(name, window.export))
+            logged = 0
+        self._logged[name] = logged
         await asyncio.wrap_future(pending)
         self.metrics.received.labels(name).inc(len(decoded.rows))
         self.metrics.sampled.labels(name).inc(len(sampled.slots))

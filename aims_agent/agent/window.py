@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aims_agent.records import WindowInfo
-from aims_agent.schema import Cell, ModelSchema, Row
+from aims_agent.schema import Cell, ModelSchema, Row, category
 
 _MAX_CATEGORIES = 100_000  # beyond this, new labels share one overflow code
 
@@ -44,12 +44,45 @@ class Sampled:
     positions: tuple[int, ...]  # index of each sampled row in the offered batch
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """A whole window as arrays: the compact form a window is stored in."""
+
+    window_start: float
+    seen: int
+    ids: list[str]
+    timestamps: np.ndarray
+    columns: Mapping[str, np.ndarray]
+    vocabularies: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Contents:
+    """Slots and their rows: a batch's changes, or a whole window (a snapshot)."""
+
+    window_start: float
+    seen: int
+    slots: list[int]
+    rows: list[Row]
+    ids: list[str]
+    timestamps: list[float]
+
+
 class _Codes:
     """A growing label -> code vocabulary."""
 
     def __init__(self, initial: Sequence[str]) -> None:
         self.labels: list[str] = list(initial)
         self.codes: dict[str, int] = {v: i for i, v in enumerate(self.labels)}
+
+    def encode(self, values: Sequence[Cell]) -> list[int]:
+        """Codes of many cells: one dict lookup each, Python work only for misses."""
+        get = self.codes.get
+        out = [get(v) for v in values]  # type: ignore[arg-type]
+        for i, c in enumerate(out):
+            if c is None:
+                out[i] = self.code(category(values[i]))
+        return out  # type: ignore[return-value]
 
     def code(self, label: str | None) -> int:
         if label is None:
@@ -93,6 +126,7 @@ class Window:
         self.size = 0
         self._alloc = 0
         self._cols: list[np.ndarray] = []
+        self._ts = np.zeros(0)
         self._ids: list[str] = []
         self._grow(0)
 
@@ -110,7 +144,9 @@ class Window:
             if self._cols:
                 arr[: self._alloc] = self._cols[i][: self._alloc]
             cols.append(arr)
-        self._cols = cols
+        ts = np.zeros(size)
+        ts[: self._alloc] = self._ts[: self._alloc]
+        self._cols, self._ts = cols, ts
         self._ids.extend([""] * (size - len(self._ids)))
         self._alloc = size
 
@@ -119,7 +155,9 @@ class Window:
         if start != self.start:
             self.start, self.seen, self.size = start, 0, 0
 
-    def offer(self, rows: Sequence[Row], ids: Sequence[str], *, now: float) -> Sampled:
+    def offer(
+        self, rows: Sequence[Row], ids: Sequence[str], timestamps: Sequence[float], *, now: float
+    ) -> Sampled:
         """Algorithm R over a batch: row i is kept with probability capacity / (seen + i + 1)."""
         with self._lock:
             self._roll(now)
@@ -142,7 +180,12 @@ class Window:
             self.size = min(self.capacity, self.seen)
             if len(kept_slot):
                 self._grow(int(kept_slot.max()) + 1)
-            self._write([rows[p] for p in kept_pos], [ids[p] for p in kept_pos], kept_slot)
+            self._write(
+                [rows[p] for p in kept_pos],
+                [ids[p] for p in kept_pos],
+                [timestamps[p] for p in kept_pos],
+                kept_slot,
+            )
             return Sampled(
                 window_start=self.start,
                 seen=self.seen,
@@ -150,35 +193,67 @@ class Window:
                 positions=tuple(int(p) for p in kept_pos),
             )
 
-    def _write(self, rows: Sequence[Row], ids: Sequence[str], slots: np.ndarray) -> None:
+    def _write(
+        self,
+        rows: Sequence[Row],
+        ids: Sequence[str],
+        timestamps: Sequence[float],
+        slots: np.ndarray,
+    ) -> None:
         if not rows:
             return
-        for i, c in enumerate(self.schema.columns):
-            values: list[Cell] = [r[i] for r in rows]
-            if c.kind == "numeric":
+        for i, (c, values) in enumerate(
+            zip(self.schema.columns, zip(*rows, strict=True), strict=True)
+        ):
+            if c.kind == "numeric":  # None -> NaN, bool -> 0 / 1
                 self._cols[i][slots] = np.asarray(values, dtype=np.float64)
             else:
-                vocab = self._vocab[c.name]
-                self._cols[i][slots] = [vocab.code(v) for v in values]  # type: ignore[arg-type]
+                self._cols[i][slots] = self._vocab[c.name].encode(values)
+        self._ts[slots] = timestamps
         for s, rid in zip(slots.tolist(), ids, strict=True):
             self._ids[s] = rid
 
-    def restore(
-        self,
-        *,
-        start: float,
-        seen: int,
-        slots: Sequence[int],
-        rows: Sequence[Row],
-        ids: Sequence[str],
-    ) -> None:
-        """Rebuild the window from stored state after a restart."""
+    def replay(self, entries: Sequence[Contents]) -> None:
+        """Apply stored batches, in order, on top of what the window holds."""
         with self._lock:
-            self.start, self.seen = start, seen
-            self.size = min(self.capacity, seen)
-            if slots:
-                self._grow(max(slots) + 1)
-                self._write(rows, ids, np.asarray(slots, dtype=np.int64))
+            for e in entries:
+                self.start, self.seen = e.window_start, e.seen
+                self.size = min(self.capacity, e.seen)
+                if e.slots:
+                    self._grow(max(e.slots) + 1)
+                    self._write(e.rows, e.ids, e.timestamps, np.asarray(e.slots, dtype=np.int64))
+
+    def export(self) -> Snapshot:
+        """A copy of the whole window as arrays, for a snapshot in storage."""
+        with self._lock:
+            n = self.size
+            return Snapshot(
+                window_start=self.start,
+                seen=self.seen,
+                ids=self._ids[:n],
+                timestamps=self._ts[:n].copy(),
+                columns={
+                    c.name: self._cols[i][:n].copy() for i, c in enumerate(self.schema.columns)
+                },
+                vocabularies={name: tuple(v.labels) for name, v in self._vocab.items()},
+            )
+
+    def restore(self, snap: Snapshot) -> None:
+        """Load a snapshot; categorical codes are mapped through labels, so a changed reference
+        vocabulary still restores the right categories."""
+        with self._lock:
+            self.start, self.seen = snap.window_start, snap.seen
+            n = self.size = len(snap.ids)
+            self._grow(n)
+            for i, c in enumerate(self.schema.columns):
+                values = snap.columns[c.name]
+                if c.kind == "categorical" and len(values):
+                    labels = snap.vocabularies[c.name]
+                    remap = np.asarray([*self._vocab[c.name].encode(labels), -1], dtype=np.int32)
+                    values = remap[values]  # -1 indexes the trailing -1: missing stays missing
+                self._cols[i][:n] = values
+            self._ts[:n] = snap.timestamps
+            self._ids[:n] = snap.ids
 
     def snapshot(self, *, now: float) -> WindowData:
         """A copy of the current window, safe to read from a worker thread."""

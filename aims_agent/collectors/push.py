@@ -13,11 +13,9 @@ from typing import Literal
 import msgspec
 
 from aims_agent.errors import PayloadError, RecordError
-from aims_agent.records import Record
-from aims_agent.schema import ModelSchema, Row, parse_timestamp
+from aims_agent.schema import ModelSchema, Row, epoch
 
 OnError = Literal["reject", "skip"]
-_RECORD = msgspec.json.Decoder(Record)
 _ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 _ID_ONLY = msgspec.json.Decoder(dict[str, object])
 MAX_ERRORS = 100  # errors reported per response; all are counted
@@ -44,6 +42,11 @@ def split_body(body: bytes, content_type: str) -> list[bytes]:
         return [bytes(raw) for raw in _ARRAY.decode(stripped)]
     except msgspec.DecodeError as exc:
         raise PayloadError(f"body is not a JSON array: {exc}") from None
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, reason: str) -> None:
+        self.field, self.reason = field, reason
 
 
 def _field_of(message: str) -> tuple[str, str]:
@@ -73,9 +76,18 @@ def decode_records(body: bytes, content_type: str, schema: ModelSchema, *, now: 
     ids: list[str] = []
     stamps: list[float] = []
     errors: list[RecordError] = []
+    decode = schema.decoder.decode
+    row_of = schema.row
     for index, raw in enumerate(split_body(body, content_type)):
         try:
-            record = _RECORD.decode(raw)
+            record = decode(raw)
+            rid = str(record.id)
+            if not rid or len(rid) > 256:
+                raise _Invalid("id", "must be 1 to 256 characters")
+            try:
+                stamp = epoch(record.timestamp, default=now)
+            except ValueError as exc:
+                raise _Invalid("timestamp", str(exc)) from None
         except msgspec.ValidationError as exc:
             field, reason = _field_of(str(exc))
             errors.append(
@@ -89,29 +101,12 @@ def decode_records(body: bytes, content_type: str, schema: ModelSchema, *, now: 
                 )
             )
             continue
-        rid = str(record.id)
-        if not rid or len(rid) > 256:
+        except _Invalid as exc:
             errors.append(
-                RecordError(
-                    index=index,
-                    record_id=rid[:64],
-                    field="id",
-                    reason="must be 1 to 256 characters",
-                )
+                RecordError(index=index, record_id=_id_of(raw), field=exc.field, reason=exc.reason)
             )
             continue
-        try:
-            stamp = parse_timestamp(record.timestamp, default=now)
-            row = schema.normalize(record, index)
-        except RecordError as exc:
-            errors.append(exc)
-            continue
-        except ValueError as exc:
-            errors.append(
-                RecordError(index=index, record_id=rid, field="timestamp", reason=str(exc))
-            )
-            continue
-        rows.append(row)
+        rows.append(row_of(record))
         ids.append(rid)
         stamps.append(stamp)
     return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)

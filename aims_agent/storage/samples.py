@@ -1,91 +1,150 @@
-"""Persist and restore window reservoirs: the durable half of the window store."""
+"""The durable half of the window store: a per-model log of reservoir changes.
+
+Each acknowledged ingest batch appends one row holding the slots it filled. Now and then the
+whole window is written as a snapshot and the entries before it are deleted, so the log stays
+within a few window sizes. A restart replays the latest snapshot and the batches after it.
+
+A snapshot is exported when the writer gets to it, so it may already contain batches queued
+behind it; replaying those batches again on top rewrites the same slots with the same rows,
+so the rebuilt window is the same.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
 
 import msgspec
-from sqlalchemy import Connection, select
+import numpy as np
+from sqlalchemy import Connection, delete, insert, select
 
-from aims_agent.agent.window import Sampled
-from aims_agent.schema import Row
-from aims_agent.storage.schema import samples, windows
+from aims_agent.agent.window import Contents, Snapshot
+from aims_agent.storage.schema import sample_log
 
-_encode = msgspec.json.Encoder().encode
-_decode_row = msgspec.json.Decoder(list[float | str | None]).decode
+_Cell = float | int | str | bool | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredWindow:
-    start: float
-    seen: int
+class _Batch(msgspec.Struct, array_like=True, tag="b"):
     slots: list[int]
-    rows: list[Row]
     ids: list[str]
+    timestamps: list[float]
+    rows: list[tuple[_Cell, ...]]
 
 
-def save_sampled(
-    upsert: Any,
-    model: str,
-    sampled: Sampled,
-    rows: Sequence[Row],
-    ids: Sequence[str],
-    timestamps: Sequence[float],
-) -> Any:
-    """A store write: the slots this batch filled, and the window's new count."""
-    params = [
-        {
-            "model": model,
-            "window_start": sampled.window_start,
-            "slot": slot,
-            "record_id": ids[p],
-            "timestamp": timestamps[p],
-            "row": _encode(rows[p]),
-        }
-        for slot, p in zip(sampled.slots, sampled.positions, strict=True)
-    ]
-    state = {"model": model, "window_start": sampled.window_start, "seen": sampled.seen}
+class _Snap(msgspec.Struct, array_like=True, tag="s"):
+    ids: list[str]
+    timestamps: bytes  # float64
+    columns: dict[str, bytes]  # float64 for numeric, int32 codes for categorical
+    vocabularies: dict[str, list[str]]
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode = msgspec.msgpack.Decoder(_Batch | _Snap).decode
+
+
+def append_batch(model: str, batch: Contents, *, rolled: bool) -> Callable[[Connection], None]:
+    """A store write: one log entry for one batch; a new window drops the old window's log."""
+    payload = _encode(
+        _Batch(slots=batch.slots, ids=batch.ids, timestamps=batch.timestamps, rows=batch.rows)
+    )
+    values = {
+        "model": model,
+        "window_start": batch.window_start,
+        "kind": "batch",
+        "seen": batch.seen,
+        "n_rows": len(batch.slots),
+        "payload": payload,
+    }
 
     def write(conn: Connection) -> None:
-        if params:
-            ins = upsert(samples)
+        if rolled:
             conn.execute(
-                ins.on_conflict_do_update(
-                    index_elements=[samples.c.model, samples.c.window_start, samples.c.slot],
-                    set_={
-                        "record_id": ins.excluded.record_id,
-                        "timestamp": ins.excluded.timestamp,
-                        "row": ins.excluded.row,
-                    },
-                ),
-                params,
+                delete(sample_log).where(
+                    sample_log.c.model == model, sample_log.c.window_start < batch.window_start
+                )
             )
-        ins = upsert(windows)
-        conn.execute(
-            ins.values(**state).on_conflict_do_update(
-                index_elements=[windows.c.model],
-                set_={"window_start": ins.excluded.window_start, "seen": ins.excluded.seen},
-            )
-        )
+        conn.execute(insert(sample_log).values(**values))
 
     return write
 
 
-def load_window(conn: Connection, model: str) -> StoredWindow | None:
-    state = conn.execute(select(windows).where(windows.c.model == model)).first()
-    if state is None:
-        return None
-    result = conn.execute(
-        select(samples.c.slot, samples.c.record_id, samples.c.row)
-        .where(samples.c.model == model, samples.c.window_start == state.window_start)
-        .order_by(samples.c.slot)
-    ).all()
-    return StoredWindow(
-        start=float(state.window_start),
-        seen=int(state.seen),
-        slots=[int(r.slot) for r in result],
-        rows=[tuple(_decode_row(r.row)) for r in result],
-        ids=[str(r.record_id) for r in result],
+def write_snapshot(model: str, export: Callable[[], Snapshot]) -> Callable[[Connection], int]:
+    """A store write: the whole window as one entry, replacing the entries before it."""
+
+    def write(conn: Connection) -> int:
+        snap = export()
+        payload = _encode(
+            _Snap(
+                ids=snap.ids,
+                timestamps=snap.timestamps.tobytes(),
+                columns={k: v.tobytes() for k, v in snap.columns.items()},
+                vocabularies={k: list(v) for k, v in snap.vocabularies.items()},
+            )
+        )
+        key = conn.execute(
+            insert(sample_log).values(
+                model=model,
+                window_start=snap.window_start,
+                kind="snapshot",
+                seen=snap.seen,
+                n_rows=len(snap.ids),
+                payload=payload,
+            )
+        ).inserted_primary_key
+        assert key is not None
+        conn.execute(
+            delete(sample_log).where(sample_log.c.model == model, sample_log.c.entry_id < key[0])
+        )
+        return int(key[0])
+
+    return write
+
+
+def _contents(start: float, seen: int, p: _Batch | _Snap) -> Contents | Snapshot:
+    if isinstance(p, _Batch):
+        return Contents(
+            window_start=start,
+            seen=seen,
+            slots=p.slots,
+            rows=p.rows,
+            ids=p.ids,
+            timestamps=p.timestamps,
+        )
+    return Snapshot(
+        window_start=start,
+        seen=seen,
+        ids=p.ids,
+        timestamps=np.frombuffer(p.timestamps, dtype=np.float64),
+        columns={
+            k: np.frombuffer(v, dtype=np.int32 if k in p.vocabularies else np.float64)
+            for k, v in p.columns.items()
+        },
+        vocabularies={k: tuple(v) for k, v in p.vocabularies.items()},
     )
+
+
+def read_log(conn: Connection, model: str) -> list[Contents | Snapshot]:
+    """The entries of the model's latest window, from its latest snapshot on, in order."""
+    last = conn.execute(
+        select(sample_log.c.window_start)
+        .where(sample_log.c.model == model)
+        .order_by(sample_log.c.entry_id.desc())
+        .limit(1)
+    ).scalar()
+    if last is None:
+        return []
+    in_window = (sample_log.c.model == model) & (sample_log.c.window_start == last)
+    since = (
+        conn.execute(
+            select(sample_log.c.entry_id)
+            .where(in_window, sample_log.c.kind == "snapshot")
+            .order_by(sample_log.c.entry_id.desc())
+            .limit(1)
+        ).scalar()
+        or 0
+    )
+    rows = conn.execute(
+        select(sample_log.c.window_start, sample_log.c.seen, sample_log.c.payload)
+        .where(in_window, sample_log.c.entry_id >= since)
+        .order_by(sample_log.c.entry_id)
+    ).all()
+    return [_contents(float(r.window_start), int(r.seen), _decode(r.payload)) for r in rows]

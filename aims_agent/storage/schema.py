@@ -22,26 +22,26 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-# The reservoir of each model's current window, slot by slot; rewritten in place as it samples.
-samples = Table(
-    "samples",
+# The reservoir of each model's current window as a log: one row per ingest batch (the slots it
+# filled), compacted now and then into one snapshot row. Replaying a window's rows in id order
+# from its latest snapshot rebuilds the reservoir; one row per batch keeps ingest fast.
+sample_log = Table(
+    "sample_log",
     metadata,
-    Column("model", String(128), primary_key=True),
-    Column("window_start", Double, primary_key=True),
-    Column("slot", Integer, primary_key=True),
-    Column("record_id", String(256), nullable=False),
-    Column("timestamp", Double, nullable=False),  # the record's own time
-    Column("row", LargeBinary, nullable=False),  # msgspec JSON of the normalised row
-)
-Index("ix_samples_record", samples.c.model, samples.c.record_id)
-
-windows = Table(
-    "windows",
-    metadata,
-    Column("model", String(128), primary_key=True),
+    Column(
+        "entry_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("model", String(128), nullable=False),
     Column("window_start", Double, nullable=False),
-    Column("seen", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),  # "batch" or "snapshot"
+    Column("seen", BigInteger, nullable=False),  # records seen in the window after this entry
+    Column("n_rows", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # msgspec JSON, see storage.samples
 )
+Index("ix_sample_log_model", sample_log.c.model, sample_log.c.entry_id)
 
 # Clause 9.1: one row per check run.
 monitoring_records = Table(

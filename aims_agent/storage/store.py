@@ -71,10 +71,6 @@ class Store:
         self._thread = threading.Thread(target=self._run, name="aims-store-writer", daemon=True)
         self._thread.start()
 
-    @property
-    def upsert(self) -> Any:
-        return UPSERT[self.dialect]
-
     def submit(self, write: Callable[[Connection], T]) -> Future[T]:
         """Queue a write; the future resolves once it has committed."""
         if self._closed:

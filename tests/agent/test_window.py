@@ -23,18 +23,18 @@ def make_window(capacity: int, span: float = 100.0, seed: int = 0) -> Window:
     )
 
 
-def rows(start: int, n: int) -> tuple[list[tuple], list[str]]:
+def rows(start: int, n: int) -> tuple[list[tuple], list[str], list[float]]:
     return (
         [(float(i), "a" if i % 2 else "z", "1") for i in range(start, start + n)],
         [f"id{i}" for i in range(start, start + n)],
+        [1000.0 + i for i in range(start, start + n)],
     )
 
 
 def test_fills_then_stays_bounded():
     w = make_window(1000)
     for b in range(50):
-        r, ids = rows(b * 500, 500)
-        w.offer(r, ids, now=10.0)
+        w.offer(*rows(b * 500, 500), now=10.0)
     snap = w.snapshot(now=10.0)
     assert snap.info.seen == 25_000 and snap.info.sampled == 1000
     assert len(snap.columns["x"]) == 1000
@@ -46,8 +46,7 @@ def test_reservoir_is_uniform_over_the_stream():
     # each of 20k items should be kept with probability 1000/20000; KS on kept positions
     w = make_window(1000, seed=3)
     for b in range(40):
-        r, ids = rows(b * 500, 500)
-        w.offer(r, ids, now=1.0)
+        w.offer(*rows(b * 500, 500), now=1.0)
     kept = w.snapshot(now=1.0).columns["x"]
     assert stats.kstest(kept / 20_000, "uniform").pvalue > 0.001
     assert abs(kept.mean() / 20_000 - 0.5) < 0.05
@@ -65,10 +64,11 @@ def test_within_batch_collision_keeps_the_later_row():
 
 def test_categorical_codes_extend_the_reference_vocabulary():
     w = make_window(10)
-    w.offer([(1.0, "b", "1"), (2.0, "new", "1"), (math.nan, None, "1")], ["a", "b", "c"], now=1)
+    w.offer([(1.0, "b", "1"), (2, "new", 1), (None, None, True)], ["a", "b", "c"], [0.0] * 3, now=1)
     snap = w.snapshot(now=1)
     assert snap.vocabularies["c"][:3] == ("a", "b", "new")
     assert snap.columns["c"].tolist() == [1, 2, -1]
+    assert snap.vocabularies["p"] == ("1", "True")  # ints and booleans become text labels
     assert math.isnan(snap.columns["x"][2])
 
 
@@ -80,18 +80,12 @@ def test_tumbling_window_rolls_over():
     assert snap.info.seen == 0 and snap.info.start == 60
 
 
-def test_restore_gives_back_the_same_window():
+def test_export_then_replay_gives_back_the_same_window():
     w = make_window(100)
-    r, ids = rows(0, 50)
-    s = w.offer(r, ids, now=5)
+    for b in range(5):
+        w.offer(*rows(b * 50, 50), now=5)
     w2 = make_window(100)
-    w2.restore(
-        start=s.window_start,
-        seen=s.seen,
-        slots=list(s.slots),
-        rows=[r[p] for p in s.positions],
-        ids=[ids[p] for p in s.positions],
-    )
+    w2.restore(w.export())
     a, b = w.snapshot(now=5), w2.snapshot(now=5)
     assert a.record_ids == b.record_ids and a.info == b.info
     for name in a.columns:

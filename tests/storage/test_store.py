@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select, text
 
 from aims_agent.errors import StorageError
-from aims_agent.storage.schema import windows
+from aims_agent.storage.schema import nonconformities as table
 from aims_agent.storage.store import Store
 
 
@@ -15,10 +15,21 @@ def store(tmp_path):
     s.close()
 
 
-def insert_window(model):
-    def write(conn):
-        conn.execute(windows.insert().values(model=model, window_start=0.0, seen=1))
-        return model
+def insert_window(key):
+    def write(conn):  # nc_id is the primary key: inserting a key twice fails
+        conn.execute(
+            table.insert().values(
+                nc_id=key,
+                model="m",
+                check_id="c",
+                status="open",
+                opened_at=0,
+                last_seen_at=0,
+                recurrences=0,
+                body={},
+            )
+        )
+        return key
 
     return write
 
@@ -36,7 +47,7 @@ def test_one_failing_write_does_not_sink_its_group(store):
         except StorageError:
             results.append("failed")
     assert results == ["a", "b", "failed", "c"]
-    rows = store.read(lambda c: c.execute(select(windows.c.model)).scalars().all())
+    rows = store.read(lambda c: c.execute(select(table.c.nc_id)).scalars().all())
     assert sorted(rows) == ["a", "b", "c"]
 
 
@@ -48,7 +59,7 @@ def test_close_drains_queued_writes_then_refuses(tmp_path):
     with pytest.raises(StorageError):
         s.submit(insert_window("late"))
     s2 = Store(f"sqlite:///{tmp_path / 'aims.db'}")
-    assert s2.read(lambda c: len(c.execute(select(windows)).all())) == 200
+    assert s2.read(lambda c: len(c.execute(select(table)).all())) == 200
     s2.close()
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.spatial.distance import jensenshannon as _scipy_js
 
 from aims_agent.checks.stattests._core import (
     CategoricalStats,
@@ -60,7 +59,9 @@ def _psi(ref_pct: FloatArray, cur_pct: FloatArray) -> float:
 def _js(ref_pct: FloatArray, cur_pct: FloatArray) -> float:
     # js can round to a hair below 0 for near-identical inputs; scipy then gives NaN too
     with np.errstate(invalid="ignore"):
-        return float(_scipy_js(ref_pct, cur_pct))
+        from scipy.spatial.distance import jensenshannon  # lazy: keeps an idle sidecar small
+
+        return float(jensenshannon(ref_pct, cur_pct))
 
 
 def psi_numeric(ref: NumericStats, cur: FloatArray) -> float:

@@ -11,8 +11,6 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.stats import kstwo
-from scipy.stats._stats_py import _attempt_exact_2kssamp
 
 from aims_agent.checks.stattests._core import FloatArray, IntArray, NumericStats
 from aims_agent.checks.stattests._counts import (
@@ -42,6 +40,10 @@ def ks_statistic(ref: NumericStats, cur_sorted: FloatArray) -> float:
 
 def ks_p_value(d: float, n1: int, n2: int) -> float:
     """`ks_2samp(...).pvalue` for statistic d (method="auto", two-sided), without warnings."""
+    # scipy.stats costs ~70 MB resident: load it when a KS test first runs, not at start-up
+    from scipy.stats import kstwo
+    from scipy.stats._stats_py import _attempt_exact_2kssamp
+
     if max(n1, n2) <= _KS_MAX_EXACT_N:
         ok, d, prob = _attempt_exact_2kssamp(n1, n2, math.gcd(n1, n2), d, "two-sided")
         if ok:

@@ -8,7 +8,6 @@ as a category, so both have a numeric entry point over the sorted union of value
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
 
 from aims_agent.checks.stattests._core import (
     CategoricalStats,
@@ -30,6 +29,8 @@ def _chisquare(al: Aligned, n_ref: int, n_cur: int) -> float:
     f_obs = al.cur.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         stat = ((f_obs - f_exp) ** 2 / f_exp).sum()
+    from scipy import special  # lazy: keeps an idle sidecar small
+
     return float(special.chdtrc(np.float64(al.ref.size - 1), stat))
 
 
@@ -54,6 +55,8 @@ def _z(al: Aligned, first: int, n1: int, n2: int) -> float:
     p2 = float(n2 - al.cur[first]) / n2
     pooled = float(p1 * n1 + p2 * n2) / (n1 + n2)
     z = (p1 - p2) / np.sqrt(pooled * (1 - pooled) * (1.0 / n1 + 1.0 / n2))
+    from scipy import special
+
     return float(2 * (1 - special.ndtr(np.abs(z))))
 
 
