@@ -84,6 +84,7 @@ class WindowInfo:
     end: float
     seen: int
     sampled: int
+    rejected: int = 0  # records refused by ingest in this window
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -154,6 +154,7 @@ def create_app(
             raise ApiError(400, str(exc)) from None
         if decoded.errors:
             metrics.rejected.labels(model, "invalid_record").inc(len(decoded.errors))
+            runtime.models[model].window.reject(len(decoded.errors), now=runtime.clock())
             if on_error == "reject":
                 raise ApiError(
                     422,

@@ -114,6 +114,9 @@ class _CheckBase(_Strict):
     schedule_seconds: float = Field(60.0, gt=0)
     min_samples: int = Field(30, ge=1)
     severity: Literal["major", "minor", "observation"] = "minor"
+    consecutive_breaches: int = Field(
+        1, ge=1, description="breaching runs in a row before a nonconformity opens"
+    )
     controls: tuple[str, ...] | None = Field(
         None, description="Annex A control ids; default from the control mapping"
     )
@@ -127,6 +130,9 @@ class DriftCheckConfig(_CheckBase):
     warn: float | None = Field(None, gt=0, le=1)
     include_prediction: bool = True
     columns: dict[str, ColumnTest] = {}
+    multiple_testing: Literal["none", "bonferroni", "benjamini-hochberg"] = Field(
+        "none", description="correction across the p-value tests of one run"
+    )
 
     @model_validator(mode="after")
     def _warn_below(self) -> Self:
@@ -135,7 +141,70 @@ class DriftCheckConfig(_CheckBase):
         return self
 
 
-CheckConfig = Annotated[DriftCheckConfig, Field(discriminator="kind")]
+class Limit(_Strict):
+    """Bounds on one metric: breach outside [min, max], warn inside the warn band before it.
+
+    With `relative: true` the bounds are relative changes against the reference's own value of
+    the metric (`min: -0.05` breaches when accuracy falls more than 5 % below the reference's).
+    """
+
+    min: float | None = None
+    max: float | None = None
+    warn_margin: float | None = Field(None, gt=0, description="warn this close to a bound")
+    relative: bool = False
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError("min, max: at least one bound is required")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min: must be <= max ({self.max}), got {self.min}")
+        return self
+
+
+class QualityCheckConfig(_CheckBase):
+    """Per-feature data quality: missing values, values out of range, unseen categories."""
+
+    kind: Literal["data_quality"] = "data_quality"
+    max_missing_share: float = Field(0.1, ge=0, le=1)
+    max_out_of_range_share: float = Field(0.05, ge=0, le=1)
+    max_unseen_category_share: float = Field(0.05, ge=0, le=1)
+    max_rejected_share: float = Field(0.01, ge=0, le=1, description="records refused by ingest")
+    warn_fraction: float = Field(0.8, gt=0, le=1, description="warn at this fraction of a max")
+    bounds: dict[str, Limit] = Field(
+        {}, description="configured value ranges per feature; default: the reference's min and max"
+    )
+
+
+class PerformanceCheckConfig(_CheckBase):
+    """Model performance on the window's labelled records."""
+
+    kind: Literal["performance"] = "performance"
+    task: Literal["classification", "regression"] = "classification"
+    positive_label: str = "1"
+    metrics: dict[str, Limit] = Field(min_length=1)
+
+
+class FairnessCheckConfig(_CheckBase):
+    """Group fairness of predictions (and of errors, where labels are known)."""
+
+    kind: Literal["fairness"] = "fairness"
+    sensitive: tuple[str, ...] | None = Field(None, description="default: the schema's")
+    positive_label: str = "1"
+    min_group_size: int = Field(30, ge=1)
+    metrics: dict[str, Limit] = Field(
+        default_factory=lambda: {
+            "demographic_parity_ratio": Limit(min=0.8),  # the four-fifths rule
+            "equalized_odds_difference": Limit(max=0.1),
+        },
+        min_length=1,
+    )
+
+
+CheckConfig = Annotated[
+    DriftCheckConfig | QualityCheckConfig | PerformanceCheckConfig | FairnessCheckConfig,
+    Field(discriminator="kind"),
+]
 
 
 class ModelConfig(_Strict):
@@ -197,7 +266,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"drift"}:  # discriminator tags pydantic inserts into the location
+        elif part in {"drift", "data_quality", "performance", "fairness"}:  # union tags
             continue
         else:
             out += f".{part}" if out else str(part)
@@ -258,12 +327,67 @@ def _semantic_problems(cfg: Config) -> list[str]:
                         f"models[{i}].checks[{j}].controls: "
                         f"unknown ISO/IEC 42001 control {control!r}"
                     )
-            for column in check.columns:
-                if column not in columns:
-                    problems.append(
-                        f"models[{i}].checks[{j}].columns.{column}: not a column of the schema"
-                    )
+            where = f"models[{i}].checks[{j}]"
+            problems += _KIND_PROBLEMS[check.kind](where, check, s, columns)
     return problems
+
+
+def _drift_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
+    return [
+        f"{where}.columns.{c}: not a column of the schema"
+        for c in check.columns
+        if c not in columns
+    ]
+
+
+def _quality_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
+    return [
+        f"{where}.bounds.{c}: not a numeric feature of the schema"
+        for c in check.bounds
+        if c not in s.numeric
+    ]
+
+
+def _metric_problems(where: str, names: Any, known: Any) -> list[str]:
+    return [
+        f"{where}.metrics.{m}: unknown metric; known: {', '.join(sorted(known))}"
+        for m in names
+        if m not in known
+    ]
+
+
+def _performance_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
+    from aims_agent.checks.performance import METRICS, NEEDS_SCORE
+
+    problems = _metric_problems(where, check.metrics, METRICS[check.task])
+    if not s.label:
+        problems.append(f"{where}: a performance check needs schema.label")
+    if not s.score:
+        problems += [
+            f"{where}.metrics.{m}: needs schema.score" for m in check.metrics if m in NEEDS_SCORE
+        ]
+    return problems
+
+
+def _fairness_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
+    from aims_agent.checks.fairness import METRICS
+
+    problems = _metric_problems(where, check.metrics, METRICS)
+    attrs = check.sensitive if check.sensitive is not None else s.sensitive
+    if not attrs:
+        problems.append(f"{where}.sensitive: no sensitive attribute (set schema.sensitive)")
+    problems += [
+        f"{where}.sensitive.{a}: not in schema.sensitive" for a in attrs if a not in s.sensitive
+    ]
+    return problems
+
+
+_KIND_PROBLEMS = {
+    "drift": _drift_problems,
+    "data_quality": _quality_problems,
+    "performance": _performance_problems,
+    "fairness": _fairness_problems,
+}
 
 
 def parse_config(data: object, *, base_dir: Path) -> Config:

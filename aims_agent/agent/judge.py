@@ -23,7 +23,7 @@ def verdict(value: float, n: int, threshold: Threshold | None) -> Verdict:
     """The verdict for one value under one threshold rule."""
     if threshold is None:
         return "pass"
-    if n < threshold.min_samples or math.isnan(value):
+    if n < threshold.min_samples or math.isnan(value) or math.isnan(threshold.breach):
         return "insufficient_data"
     beyond = _BEYOND[(threshold.direction, threshold.inclusive)]
     if beyond(value, threshold.breach):

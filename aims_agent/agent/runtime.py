@@ -40,6 +40,12 @@ Clock = Callable[[], float]
 DEFINITIONS = {
     "drift": "share of monitored features whose distribution in the window differs from the "
     "reference under each feature's statistical test",
+    "data_quality": "share of the window's values per feature that are missing, outside the "
+    "reference or configured range, or unseen categories; share of records refused at ingest",
+    "performance": "model performance metrics on the window's records that carry ground-truth "
+    "labels, against absolute bounds or the reference's own performance",
+    "fairness": "gaps in selection rate and error rates between groups of each sensitive "
+    "attribute; groups below the minimum size are reported as insufficient data",
 }
 
 
@@ -109,6 +115,7 @@ class Runtime:
                 schedule_seconds=c.schedule_seconds,
                 definition=DEFINITIONS[c.kind],
                 severity=c.severity,
+                consecutive_breaches=c.consecutive_breaches,
             )
             for c in m.checks
         }

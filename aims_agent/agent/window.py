@@ -124,6 +124,7 @@ class Window:
         self.start = 0.0
         self.seen = 0
         self.size = 0
+        self.rejected = 0  # records refused by ingest in this window; not persisted
         self._alloc = 0
         self._cols: list[np.ndarray] = []
         self._ts = np.zeros(0)
@@ -153,7 +154,7 @@ class Window:
     def _roll(self, now: float) -> None:
         start = self.window_start(now)
         if start != self.start:
-            self.start, self.seen, self.size = start, 0, 0
+            self.start, self.seen, self.size, self.rejected = start, 0, 0, 0
 
     def offer(
         self, rows: Sequence[Row], ids: Sequence[str], timestamps: Sequence[float], *, now: float
@@ -213,6 +214,12 @@ class Window:
         for s, rid in zip(slots.tolist(), ids, strict=True):
             self._ids[s] = rid
 
+    def reject(self, n: int, *, now: float) -> None:
+        """Count records that ingest refused, for the data-quality check."""
+        with self._lock:
+            self._roll(now)
+            self.rejected += n
+
     def replay(self, entries: Sequence[Contents]) -> None:
         """Apply stored batches, in order, on top of what the window holds."""
         with self._lock:
@@ -262,7 +269,9 @@ class Window:
             n = self.size
             columns = {c.name: self._cols[i][:n].copy() for i, c in enumerate(self.schema.columns)}
             vocab = {name: tuple(v.labels) for name, v in self._vocab.items()}
-            info = WindowInfo(start=self.start, end=now, seen=self.seen, sampled=n)
+            info = WindowInfo(
+                start=self.start, end=now, seen=self.seen, sampled=n, rejected=self.rejected
+            )
             return WindowData(
                 info=info, columns=columns, vocabularies=vocab, record_ids=tuple(self._ids[:n])
             )

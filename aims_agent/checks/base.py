@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from aims_agent.agent.config import Limit
 from aims_agent.agent.window import WindowData
 from aims_agent.errors import UnknownAliasError
-from aims_agent.records import Measurement
+from aims_agent.records import Measurement, Threshold
 from aims_agent.schema import ModelSchema
 
 
@@ -37,6 +40,14 @@ class Check(Protocol):
 CheckFactory = Callable[[Any, Reference, ModelSchema], Check]
 CHECKS: dict[str, CheckFactory] = {}
 
+# kind -> module that registers it; imported on first use so a sidecar loads only what it runs
+_MODULES = {
+    "drift": "aims_agent.checks.drift",
+    "data_quality": "aims_agent.checks.quality",
+    "performance": "aims_agent.checks.performance",
+    "fairness": "aims_agent.checks.fairness",
+}
+
 
 def register(kind: str) -> Callable[[CheckFactory], CheckFactory]:
     def deco(factory: CheckFactory) -> CheckFactory:
@@ -48,10 +59,49 @@ def register(kind: str) -> Callable[[CheckFactory], CheckFactory]:
 
 def build_check(settings: Any, reference: Reference, schema: ModelSchema) -> Check:
     """Instantiate the check kind named by `settings.kind`."""
-    import aims_agent.checks.drift  # noqa: F401 - registers itself
+    if settings.kind not in _MODULES:
+        raise UnknownAliasError("check kind", settings.kind, _MODULES)
+    importlib.import_module(_MODULES[settings.kind])
+    return CHECKS[settings.kind](settings, reference, schema)
 
-    try:
-        factory = CHECKS[settings.kind]
-    except KeyError:
-        raise UnknownAliasError("check kind", settings.kind, CHECKS) from None
-    return factory(settings, reference, schema)
+
+def limit_threshold(
+    limit: Limit, value: float, *, reference: float | None = None, min_samples: int = 1
+) -> Threshold:
+    """The one-sided threshold a `Limit` sets for `value`.
+
+    `min` breaches below it, `max` above it (both exclusive: the bound itself passes). With both,
+    the bound the value violates, or else the nearer one. Relative limits are changes against
+    `reference` (`min: -0.05` = 5 % below the reference value); without a finite reference
+    value they cannot be judged and give a NaN bound, which the judge reports as
+    insufficient data.
+    """
+
+    def bound(b: float) -> float:
+        if not limit.relative:
+            return b
+        if reference is None or not math.isfinite(reference):
+            return math.nan
+        return reference * (1 + b)
+
+    lo = bound(limit.min) if limit.min is not None else None
+    hi = bound(limit.max) if limit.max is not None else None
+    use_min = hi is None or (lo is not None and (value < lo or abs(value - lo) <= abs(value - hi)))
+    margin = limit.warn_margin
+    if use_min:
+        assert lo is not None
+        return Threshold(
+            breach=lo,
+            direction="below",
+            inclusive=False,
+            min_samples=min_samples,
+            warn=None if margin is None else lo + margin,
+        )
+    assert hi is not None
+    return Threshold(
+        breach=hi,
+        direction="above",
+        inclusive=False,
+        min_samples=min_samples,
+        warn=None if margin is None else hi - margin,
+    )

@@ -14,6 +14,7 @@ from aims_agent.agent.config import DriftCheckConfig
 from aims_agent.agent.window import WindowData
 from aims_agent.checks import stattests
 from aims_agent.checks.base import Reference, register
+from aims_agent.checks.multiple_testing import adjust
 from aims_agent.records import ColumnKind, Measurement, Threshold
 from aims_agent.schema import ModelSchema
 
@@ -62,31 +63,46 @@ class DriftCheck:
             )
 
     def run(self, window: WindowData) -> list[Measurement]:
-        out: list[Measurement] = []
-        drifted = judged = 0
+        tests, results = [], []
         for col in self.columns:
             current = window.columns[col.name]
             test = col.test or stattests.default_stattest(col.stats, current)
-            result = test.compute(
-                col.stats,
-                current,
-                threshold=col.threshold,
-                labels=window.vocabularies.get(col.name),
+            tests.append(test)
+            results.append(
+                test.compute(
+                    col.stats,
+                    current,
+                    threshold=col.threshold,
+                    labels=window.vocabularies.get(col.name),
+                )
             )
+        # the verdict of a p-value test is made on its p-value corrected across the family
+        method = self.cfg.multiple_testing
+        family = [i for i, t in enumerate(tests) if t.is_p_value]
+        adjusted = dict(
+            zip(family, adjust([results[i].value for i in family], method), strict=True)
+        )
+        out: list[Measurement] = []
+        drifted = judged = 0
+        for i, (col, test, result) in enumerate(zip(self.columns, tests, results, strict=True)):
+            value = adjusted.get(i, result.value)
+            params: dict[str, object] = {
+                "threshold": result.threshold,
+                "stattest_kind": "p_value" if test.is_p_value else "distance",
+                "role": "feature" if col.is_feature else "output",
+            }
+            if test.is_p_value and method != "none":
+                params.update(correction=method, raw_p_value=result.value, family=len(family))
             out.append(
                 Measurement(
                     check_id=self.id,
                     kind=self.kind,
                     metric="drift_score",
                     feature=col.name,
-                    value=result.value,
+                    value=value,
                     p_value=result.p_value,
                     method=test.alias,
-                    params={
-                        "threshold": result.threshold,
-                        "stattest_kind": "p_value" if test.is_p_value else "distance",
-                        "role": "feature" if col.is_feature else "output",
-                    },
+                    params=params,
                     n_reference=result.n_reference,
                     n_current=result.n_current,
                     threshold=Threshold(
@@ -99,8 +115,7 @@ class DriftCheck:
             )
             if col.is_feature and result.n_current >= self.cfg.min_samples:
                 judged += 1
-                drifted += int(result.drifted)
-        n = window.info.sampled
+                drifted += int(value == value and test.drifted_if(value, result.threshold))
         out.append(
             Measurement(
                 check_id=self.id,
@@ -109,9 +124,9 @@ class DriftCheck:
                 headline=True,
                 value=drifted / judged if judged else float("nan"),
                 method="share of drifted features",
-                params={"drifted_features": drifted, "features": judged},
+                params={"drifted_features": drifted, "features": judged, "correction": method},
                 n_reference=self.n_reference,
-                n_current=n,
+                n_current=window.info.sampled,
                 threshold=Threshold(
                     breach=self.cfg.threshold,
                     warn=self.cfg.warn,

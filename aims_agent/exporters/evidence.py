@@ -36,6 +36,7 @@ class EvidenceContext:
     schedule_seconds: float
     definition: str
     severity: str
+    consecutive_breaches: int = 1  # breaching runs in a row before a nonconformity opens
 
 
 def iso(ts: float) -> str:
@@ -161,13 +162,39 @@ def _nature(run: CheckRun) -> dict[str, Any]:
     }
 
 
-def _open_or_recur(conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id: str) -> str:
+def _streak(conn: Connection, run: CheckRun, limit: int) -> int:
+    """Breaching runs in a row of this model and check just before this one (up to `limit`)."""
+    outcomes = conn.execute(
+        select(monitoring_records.c.outcome)
+        .where(
+            monitoring_records.c.model == run.model, monitoring_records.c.check_id == run.check_id
+        )
+        .order_by(monitoring_records.c.executed_at.desc())
+        .limit(limit)
+    ).scalars()
+    streak = 0
+    for outcome in outcomes:
+        if outcome != "breach":
+            break
+        streak += 1
+    return streak
+
+
+def _open_or_recur(
+    conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id: str
+) -> tuple[str | None, int]:
+    """The nonconformity this breach opens or recurs on, and the breach streak it is part of."""
     key = f"{run.model}/{run.check_id}"
     row = conn.execute(
         select(nonconformities.c.nc_id, nonconformities.c.recurrences).where(
             nonconformities.c.open_key == key
         )
     ).first()
+    streak = 1
+    if ctx.consecutive_breaches > 1:
+        streak += _streak(conn, run, ctx.consecutive_breaches - 1)
+    if row is None and streak < ctx.consecutive_breaches:
+        return None, streak
     if row is not None:
         nc_id = str(row.nc_id)
         conn.execute(
@@ -228,7 +255,7 @@ def _open_or_recur(conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id
             body={"monitoring_record_id": mon_id, "nature": _nature(run)},
         )
     )
-    return nc_id
+    return nc_id, streak
 
 
 def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
@@ -236,10 +263,11 @@ def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
     mon_id = f"MR-{uuid.uuid4().hex}"
 
     def write(conn: Connection) -> tuple[str, str | None]:
-        nc_id = None
+        nc_id, streak = None, 0
         if run.verdict == "breach" and not run.error:
-            nc_id = _open_or_recur(conn, run, ctx, mon_id)
+            nc_id, streak = _open_or_recur(conn, run, ctx, mon_id)
         body = monitoring_record(run, ctx, record_id=mon_id, nc_id=nc_id)
+        body["result"]["breach_streak"] = {"runs": streak, "to_open": ctx.consecutive_breaches}
         conn.execute(
             insert(monitoring_records).values(
                 record_id=mon_id,

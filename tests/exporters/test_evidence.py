@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import select
 
@@ -123,3 +125,31 @@ def test_monitoring_record_carries_clause_9_1_fields(store):
     assert body["result"]["outcome"] == "pass" and body["result"]["value"] == 0.1
     assert body["controls"]["eu_ai_act"] == ["Art. 72(2)"]
     assert body["created_at"].endswith("Z") and body["nonconformity_id"] is None
+
+
+def test_consecutive_breach_rule_delays_opening(store):
+    ctx = replace(CTX, consecutive_breaches=3)
+    seq = [
+        ("breach", 0.6),
+        ("breach", 0.6),
+        ("pass", 0.1),
+        ("breach", 0.7),
+        ("breach", 0.7),
+        ("breach", 0.8),
+        ("breach", 0.9),
+    ]
+    opened = [
+        store.submit(record_run(run(v, x, t), ctx)).result()[1]
+        for t, (v, x) in enumerate(seq, start=1)
+    ]
+    # the pass resets the streak; the third breach in a row opens, the next recurs
+    assert opened[:5] == [None] * 5
+    assert opened[5] is not None and opened[6] == opened[5]
+    bodies = store.read(
+        lambda c: (
+            c.execute(select(monitoring_records.c.body).order_by(monitoring_records.c.executed_at))
+            .scalars()
+            .all()
+        )
+    )
+    assert [b["result"]["breach_streak"]["runs"] for b in bodies] == [1, 2, 0, 1, 2, 3, 3]
