@@ -51,6 +51,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from aims_agent.agent.batch import as_json, run_batch, table
+    from aims_agent.agent.config import load_config
+
+    cfg = load_config(Path(args.config))
+    reference = Path(args.reference) if args.reference else None
+    outcomes, runtime = run_batch(cfg, args.model, Path(args.current), reference)
+    try:
+        print(as_json(outcomes, runtime) if args.format == "json" else table(outcomes))
+    finally:
+        runtime.close()
+    breached = any(o.run.verdict == "breach" for o in outcomes)
+    return EXIT_BREACH if breached else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from aims_agent.agent.demo import run_demo
 
@@ -63,6 +78,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
     "demo": cmd_demo,
+    "check": cmd_check,
 }
 
 
@@ -75,6 +91,12 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the agent daemon")
     r.add_argument("--config", required=True)
     r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    c = sub.add_parser("check", help="run a model's checks once on a file; exit 1 on a breach")
+    c.add_argument("--config", required=True)
+    c.add_argument("--model", required=True)
+    c.add_argument("--current", required=True, help="CSV or Parquet with the schema's columns")
+    c.add_argument("--reference", help="override the config's reference file")
+    c.add_argument("--format", choices=["table", "json"], default="table")
     d = sub.add_parser("demo", help="train a model, monitor it live, inject drift, show evidence")
     d.add_argument("--duration", type=float, default=60.0, help="seconds of traffic (>= 20)")
     d.add_argument("--evidence-dir", default="aims-demo-evidence")

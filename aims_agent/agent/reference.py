@@ -12,15 +12,17 @@ import hashlib
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from aims_agent.agent.config import ModelConfig
+from aims_agent.agent.window import WindowData
 from aims_agent.checks.base import Reference
 from aims_agent.errors import AimsError, ReferenceDataError
+from aims_agent.records import WindowInfo
 from aims_agent.schema import ModelSchema
 
 
@@ -111,6 +113,61 @@ def load_reference(path: Path, schema: ModelSchema, *, fmt: str = "auto") -> Ref
         n_rows=table.num_rows,
         columns=columns,
         vocabularies=vocabularies,
+    )
+
+
+def load_current(
+    path: Path, schema: ModelSchema, vocabularies: Mapping[str, Sequence[str]], *, now: float
+) -> WindowData:
+    """A batch of current data (CSV or Parquet) as a window, for `aims-agent check`.
+
+    Categorical codes extend the reference vocabularies, as the live window's do.
+    """
+    text_cols = [c.name for c in schema.columns if c.kind == "categorical"]
+    kind = _format(path, "auto")
+    try:
+        table = READERS[kind](path, text_cols)
+    except (OSError, ValueError) as exc:
+        raise ReferenceDataError(f"{path}: cannot read as {kind}: {exc}") from exc
+    n = table.num_rows
+    missing = [
+        c.name
+        for c in schema.columns
+        if c.name not in table.column_names and c.source in {"feature", "prediction"}
+    ]
+    if missing:
+        raise ReferenceDataError(f"{path}: missing columns {', '.join(missing)}")
+    columns: dict[str, np.ndarray] = {}
+    vocabs: dict[str, tuple[str, ...]] = {}
+    for col in schema.columns:
+        present = col.name in table.column_names
+        if col.kind == "numeric":
+            data = table.column(col.name).combine_chunks() if present else None
+            columns[col.name] = (
+                np.asarray(data.cast("float64").to_numpy(zero_copy_only=False), dtype=np.float64)
+                if data is not None
+                else np.full(n, np.nan)
+            )
+            continue
+        labels = list(vocabularies.get(col.name, ()))
+        index = {v: i for i, v in enumerate(labels)}
+        values = _labels(table.column(col.name).combine_chunks()) if present else [None] * n
+        codes = np.empty(n, dtype=np.int32)
+        for i, v in enumerate(values):
+            if v is None:
+                codes[i] = -1
+                continue
+            code = index.get(v)
+            if code is None:
+                code = index[v] = len(labels)
+                labels.append(v)
+            codes[i] = code
+        columns[col.name], vocabs[col.name] = codes, tuple(labels)
+    return WindowData(
+        info=WindowInfo(start=now, end=now, seen=n, sampled=n),
+        columns=columns,
+        vocabularies=vocabs,
+        record_ids=(),
     )
 
 

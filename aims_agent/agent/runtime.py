@@ -22,7 +22,7 @@ from aims_agent.agent.config import Config, ModelConfig
 from aims_agent.agent.controls import controls_for
 from aims_agent.agent.judge import assess, overall
 from aims_agent.agent.reference import load_references
-from aims_agent.agent.window import Contents, Snapshot, Window
+from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
 from aims_agent.checks.base import Check, Reference, build_check
 from aims_agent.collectors.push import Decoded
 from aims_agent.errors import UnknownModelError
@@ -195,10 +195,14 @@ class Runtime:
                 self._idle.notify_all()
 
     def _run_check(self, name: str, check_id: str) -> RunOutcome:
+        data = self.model(name).window.snapshot(now=self.clock())
+        return self.run_check_on(name, check_id, data)
+
+    def run_check_on(self, name: str, check_id: str, data: WindowData) -> RunOutcome:
+        """Run one check on given data (a window snapshot, or a batch file) and record it."""
         mr = self.model(name)
         check = mr.checks[check_id]
         started = self.clock()
-        data = mr.window.snapshot(now=started)
         error: str | None = None
         assessments: tuple[Assessment, ...] = ()
         verdict: Verdict = "insufficient_data"

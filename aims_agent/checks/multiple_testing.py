@@ -22,7 +22,7 @@ def _none(p: np.ndarray) -> np.ndarray:
 
 
 def _bonferroni(p: np.ndarray) -> np.ndarray:
-    return np.minimum(p * len(p), 1.0)
+    return np.asarray(np.minimum(p * len(p), 1.0))
 
 
 def _benjamini_hochberg(p: np.ndarray) -> np.ndarray:

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from sqlalchemy import create_engine, text
+
+from aims_agent.agent.cli import main
+from tests.conftest import make_rows
+
+
+def write_csv(path, rows):
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def current(tmp_path):
+    def make(shift: float, n: int = 800):
+        return write_csv(
+            tmp_path / f"current-{shift}.csv", make_rows(np.random.default_rng(11), n, shift=shift)
+        )
+
+    return make
+
+
+def test_breach_exits_1_and_writes_evidence(write_config, current, tmp_path, capsys):
+    cfg = write_config(threshold=0.3)
+    code = main(["check", "--config", str(cfg), "--model", "m1", "--current", str(current(1.5))])
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "BREACH" in out and "nonconformity NC-" in out
+    engine = create_engine(f"sqlite:///{tmp_path / 'evidence' / 'aims.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("select count(*) from monitoring_records")).scalar() == 1
+        assert conn.execute(text("select count(*) from nonconformities")).scalar() == 1
+    engine.dispose()
+
+
+def test_pass_exits_0_and_json_is_the_monitoring_record(write_config, current, capsys):
+    cfg = write_config()
+    code = main(
+        [
+            "check",
+            "--config",
+            str(cfg),
+            "--model",
+            "m1",
+            "--current",
+            str(current(0.0)),
+            "--format",
+            "json",
+        ]
+    )
+    assert code == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["result"]["outcome"] == "pass"
+    assert record["window"]["records_sampled"] == 800
+    assert record["method"]["reference"]["id"] == "reference.csv"
+
+
+def test_reference_override(write_config, current, tmp_path, capsys):
+    cfg = write_config(threshold=0.3)
+    shifted = current(1.5)
+    # the shifted file compared with itself does not drift
+    code = main(
+        [
+            "check",
+            "--config",
+            str(cfg),
+            "--model",
+            "m1",
+            "--current",
+            str(shifted),
+            "--reference",
+            str(shifted),
+        ]
+    )
+    assert code == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "nope"], "no model named 'nope'"),
+        (["--current", "/nonexistent.csv"], "cannot read"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message(write_config, current, capsys, args, message):
+    base = {"--config": str(write_config()), "--model": "m1", "--current": str(current(0.0))}
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
+    code = main(["check", *[x for kv in base.items() for x in kv]])
+    assert code == 2
+    assert message in capsys.readouterr().err
