@@ -82,7 +82,11 @@ def _prepare_numeric(reference: npt.ArrayLike, n_categories: int | None) -> Nume
         raise ReferenceDataError("reference column has no finite values")
     std = _population_std(x)  # before sorting: the summation order is evidently's
     x.sort()
-    uniques, counts = np.unique(x, return_counts=True)
+    starts = np.flatnonzero(np.concatenate(([True], x[1:] != x[:-1])))
+    if starts.size == x.size:  # no ties, as usual for continuous data: share, don't copy
+        uniques, counts = x, np.broadcast_to(np.intp(1), x.shape)
+    else:
+        uniques, counts = x[starts], np.diff(np.append(starts, x.size))
     return NumericStats(n=x.size, sorted=x, uniques=uniques, counts=counts, std=std)
 
 
