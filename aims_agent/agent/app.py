@@ -8,6 +8,7 @@ reach them. Errors are JSON: `{"error": "...", "errors": [{"index", "id", "field
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
@@ -24,7 +25,12 @@ from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.push import MAX_ERRORS, decode_records
 from aims_agent.errors import ConfigError, PayloadError, RecordError, StorageError
 from aims_agent.records import Record
-from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
+from aims_agent.storage.schema import (
+    attachments,
+    monitoring_records,
+    nonconformities,
+    nonconformity_events,
+)
 
 _json = msgspec.json.Encoder()
 
@@ -215,6 +221,58 @@ def create_app(
             },
         )
 
+    @app.post(
+        "/v1/models/{model}/checks/{check_id}/report",
+        summary="Run a drift check now and attach Evidently's HTML report to its record",
+    )
+    async def report_now(model: str, check_id: str, _: str = Depends(require("write"))) -> Response:
+        model_or_404(model)
+        mr = runtime.models[model]
+        if check_id not in mr.checks or mr.checks[check_id].kind != "drift":
+            raise ApiError(404, f"model {model!r} has no drift check {check_id!r}")
+
+        def run_and_render() -> tuple[str, Any]:
+            data = mr.window.snapshot(now=runtime.clock())
+            outcome = runtime.run_check_on(model, check_id, data)
+            return outcome.monitoring_record_id, runtime.attach_report(
+                model, data, outcome.monitoring_record_id
+            )
+
+        mon_id, att = await asyncio.to_thread(run_and_render)
+        if att is None:
+            raise ApiError(
+                503,
+                "the report could not be rendered; see the agent's log",
+                monitoring_record_id=mon_id,
+            )
+        return json_response(
+            200,
+            {"monitoring_record_id": mon_id, "attachment": _attachment(dataclasses.asdict(att))},
+        )
+
+    def _attachment(row: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "attachment_id": row["attachment_id"],
+            "kind": row["kind"],
+            "path": row["path"],
+            "sha256": row["sha256"],
+            "bytes": row["bytes"],
+            "href": f"/v1/attachments/{row['attachment_id']}",
+        }
+
+    @app.get("/v1/attachments/{attachment_id}", summary="An evidence attachment's content")
+    async def get_attachment(attachment_id: str, _: str = Depends(require("read"))) -> Response:
+        rows = await asyncio.to_thread(
+            _rows, select(attachments).where(attachments.c.attachment_id == attachment_id)
+        )
+        if not rows:
+            raise ApiError(404, f"no attachment {attachment_id!r}")
+        path = cfg.agent.evidence_dir / rows[0]["path"]
+        content = await asyncio.to_thread(path.read_bytes)
+        return Response(
+            content, media_type="text/html", headers={"X-Content-SHA256": rows[0]["sha256"]}
+        )
+
     def _rows(query: Any) -> list[dict[str, Any]]:
         return runtime.store.read(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
 
@@ -231,7 +289,17 @@ def create_app(
         if check:
             q = q.where(monitoring_records.c.check_id == check)
         rows = await asyncio.to_thread(_rows, q.limit(max(1, min(limit, 1000))))
-        return json_response(200, [r["body"] for r in rows])
+        bodies = [r["body"] for r in rows]
+        ids = [b["record_id"] for b in bodies]
+        linked = await asyncio.to_thread(
+            _rows, select(attachments).where(attachments.c.monitoring_record_id.in_(ids))
+        )
+        by_record: dict[str, list[dict[str, Any]]] = {}
+        for a in linked:
+            by_record.setdefault(a["monitoring_record_id"], []).append(_attachment(a))
+        return json_response(
+            200, [{**b, "attachments": by_record.get(b["record_id"], [])} for b in bodies]
+        )
 
     def _nc(row: Mapping[str, Any]) -> dict[str, Any]:
         return {

@@ -133,6 +133,9 @@ class DriftCheckConfig(_CheckBase):
     multiple_testing: Literal["none", "bonferroni", "benjamini-hochberg"] = Field(
         "none", description="correction across the p-value tests of one run"
     )
+    report_on_breach: bool = Field(
+        True, description="attach Evidently's HTML report when a breach opens a nonconformity"
+    )
 
     @model_validator(mode="after")
     def _warn_below(self) -> Self:
@@ -217,6 +220,10 @@ class ModelConfig(_Strict):
     checks: tuple[CheckConfig, ...] = Field(min_length=1)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def checks_by_id(self) -> dict[str, CheckConfig]:
+        return {c.id: c for c in self.checks}
 
     @model_validator(mode="after")
     def _check_ids(self) -> Self:

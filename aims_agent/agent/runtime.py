@@ -26,7 +26,9 @@ from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
 from aims_agent.checks.base import Check, Reference, build_check
 from aims_agent.collectors.push import Decoded
 from aims_agent.errors import UnknownModelError
-from aims_agent.exporters.evidence import EvidenceContext, record_run
+from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
+from aims_agent.exporters.evidently_report import Attachment, ReportError
+from aims_agent.exporters.evidently_report import render as render_report
 from aims_agent.exporters.prometheus import Metrics
 from aims_agent.records import Assessment, CheckRun, ControlTags, Verdict
 from aims_agent.schema import ModelSchema
@@ -54,6 +56,7 @@ class RunOutcome:
     run: CheckRun
     monitoring_record_id: str
     nonconformity_id: str | None
+    opened: bool = False  # this run opened the nonconformity (rather than recurring on it)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,11 +228,35 @@ class Runtime:
             controls=mr.controls[check_id],
             error=error,
         )
-        mon_id, nc_id = self.store.submit(record_run(run, mr.contexts[check_id])).result()
+        mon_id, nc_id, opened = self.store.submit(record_run(run, mr.contexts[check_id])).result()
         self.metrics.observe_run(run)
         if nc_id is not None:
             self.refresh_open_nonconformities()
-        return RunOutcome(run=run, monitoring_record_id=mon_id, nonconformity_id=nc_id)
+        outcome = RunOutcome(
+            run=run, monitoring_record_id=mon_id, nonconformity_id=nc_id, opened=opened
+        )
+        if opened and getattr(mr.cfg.checks_by_id[check_id], "report_on_breach", False):
+            self.attach_report(name, data, mon_id)
+        return outcome
+
+    def attach_report(
+        self, name: str, data: WindowData, monitoring_record_id: str
+    ) -> Attachment | None:
+        """Render Evidently's drift report for `data` (in a child process) and record it."""
+        mr = self.model(name)
+        try:
+            att = render_report(
+                data,
+                mr.schema,
+                mr.cfg.reference.path,
+                self.cfg.agent.evidence_dir,
+                name=monitoring_record_id,
+            )
+        except ReportError as exc:
+            log.warning("no Evidently report for %s: %s", monitoring_record_id, exc)
+            return None
+        self.store.submit(save_attachment(att, monitoring_record_id, self.clock())).result()
+        return att
 
     def refresh_open_nonconformities(self) -> None:
         query = (

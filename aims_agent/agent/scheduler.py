@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 
 from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -21,9 +21,8 @@ log = logging.getLogger(__name__)
 RunCheck = Callable[[str, str], object]
 
 
-def build_scheduler(
-    cfg: Config, run_check: RunCheck, *, first_run_delay: float = 5.0
-) -> BackgroundScheduler:
+def build_scheduler(cfg: Config, run_check: RunCheck) -> BackgroundScheduler:
+    """Each check first runs one interval after start-up, once its window has had time to fill."""
     s = cfg.agent.scheduler
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=s.workers)},
@@ -34,7 +33,6 @@ def build_scheduler(
         },
         timezone=UTC,
     )
-    start = datetime.now(UTC) + timedelta(seconds=first_run_delay)
     for model in cfg.models:
         for check in model.checks:
             scheduler.add_job(
@@ -42,7 +40,6 @@ def build_scheduler(
                 "interval",
                 args=(model.name, check.id),
                 seconds=check.schedule_seconds,
-                next_run_time=start,
                 id=f"{model.name}/{check.id}",
                 name=f"check {model.name}/{check.id}",
             )

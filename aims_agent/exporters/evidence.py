@@ -14,7 +14,12 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from aims_agent.records import Assessment, CheckRun, Threshold
-from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
+from aims_agent.storage.schema import (
+    attachments,
+    monitoring_records,
+    nonconformities,
+    nonconformity_events,
+)
 
 MONITORING_SCHEMA = "aims.monitoring-record/1"
 NONCONFORMITY_SCHEMA = "aims.nonconformity/1"
@@ -182,8 +187,9 @@ def _streak(conn: Connection, run: CheckRun, limit: int) -> int:
 
 def _open_or_recur(
     conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id: str
-) -> tuple[str | None, int]:
-    """The nonconformity this breach opens or recurs on, and the breach streak it is part of."""
+) -> tuple[str | None, int, bool]:
+    """The nonconformity this breach opens or recurs on, the breach streak it is part of, and
+    whether it opened the record."""
     key = f"{run.model}/{run.check_id}"
     row = conn.execute(
         select(nonconformities.c.nc_id, nonconformities.c.recurrences).where(
@@ -194,7 +200,7 @@ def _open_or_recur(
     if ctx.consecutive_breaches > 1:
         streak += _streak(conn, run, ctx.consecutive_breaches - 1)
     if row is None and streak < ctx.consecutive_breaches:
-        return None, streak
+        return None, streak, False
     if row is not None:
         nc_id = str(row.nc_id)
         conn.execute(
@@ -255,17 +261,17 @@ def _open_or_recur(
             body={"monitoring_record_id": mon_id, "nature": _nature(run)},
         )
     )
-    return nc_id, streak
+    return nc_id, streak, event == "opened"
 
 
 def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
     """A store write: nonconformity first (on breach), then the monitoring record linking it."""
     mon_id = f"MR-{uuid.uuid4().hex}"
 
-    def write(conn: Connection) -> tuple[str, str | None]:
-        nc_id, streak = None, 0
+    def write(conn: Connection) -> tuple[str, str | None, bool]:
+        nc_id, streak, opened = None, 0, False
         if run.verdict == "breach" and not run.error:
-            nc_id, streak = _open_or_recur(conn, run, ctx, mon_id)
+            nc_id, streak, opened = _open_or_recur(conn, run, ctx, mon_id)
         body = monitoring_record(run, ctx, record_id=mon_id, nc_id=nc_id)
         body["result"]["breach_streak"] = {"runs": streak, "to_open": ctx.consecutive_breaches}
         conn.execute(
@@ -279,6 +285,25 @@ def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
                 body=body,
             )
         )
-        return mon_id, nc_id
+        return mon_id, nc_id, opened
+
+    return write
+
+
+def save_attachment(att: Any, monitoring_record_id: str, at: float) -> Any:
+    """A store write: an attachment (its path and SHA-256) linked to a monitoring record."""
+
+    def write(conn: Connection) -> None:
+        conn.execute(
+            insert(attachments).values(
+                attachment_id=att.attachment_id,
+                monitoring_record_id=monitoring_record_id,
+                kind=att.kind,
+                path=att.path,
+                sha256=att.sha256,
+                bytes=att.bytes,
+                created_at=at,
+            )
+        )
 
     return write

@@ -74,6 +74,19 @@ nonconformities = Table(
     UniqueConstraint("open_key", name="uq_nonconformities_open_key"),
 )
 
+# Artefacts an auditor can open (e.g. Evidently's HTML drift report), by content hash.
+attachments = Table(
+    "attachments",
+    metadata,
+    Column("attachment_id", String(64), primary_key=True),
+    Column("monitoring_record_id", String(64), nullable=False, index=True),
+    Column("kind", String(64), nullable=False),
+    Column("path", String(1024), nullable=False),  # relative to the evidence directory
+    Column("sha256", String(64), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
 nonconformity_events = Table(
     "nonconformity_events",
     metadata,

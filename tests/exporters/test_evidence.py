@@ -72,7 +72,7 @@ def store(tmp_path):
 
 def test_breaches_open_one_record_then_recur(store):
     outcomes = [
-        store.submit(record_run(run(v, x, t), CTX)).result()
+        store.submit(record_run(run(v, x, t), CTX)).result()[:2]
         for t, (v, x) in enumerate(
             [("pass", 0.1), ("breach", 0.6), ("breach", 0.7), ("pass", 0.2), ("breach", 0.8)],
             start=1,
@@ -102,7 +102,8 @@ def test_breaches_open_one_record_then_recur(store):
 
 
 def test_monitoring_record_carries_clause_9_1_fields(store):
-    mon_id, _ = store.submit(record_run(run("pass", 0.1, 5.0), CTX)).result()
+    mon_id, _, opened = store.submit(record_run(run("pass", 0.1, 5.0), CTX)).result()
+    assert not opened
     body = store.read(
         lambda c: c.execute(
             select(monitoring_records.c.body).where(monitoring_records.c.record_id == mon_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -238,3 +239,30 @@ def test_missing_token_variable_exits_2_naming_the_field(write_config):
     )
     assert proc.returncode == 2
     assert f"agent.tokens[0].env: environment variable {TOKEN_ENV} is not set" in proc.stderr
+
+
+def test_evidently_report_is_attached_with_its_hash(write_config, agent_factory):
+    agent = agent_factory(write_config(threshold=0.3))
+    with agent.client() as c:
+        assert (
+            post(c, as_records(make_rows(np.random.default_rng(12), 400, shift=1.5))).status_code
+            == 200
+        )
+        # the run that opens the nonconformity attaches the report; recurrences do not
+        first = c.post("/v1/models/m1/checks/drift/run").json()
+        second = c.post("/v1/models/m1/checks/drift/run").json()
+        records = {r["record_id"]: r for r in c.get("/v1/monitoring-records").json()}
+        (att,) = records[first["monitoring_record_id"]]["attachments"]
+        assert records[second["monitoring_record_id"]]["attachments"] == []
+        assert att["kind"] == "evidently-data-drift-html"
+        body = c.get(att["href"])
+        assert body.status_code == 200 and b"<html" in body.content[:2000].lower()
+        assert hashlib.sha256(body.content).hexdigest() == att["sha256"]
+        assert (agent.config.parent / "evidence" / att["path"]).is_file()
+        # on demand, for any drift check
+        r = c.post("/v1/models/m1/checks/drift/report")
+        assert r.status_code == 200, r.text
+        assert r.json()["attachment"]["path"].startswith("attachments/")
+        with agent.client(token=READ_TOKEN) as reader:
+            assert reader.post("/v1/models/m1/checks/drift/report").status_code == 403
+            assert reader.get(att["href"]).status_code == 200
