@@ -19,7 +19,8 @@ Verdict = Literal["pass", "warn", "breach", "insufficient_data"]
 ColumnKind = Literal["numeric", "categorical"]
 Direction = Literal["above", "below"]
 
-VERDICT_ORDER: Mapping[Verdict, int] = {"insufficient_data": 0, "pass": 1, "warn": 2, "breach": 3}
+# severity order for a run's verdict: an unjudged metric outranks a pass, never a warn or breach
+VERDICT_ORDER: Mapping[Verdict, int] = {"pass": 0, "insufficient_data": 1, "warn": 2, "breach": 3}
 
 
 class Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

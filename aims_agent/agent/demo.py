@@ -99,6 +99,7 @@ class _Seen:
     """What the narration has already shown."""
 
     records: set[str] = field(default_factory=set)
+    attachments: set[str] = field(default_factory=set)
     recurrences: dict[str, int] = field(default_factory=dict)  # nc id -> recurrences shown
     open_gauge: float = 0.0
 
@@ -165,6 +166,7 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
         "nonconformities and their events (clause 10.2)"
     )
     print("  monitoring-records.json  every check run, as the API serves it")
+    print("  attachments/             Evidently HTML drift reports, hashed in the records")
     print("  nonconformities.json     the nonconformity register with event history")
     print("  reference.csv, aims-agent.yaml   the reference data and config the agent ran with")
     if not seen.recurrences:
@@ -183,6 +185,14 @@ def _report(client: httpx.Client, t0: float, sent: int, seen: _Seen) -> None:
         if rec["record_id"] not in seen.records:
             seen.records.add(rec["record_id"])
             say(t0, _describe(rec))
+        for att in rec.get("attachments", []):
+            if att["attachment_id"] not in seen.attachments:
+                seen.attachments.add(att["attachment_id"])
+                say(
+                    t0,
+                    f"    Evidently drift report attached to {rec['record_id']}: "
+                    f"{att['path']} (sha256 {att['sha256'][:16]}...)",
+                )
     for nc in reversed(client.get("/v1/nonconformities", params={"model": MODEL}).json()):
         known = seen.recurrences.get(nc["nc_id"])
         if known is None:

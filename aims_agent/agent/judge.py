@@ -41,8 +41,9 @@ def assess(measurements: Iterable[Measurement]) -> tuple[Assessment, ...]:
 
 
 def overall(assessments: Iterable[Assessment]) -> Verdict:
-    """A run's verdict is its headline measurements' worst, or insufficient_data without any."""
+    """A run's verdict: its headline measurements' worst, where a breach or warn is never masked
+    by a metric that could not be judged, but an unjudged metric keeps the run from passing."""
     heads = [a.verdict for a in assessments if a.measurement.headline]
-    if not heads or "insufficient_data" in heads:
+    if not heads:
         return "insufficient_data"
     return max(heads, key=VERDICT_ORDER.__getitem__)

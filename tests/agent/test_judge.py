@@ -48,4 +48,6 @@ def test_overall_is_worst_headline_and_ignores_detail():
     assert overall(assess([m(0.1, True), m(0.9, False)])) == "pass"
     assert overall(assess([m(0.9, True), m(0.1, False)])) == "breach"
     assert overall(assess([m(0.1, False)])) == "insufficient_data"
-    assert overall(assess([m(math.nan, True), m(0.9, True)])) == "insufficient_data"
+    # an unjudged metric never masks a breach, but keeps a run from passing
+    assert overall(assess([m(math.nan, True), m(0.9, True)])) == "breach"
+    assert overall(assess([m(math.nan, True), m(0.1, True)])) == "insufficient_data"
