@@ -381,8 +381,9 @@ def _fairness_problems(where: str, check: Any, s: SchemaConfig, columns: set[str
 
     problems = _metric_problems(where, check.metrics, METRICS)
     if not s.label:
-        problems += [f"{where}.metrics.{m}: needs schema.label" for m in check.metrics
-                     if m in NEEDS_LABEL]
+        problems += [
+            f"{where}.metrics.{m}: needs schema.label" for m in check.metrics if m in NEEDS_LABEL
+        ]
     attrs = check.sensitive if check.sensitive is not None else s.sensitive
     if not attrs:
         problems.append(f"{where}.sensitive: no sensitive attribute (set schema.sensitive)")

@@ -79,20 +79,36 @@ def _describe(record: dict[str, Any]) -> str:
     heads = [m for m in result["measurements"] if m["headline"]]
     if record["check"]["kind"] == "drift" and heads and result["value"] is not None:
         head = heads[0]
-        parts.append(f"drift share {result['value']:.2f} "
-                     f"({head['params']['drifted_features']}/{head['params']['features']} "
-                     f"features, window of {record['window']['records_sampled']} records)")
+        parts.append(
+            f"drift share {result['value']:.2f} "
+            f"({head['params']['drifted_features']}/{head['params']['features']} "
+            f"features, window of {record['window']['records_sampled']} records)"
+        )
         for role, title in (("feature", "drifted features"), ("output", "model output drift")):
-            drifted = [f"{m['feature']} ({m['method']} {m['value']:.3f})"
-                       for m in result["measurements"] if m["verdict"] == "breach"
-                       and m["params"].get("role") == role]
+            drifted = [
+                f"{m['feature']} ({m['method']} {m['value']:.3f})"
+                for m in result["measurements"]
+                if m["verdict"] == "breach" and m["params"].get("role") == role
+            ]
             if drifted:
                 parts.append(f"{title}: " + ", ".join(drifted))
         return "  ".join(parts)
-    shown = [m for m in heads if m["verdict"] in ("breach", "warn")] or heads[:3]
-    parts += [f"{m['metric']}{'[' + m['feature'] + ']' if m['feature'] else ''}="
-              f"{'-' if m['value'] is None else format(m['value'], '.3f')} ({m['verdict']})"
-              for m in shown[:4]]
+    shown = [m for m in heads if m["verdict"] in ("breach", "warn")]
+    if not shown:
+        judged = sum(m["verdict"] == "pass" for m in heads)
+        return "  ".join(
+            [*parts, f"{judged} of {len(heads)} metrics within thresholds"]
+            + [
+                f"{m['metric']}={m['value']:.3f}"
+                for m in heads[:2]
+                if len(heads) <= 3 and m["value"] is not None
+            ]
+        )
+    parts += [
+        f"{m['metric']}{'[' + m['feature'] + ']' if m['feature'] else ''}="
+        f"{'-' if m['value'] is None else format(m['value'], '.3f')} ({m['verdict']})"
+        for m in shown[:4]
+    ]
     return "  ".join(parts)
 
 
