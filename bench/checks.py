@@ -172,9 +172,8 @@ def evidently_drift(ref: Any, cur: Any, gen: Any) -> dict[str, Any]:
 
 
 def ours_fairness(ref: Any, cur: Any, gen: Any) -> dict[str, Any]:
-    from aims_agent.checks.fairness import FairnessCheck
-
     from aims_agent.agent.config import FairnessCheckConfig, Limit
+    from aims_agent.checks.fairness import FairnessCheck
 
     schema, reference, window = encode(ref, cur, gen)
     cfg = FairnessCheckConfig(
