@@ -104,6 +104,32 @@ class ModelSchema:
             frozen=True,
         )
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.record_type)
+        # late ground truth: {id, label?, attributes?}, joined to sampled records by id
+        self.label_name = cfg.label
+        self.label_record_type = msgspec.defstruct(
+            "LabelRecord",
+            [
+                ("id", str | int),
+                ("label", label_type, None),
+                ("attributes", attributes, msgspec.field(default_factory=attributes)),
+            ],
+            forbid_unknown_fields=True,
+            frozen=True,
+        )
+        self.label_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.label_record_type)
+        self._attr_names = [c.name for c in attrs]
+
+    def label_cells(self, item: Any) -> dict[str, Cell]:
+        """The columns a label item sets: the label and any attribute it carries (not null)."""
+        cells: dict[str, Cell] = {}
+        if self.label_name is not None and item.label is not None:
+            cells[self.label_name] = item.label
+        for name, value in zip(
+            self._attr_names, msgspec.structs.astuple(item.attributes), strict=True
+        ):
+            if value is not None:
+                cells[name] = value
+        return cells
 
     def row(self, record: Any) -> Row:
         """A decoded record as one row in column order."""

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from aims_agent import __version__
 from aims_agent.agent.config import Config, Scope, TokenConfig
 from aims_agent.agent.runtime import Runtime
-from aims_agent.collectors.push import MAX_ERRORS, decode_records
+from aims_agent.collectors.push import MAX_ERRORS, decode_labels, decode_records
 from aims_agent.errors import ConfigError, PayloadError, RecordError, StorageError
 from aims_agent.records import Record
 from aims_agent.storage.schema import (
@@ -182,6 +182,31 @@ def create_app(
                 "errors": _errors(decoded.errors),
             },
         )
+
+    @app.post("/v1/models/{model}/labels", summary="Late labels and attributes, joined by id")
+    async def labels(model: str, request: Request, _: str = Depends(require("ingest"))) -> Response:
+        """`[{"id", "label"?, "attributes"?}]` or NDJSON. Items are joined to the records the
+        window sampled; the answer counts joined, unknown (not sampled, or from a past window)
+        and expired (later than the window's `label_ttl_seconds`). A batch with an invalid
+        item is refused whole."""
+        model_or_404(model)
+        body = await _read_body(request, cfg.agent.max_body_bytes)
+        schema = runtime.models[model].schema
+        try:
+            decoded = decode_labels(body, request.headers.get("content-type", ""), schema)
+        except PayloadError as exc:
+            raise ApiError(400, str(exc)) from None
+        if decoded.errors:
+            raise ApiError(
+                422,
+                f"{len(decoded.errors)} invalid label(s); nothing was joined",
+                errors=_errors(decoded.errors),
+            )
+        try:
+            counts = await runtime.join_labels(model, decoded)
+        except StorageError as exc:
+            raise ApiError(503, f"storage unavailable, nothing acknowledged: {exc}") from None
+        return json_response(200, counts)
 
     @app.get("/v1/models", summary="Monitored models and their current windows")
     async def models(_: str = Depends(require("read"))) -> Response:

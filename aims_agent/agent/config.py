@@ -97,6 +97,9 @@ class SchemaConfig(_Strict):
 class WindowConfig(_Strict):
     span_seconds: float = Field(3600.0, gt=0)
     max_sample: int = Field(100_000, gt=0, le=10_000_000)
+    label_ttl_seconds: float | None = Field(
+        7 * 86400.0, gt=0, description="labels later than this after the record are expired"
+    )
 
 
 class ReferenceConfig(_Strict):

@@ -24,7 +24,7 @@ from aims_agent.agent.judge import assess, overall
 from aims_agent.agent.reference import load_references
 from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
 from aims_agent.checks.base import Check, Reference, build_check
-from aims_agent.collectors.push import Decoded
+from aims_agent.collectors.push import Decoded, DecodedLabels
 from aims_agent.errors import UnknownModelError
 from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
 from aims_agent.exporters.evidently_report import Attachment, ReportError
@@ -185,6 +185,23 @@ class Runtime:
         self.metrics.sampled.labels(name).inc(len(sampled.slots))
         self._publish_window(name, mr.window)
         return len(sampled.slots)
+
+    async def join_labels(self, name: str, decoded: DecodedLabels) -> dict[str, int]:
+        """Join late labels to sampled records; returns once the joined rows are durable."""
+        mr = self.model(name)
+        result = mr.window.label(
+            decoded.ids, decoded.cells, now=self.clock(), ttl=mr.cfg.window.label_ttl_seconds
+        )
+        joined = len(result.contents.slots)
+        if joined:
+            await asyncio.wrap_future(
+                self.store.submit(append_batch(name, result.contents, rolled=False))
+            )
+            self._logged[name] = self._logged.get(name, 0) + joined
+        counts = {"joined": joined, "unknown": result.unknown, "expired": result.expired}
+        for outcome, n in counts.items():
+            self.metrics.labels.labels(name, outcome).inc(n)
+        return counts
 
     def run_check(self, name: str, check_id: str) -> RunOutcome:
         """Run one check on a snapshot of the window and record its evidence. Blocking."""

@@ -45,6 +45,15 @@ class Sampled:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Labelled:
+    """What a label join changed (full rows of the slots, for the store) and what it could not."""
+
+    contents: Contents
+    unknown: int
+    expired: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Snapshot:
     """A whole window as arrays: the compact form a window is stored in."""
 
@@ -129,6 +138,7 @@ class Window:
         self._cols: list[np.ndarray] = []
         self._ts = np.zeros(0)
         self._ids: list[str] = []
+        self._slot_of: dict[str, int] = {}  # record id -> slot, to join late labels
         self._grow(0)
 
     def window_start(self, now: float) -> float:
@@ -155,6 +165,7 @@ class Window:
         start = self.window_start(now)
         if start != self.start:
             self.start, self.seen, self.size, self.rejected = start, 0, 0, 0
+            self._slot_of.clear()
 
     def offer(
         self, rows: Sequence[Row], ids: Sequence[str], timestamps: Sequence[float], *, now: float
@@ -211,8 +222,71 @@ class Window:
             else:
                 self._cols[i][slots] = self._vocab[c.name].encode(values)
         self._ts[slots] = timestamps
+        slot_of = self._slot_of
         for s, rid in zip(slots.tolist(), ids, strict=True):
+            if slot_of.get(self._ids[s]) == s:
+                del slot_of[self._ids[s]]
             self._ids[s] = rid
+            slot_of[rid] = s
+
+    def label(
+        self,
+        ids: Sequence[str],
+        cells: Sequence[Mapping[str, Cell]],
+        *,
+        now: float,
+        ttl: float | None,
+    ) -> Labelled:
+        """Join late ground truth (and attributes) to sampled records by id.
+
+        `cells` maps column names (the label, sensitive attributes) to values. A record the
+        reservoir did not keep, or from a past window, is unknown; a label arriving more than
+        `ttl` seconds after the record's time is expired. Both are counted, not joined.
+        """
+        with self._lock:
+            self._roll(now)
+            slots: list[int] = []
+            unknown = expired = 0
+            index = self.schema.index
+            for rid, values in zip(ids, cells, strict=True):
+                s = self._slot_of.get(rid)
+                if s is None:
+                    unknown += 1
+                    continue
+                if ttl is not None and now - self._ts[s] > ttl:
+                    expired += 1
+                    continue
+                for name, value in values.items():
+                    i = index[name]
+                    if self.schema.columns[i].kind == "numeric":
+                        self._cols[i][s] = np.nan if value is None else float(value)
+                    else:
+                        self._cols[i][s] = self._vocab[name].code(category(value))
+                slots.append(s)
+            return Labelled(
+                contents=Contents(
+                    window_start=self.start,
+                    seen=self.seen,
+                    slots=slots,
+                    rows=self._rows_of(slots),
+                    ids=[self._ids[s] for s in slots],
+                    timestamps=[float(self._ts[s]) for s in slots],
+                ),
+                unknown=unknown,
+                expired=expired,
+            )
+
+    def _rows_of(self, slots: Sequence[int]) -> list[Row]:
+        """Rows of the given slots as cells (numbers, text labels, None for missing)."""
+        columns: list[list[Cell]] = []
+        for i, c in enumerate(self.schema.columns):
+            values = self._cols[i][list(slots)].tolist()
+            if c.kind == "numeric":
+                columns.append([None if v != v else v for v in values])
+            else:
+                labels = self._vocab[c.name].labels
+                columns.append([labels[k] if k >= 0 else None for k in values])
+        return list(zip(*columns, strict=True)) if slots else []
 
     def reject(self, n: int, *, now: float) -> None:
         """Count records that ingest refused, for the data-quality check."""
@@ -261,6 +335,7 @@ class Window:
                 self._cols[i][:n] = values
             self._ts[:n] = snap.timestamps
             self._ids[:n] = snap.ids
+            self._slot_of = {rid: s for s, rid in enumerate(snap.ids)}
 
     def snapshot(self, *, now: float) -> WindowData:
         """A copy of the current window, safe to read from a worker thread."""

@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 
 from aims_agent.errors import PayloadError, RecordError
-from aims_agent.schema import ModelSchema, Row, epoch
+from aims_agent.schema import Cell, ModelSchema, Row, epoch
 
 OnError = Literal["reject", "skip"]
 _ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
@@ -110,3 +110,49 @@ def decode_records(body: bytes, content_type: str, schema: ModelSchema, *, now: 
         ids.append(rid)
         stamps.append(stamp)
     return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DecodedLabels:
+    """Valid label items (record id and the columns they set) and every item error."""
+
+    ids: list[str]
+    cells: list[dict[str, Cell]]
+    errors: list[RecordError]
+
+
+def decode_labels(body: bytes, content_type: str, schema: ModelSchema) -> DecodedLabels:
+    """Decode `[{id, label?, attributes?}]` (or NDJSON of them), one item at a time."""
+    ids: list[str] = []
+    cells: list[dict[str, Cell]] = []
+    errors: list[RecordError] = []
+    for index, raw in enumerate(split_body(body, content_type)):
+        try:
+            item = schema.label_decoder.decode(raw)
+        except msgspec.ValidationError as exc:
+            field, reason = _field_of(str(exc))
+            errors.append(
+                RecordError(index=index, record_id=_id_of(raw), field=field, reason=reason)
+            )
+            continue
+        except msgspec.DecodeError as exc:
+            errors.append(
+                RecordError(
+                    index=index, record_id=None, field="record", reason=f"not valid JSON: {exc}"
+                )
+            )
+            continue
+        values = schema.label_cells(item)
+        if not values:
+            errors.append(
+                RecordError(
+                    index=index,
+                    record_id=str(item.id),
+                    field="label",
+                    reason="neither a label nor a sensitive attribute given",
+                )
+            )
+            continue
+        ids.append(str(item.id))
+        cells.append(values)
+    return DecodedLabels(ids=ids, cells=cells, errors=errors)

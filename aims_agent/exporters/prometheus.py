@@ -96,6 +96,12 @@ class Metrics:
             ["model", "check"],
             registry=r,
         )
+        self.labels = Counter(
+            "aims_labels",
+            "Late labels by outcome: joined, unknown (not sampled), expired (TTL)",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.nc_open = Gauge(
             "aims_nonconformities_open",
             "Nonconformity records open, by model",

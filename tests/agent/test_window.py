@@ -97,3 +97,30 @@ def test_sample_size_is_min_of_seen_and_capacity(capacity):
     w = make_window(capacity)
     w.offer(*rows(0, 5), now=1)
     assert w.snapshot(now=1).info.sampled == min(5, capacity)
+
+
+LABELLED = ModelSchema(
+    SchemaConfig(numeric=("x",), categorical=("c",), prediction="p", label="y", sensitive=("g",))
+)
+
+
+def test_late_labels_join_by_id_with_ttl():
+    w = Window(
+        LABELLED, capacity=100, span=1000, reference_categories={}, rng=np.random.default_rng(0)
+    )
+    rows = [(float(i), "a", "1", None, None) for i in range(3)]
+    w.offer(rows, ["r0", "r1", "r2"], [10.0, 10.0, 500.0], now=600)
+    out = w.label(
+        ["r0", "nope", "r2", "r1"],
+        [{"y": "1", "g": "F"}, {"y": "0"}, {"y": "0"}, {"y": "1"}],
+        now=600,
+        ttl=300,
+    )
+    assert (out.unknown, out.expired) == (1, 2)  # r0 and r1 are 590 s old
+    assert out.contents.slots == [2]
+    assert out.contents.rows == [(2.0, "a", "1", "0", None)]
+    snap = w.snapshot(now=600)
+    labels = [snap.vocabularies["y"][k] if k >= 0 else None for k in snap.columns["y"]]
+    assert labels == [None, None, "0"]
+    out = w.label(["r0"], [{"y": "1", "g": "F"}], now=600, ttl=None)
+    assert out.contents.rows == [(0.0, "a", "1", "1", "F")]

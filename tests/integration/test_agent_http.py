@@ -13,9 +13,10 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TOKEN_ENV, as_records, make_rows
+from tests.conftest import TOKEN_ENV, as_records, base_config, make_rows
 from tests.integration.conftest import READ_TOKEN, TOKEN
 
 pytestmark = pytest.mark.integration
@@ -266,3 +267,47 @@ def test_evidently_report_is_attached_with_its_hash(write_config, agent_factory)
         with agent.client(token=READ_TOKEN) as reader:
             assert reader.post("/v1/models/m1/checks/drift/report").status_code == 403
             assert reader.get(att["href"]).status_code == 200
+
+
+def test_late_labels_feed_performance_and_survive_kill_9(tmp_path, reference_csv, agent_factory):
+    cfg = base_config(reference_csv, tmp_path / "evidence")
+    cfg["models"][0]["checks"].append(
+        {
+            "id": "perf",
+            "kind": "performance",
+            "schedule_seconds": 3600,
+            "min_samples": 10,
+            "metrics": {"accuracy": {"min": 0.5}},
+        }
+    )
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    agent = agent_factory(path)
+    records = as_records(make_rows(np.random.default_rng(13), 200))
+    truth = {r["id"]: r.pop("label") for r in records}
+    with agent.client() as c:
+        assert post(c, records).status_code == 200
+        run = c.post("/v1/models/m1/checks/perf/run").json()
+        assert run["verdict"] == "insufficient_data"  # no labels yet
+        items = [{"id": rid, "label": y} for rid, y in list(truth.items())[:150]]
+        items.append({"id": "never-sent", "label": 1})
+        r = c.post("/v1/models/m1/labels", json=items)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"joined": 150, "unknown": 1, "expired": 0}
+        bad = c.post("/v1/models/m1/labels", json=[{"id": "r1", "label": [1]}])
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "label"
+        assert (
+            metric(c.get("/metrics").text, "aims_labels_total", model="m1", outcome="joined") == 150
+        )
+    agent.proc.send_signal(signal.SIGKILL)
+    agent.proc.wait()
+    again = agent_factory(path)
+    with again.client() as c:
+        run = c.post("/v1/models/m1/checks/perf/run").json()
+        (rec,) = [
+            r
+            for r in c.get("/v1/monitoring-records").json()
+            if r["record_id"] == run["monitoring_record_id"]
+        ]
+        (acc,) = rec["result"]["measurements"]
+        assert acc["n_current"] == 150 and run["verdict"] in ("pass", "breach")
