@@ -115,7 +115,10 @@ class CheckRun:
 
     @property
     def headline(self) -> Assessment | None:
-        return next((a for a in self.assessments if a.measurement.headline), None)
+        """The headline measurement that decided the verdict (the first of the worst)."""
+        heads = [a for a in self.assessments if a.measurement.headline]
+        decisive = [a for a in heads if a.verdict == self.verdict]
+        return (decisive or heads or [None])[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

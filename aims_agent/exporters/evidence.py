@@ -149,15 +149,23 @@ def monitoring_record(
     }
 
 
+def _label(m: Any) -> str:
+    return f"{m.metric}[{m.feature}]" if m.feature else m.metric
+
+
 def _nature(run: CheckRun) -> dict[str, Any]:
-    head = run.headline
-    assert head is not None  # a breach always has a headline measurement
-    m = head.measurement
-    t = _threshold(m.threshold) or {}
+    breaches = [
+        a.measurement for a in run.assessments if a.measurement.headline and a.verdict == "breach"
+    ]
+    expected = []
+    for m in breaches:
+        t = _threshold(m.threshold) or {}
+        expected.append(
+            f"{_label(m)} not breaching ({t.get('breaches_when')}, breach = {t.get('breach')})"
+        )
     return {
-        "observed": f"{m.metric} = {m.value:.6g}",
-        "expected": f"{m.metric} not breaching: {t.get('breaches_when')} with breach = "
-        f"{t.get('breach')}",
+        "observed": "; ".join(f"{_label(m)} = {m.value:.6g}" for m in breaches),
+        "expected": "; ".join(expected),
         "window": {"start": iso(run.window.start), "end": iso(run.window.end)},
         "affected": sorted(
             a.measurement.feature

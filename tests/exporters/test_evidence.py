@@ -154,3 +154,43 @@ def test_consecutive_breach_rule_delays_opening(store):
         )
     )
     assert [b["result"]["breach_streak"]["runs"] for b in bodies] == [1, 2, 0, 1, 2, 3, 3]
+
+
+def test_nature_names_the_breaching_measurement_among_several_headlines(store):
+    ok = Measurement(
+        check_id="fair",
+        kind="fairness",
+        metric="demographic_parity_ratio",
+        feature="gender",
+        value=0.93,
+        method="dp",
+        headline=True,
+        n_current=900,
+        threshold=Threshold(breach=0.8, direction="below", inclusive=False),
+    )
+    bad = Measurement(
+        check_id="fair",
+        kind="fairness",
+        metric="equalized_odds_difference",
+        feature="gender",
+        value=0.12,
+        method="eo",
+        headline=True,
+        n_current=900,
+        threshold=Threshold(breach=0.1, inclusive=False),
+    )
+    r = replace(
+        run("breach", 0.0, 1.0),
+        check_id="fair",
+        kind="fairness",
+        assessments=(
+            Assessment(measurement=ok, verdict="pass"),
+            Assessment(measurement=bad, verdict="breach"),
+        ),
+    )
+    assert r.headline.measurement is bad
+    mon_id, nc_id, opened = store.submit(record_run(r, CTX)).result()
+    assert opened
+    (nc,) = store.read(lambda c: c.execute(select(nonconformities.c.body)).scalars().all())
+    assert nc["nature"]["observed"] == "equalized_odds_difference[gender] = 0.12"
+    assert "value > breach" in nc["nature"]["expected"]
