@@ -118,7 +118,7 @@ class CheckRun:
         """The headline measurement that decided the verdict (the first of the worst)."""
         heads = [a for a in self.assessments if a.measurement.headline]
         decisive = [a for a in heads if a.verdict == self.verdict]
-        return (decisive or heads or [None])[0]
+        return next(iter(decisive or heads), None)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
