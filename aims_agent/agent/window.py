@@ -83,14 +83,24 @@ class _Codes:
     def __init__(self, initial: Sequence[str]) -> None:
         self.labels: list[str] = list(initial)
         self.codes: dict[str, int] = {v: i for i, v in enumerate(self.labels)}
+        # codes of non-text cells (ints, booleans) by type and value, so True and 1 stay apart
+        self._typed: dict[tuple[type, Cell], int] = {(type(None), None): -1}
 
     def encode(self, values: Sequence[Cell]) -> list[int]:
         """Codes of many cells: one dict lookup each, Python work only for misses."""
         get = self.codes.get
         out = [get(v) for v in values]  # type: ignore[arg-type]
+        typed = self._typed
         for i, c in enumerate(out):
             if c is None:
-                out[i] = self.code(category(values[i]))
+                v = values[i]
+                key = (type(v), v)
+                c = typed.get(key)
+                if c is None:
+                    c = self.code(category(v))
+                    if type(v) is not str:
+                        typed[key] = c
+                out[i] = c
         return out  # type: ignore[return-value]
 
     def code(self, label: str | None) -> int:
