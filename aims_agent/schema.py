@@ -104,6 +104,7 @@ class ModelSchema:
             frozen=True,
         )
         self.decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.record_type)
+        self.batch_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[self.record_type])  # type: ignore[name-defined]
         # late ground truth: {id, label?, attributes?}, joined to sampled records by id
         self.label_name = cfg.label
         self.label_record_type = msgspec.defstruct(

@@ -179,10 +179,12 @@ def main() -> None:
             sampler = threading.Thread(target=sample_rss, daemon=True)
             sampler.start()
             cpu0 = ps.cpu_times()
+            me0 = psutil.Process().cpu_times()
             acked, elapsed = asyncio.run(
                 drive(url, payloads, args.seconds, args.concurrency, args.batch)
             )
             cpu1 = ps.cpu_times()
+            me1 = psutil.Process().cpu_times()
             done.set()
             sampler.join()
         finally:
@@ -190,6 +192,7 @@ def main() -> None:
             proc.wait(30)
     rate = acked / elapsed
     agent_cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / elapsed
+    client_cpu = (me1.user + me1.system - me0.user - me0.system) / elapsed
     print(
         f"workload: {len(gen.NUM_COLS)} numeric + {len(gen.CAT_COLS)} categorical features, "
         f"NDJSON batches of {args.batch}, {args.concurrency} concurrent clients, "
@@ -197,7 +200,8 @@ def main() -> None:
     )
     print(
         f"ingest: {acked} records acknowledged in {elapsed:.1f}s = {rate:,.0f} records/s "
-        f"(goal 50,000: {rate / 50_000:.2f}x); agent CPU {agent_cpu:.2f} cores"
+        f"(goal 50,000: {rate / 50_000:.2f}x); agent CPU {agent_cpu:.2f} cores, "
+        f"load generator CPU {client_cpu:.2f} cores (same machine)"
     )
     print(
         f"memory: idle {idle:.0f} MB (goal <= 150: {idle / 150:.2f}x of budget), "

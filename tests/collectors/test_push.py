@@ -126,3 +126,19 @@ def test_arbitrary_json_values_are_rows_or_errors(value):
     d = decode_records(body, "application/json", SCHEMA, now=0)
     assert len(d.rows) + len(d.errors) == 2
     assert "r0" in d.ids
+
+
+def test_two_objects_on_one_ndjson_line_are_one_bad_record():
+    line = (json.dumps(rec(0)) + "," + json.dumps(rec(1))).encode()
+    d = decode_records(
+        line + b"\n" + json.dumps(rec(2)).encode(), "application/x-ndjson", SCHEMA, now=0
+    )
+    assert d.ids == ["r2"] and [e.index for e in d.errors] == [0]
+
+
+def test_fast_and_per_record_paths_agree():
+    good = [rec(i) for i in range(5)]
+    fast = decode(good)
+    slow = decode([*good, rec(9, score="x")])  # one bad record: decoded one by one
+    assert slow.rows[:5] == fast.rows and slow.ids[:5] == fast.ids
+    assert slow.timestamps[:5] == fast.timestamps
