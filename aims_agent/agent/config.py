@@ -1,31 +1,24 @@
-"""The agent's YAML config: pydantic models, loading, and errors that name the YAML path.
+"""The agent's config as pydantic models: one agent section and one or more monitored models.
 
-A config is validated once at load; everything after that trusts it. Relative paths (reference
-data, evidence directory) are resolved against the config file's folder. Tokens are given as
-the names of environment variables, never inline.
+A config is validated once, by `config_loader.load_config`; everything after that trusts it.
+Relative paths (reference data, evidence directory) are resolved against the config file's
+folder. Tokens are given as the names of environment variables, never inline.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-from functools import cache
-from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
-
-from aims_agent.errors import ConfigError
 
 Scope = Literal["ingest", "read", "write"]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -261,200 +254,3 @@ class Config(_Strict):
         """SHA-256 of the validated config; monitoring records carry it as the config hash."""
         body = self.model_dump_json(by_alias=True, exclude={"source"})
         return hashlib.sha256(body.encode()).hexdigest()
-
-
-@cache
-def annex_a_ids() -> frozenset[str]:
-    text = resources.files("aims_agent.configs").joinpath("iso42001_annex_a.json").read_text()
-    data = json.loads(text)
-    ids = {c["id"] for c in data["annex_a_controls"]} | {c["id"] for c in data["clauses"]}
-    return frozenset(ids)
-
-
-def _path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in {"drift", "data_quality", "performance", "fairness"}:  # union tags
-            continue
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-_MESSAGES = {
-    "greater_than": "must be > {gt}",
-    "greater_than_equal": "must be >= {ge}",
-    "less_than": "must be < {lt}",
-    "less_than_equal": "must be <= {le}",
-    "missing": "is required",
-    "extra_forbidden": "is not a known field",
-    "too_short": "must have at least {min_length} item(s)",
-    "string_too_short": "must not be empty",
-}
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _problem(err: Any) -> str:
-    loc = _path(tuple(err["loc"]))
-    template = _MESSAGES.get(err["type"])
-    if template is not None:
-        msg = template.format(**{k: _fmt(v) for k, v in err.get("ctx", {}).items()})
-    else:
-        msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] not in {"missing", "extra_forbidden", "value_error"} and "input" in err:
-        shown = err["input"]
-        if not isinstance(shown, dict | list):
-            msg += f", got {shown!r}" if isinstance(shown, str) else f", got {shown}"
-    # model-level validators report "field: message" themselves; join it onto the location
-    if ": " in msg and err["type"] == "value_error" and not msg.startswith("must"):
-        head, _, rest = msg.partition(": ")
-        if " " not in head.strip():
-            return f"{loc}.{head}: {rest}" if loc else f"{head}: {rest}"
-    return f"{loc}: {msg}" if loc else msg
-
-
-def _semantic_problems(cfg: Config) -> list[str]:
-    """Checks that need the whole config or the disk: control ids, column names, reference files."""
-    problems: list[str] = []
-    known = annex_a_ids()
-    for i, model in enumerate(cfg.models):
-        s = model.schema_
-        columns = {*s.numeric, *s.categorical, s.prediction, *s.sensitive}
-        columns |= {n for n in (s.score, s.label) if n}
-        if not model.reference.path.is_file():
-            problems.append(f"models[{i}].reference.path: file not found: {model.reference.path}")
-        for j, check in enumerate(model.checks):
-            for control in check.controls or ():
-                if control not in known:
-                    problems.append(
-                        f"models[{i}].checks[{j}].controls: "
-                        f"unknown ISO/IEC 42001 control {control!r}"
-                    )
-            where = f"models[{i}].checks[{j}]"
-            problems += _KIND_PROBLEMS[check.kind](where, check, s, columns)
-    return problems
-
-
-def _drift_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
-    return [
-        f"{where}.columns.{c}: not a column of the schema"
-        for c in check.columns
-        if c not in columns
-    ]
-
-
-def _quality_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
-    return [
-        f"{where}.bounds.{c}: not a numeric feature of the schema"
-        for c in check.bounds
-        if c not in s.numeric
-    ]
-
-
-def _metric_problems(where: str, names: Any, known: Any) -> list[str]:
-    return [
-        f"{where}.metrics.{m}: unknown metric; known: {', '.join(sorted(known))}"
-        for m in names
-        if m not in known
-    ]
-
-
-def _performance_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
-    from aims_agent.checks.performance import METRICS, NEEDS_SCORE
-
-    problems = _metric_problems(where, check.metrics, METRICS[check.task])
-    if not s.label:
-        problems.append(f"{where}: a performance check needs schema.label")
-    if not s.score:
-        problems += [
-            f"{where}.metrics.{m}: needs schema.score" for m in check.metrics if m in NEEDS_SCORE
-        ]
-    return problems
-
-
-def _fairness_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
-    from aims_agent.checks.fairness import METRICS, NEEDS_LABEL
-
-    problems = _metric_problems(where, check.metrics, METRICS)
-    if not s.label:
-        problems += [
-            f"{where}.metrics.{m}: needs schema.label" for m in check.metrics if m in NEEDS_LABEL
-        ]
-    attrs = check.sensitive if check.sensitive is not None else s.sensitive
-    if not attrs:
-        problems.append(f"{where}.sensitive: no sensitive attribute (set schema.sensitive)")
-    problems += [
-        f"{where}.sensitive.{a}: not in schema.sensitive" for a in attrs if a not in s.sensitive
-    ]
-    return problems
-
-
-_KIND_PROBLEMS = {
-    "drift": _drift_problems,
-    "data_quality": _quality_problems,
-    "performance": _performance_problems,
-    "fairness": _fairness_problems,
-}
-
-
-def parse_config(data: object, *, base_dir: Path) -> Config:
-    """Validate a config mapping; raise ConfigError listing every problem with its YAML path."""
-    if not isinstance(data, dict):
-        raise ConfigError([f"config must be a mapping, got {type(data).__name__}"])
-    try:
-        cfg = Config.model_validate(data)
-    except ValidationError as exc:
-        errors = exc.errors()
-        # a failing item also makes pydantic call its list too short: report only the item
-        deeper = [tuple(e["loc"]) for e in errors]
-        errors = [
-            e
-            for e in errors
-            if not (
-                e["type"] == "too_short"
-                and any(
-                    len(d) > len(e["loc"]) and d[: len(e["loc"])] == tuple(e["loc"]) for d in deeper
-                )
-            )
-        ]
-        raise ConfigError([_problem(e) for e in errors]) from exc
-    cfg = _resolve_paths(cfg, base_dir)
-    problems = _semantic_problems(cfg)
-    if problems:
-        raise ConfigError(problems)
-    return cfg
-
-
-def _resolve_paths(cfg: Config, base: Path) -> Config:
-    def resolve(p: Path) -> Path:
-        return p if p.is_absolute() else (base / p).resolve()
-
-    agent = cfg.agent.model_copy(update={"evidence_dir": resolve(cfg.agent.evidence_dir)})
-    models = tuple(
-        m.model_copy(
-            update={"reference": m.reference.model_copy(update={"path": resolve(m.reference.path)})}
-        )
-        for m in cfg.models
-    )
-    return cfg.model_copy(update={"agent": agent, "models": models})
-
-
-def load_config(path: Path) -> Config:
-    """Read and validate a YAML config file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from exc
-    cfg = parse_config(data, base_dir=path.parent.resolve())
-    return cfg.model_copy(update={"source": path.resolve()})

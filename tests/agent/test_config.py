@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from aims_agent.agent.cli import main
-from aims_agent.agent.config import load_config
+from aims_agent.agent.config_loader import load_config
 from aims_agent.errors import ConfigError
 from tests.conftest import base_config
 
