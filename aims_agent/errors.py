@@ -7,7 +7,10 @@ AimsError
 ├── UnknownModelError (LookupError)   a request named a model the agent does not monitor
 ├── RecordError (ValueError)          an ingested record does not fit the model's schema
 ├── PayloadError (ValueError)         a request body cannot be decoded at all
-└── StorageError (RuntimeError)       the evidence store failed or is closed
+├── StorageError (RuntimeError)       the evidence store failed or is closed
+│   └── BackpressureError             storage is behind; the client should retry later
+└── ReportError (RuntimeError)        an evidence report could not be rendered
+                                      (exporters.evidently_report)
 """
 
 from __future__ import annotations
@@ -60,3 +63,11 @@ class PayloadError(AimsError, ValueError):
 
 class StorageError(AimsError, RuntimeError):
     """The evidence store failed; the underlying driver error is chained."""
+
+
+class BackpressureError(StorageError):
+    """Too many writes are waiting for storage: refuse new data instead of growing memory."""
+
+    def __init__(self, pending: int, retry_after: float) -> None:
+        self.pending, self.retry_after = pending, retry_after
+        super().__init__(f"{pending} batches are waiting for storage; retry in {retry_after:g}s")

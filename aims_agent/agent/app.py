@@ -23,7 +23,13 @@ from aims_agent import __version__
 from aims_agent.agent.config import Config, Scope, TokenConfig
 from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.push import MAX_ERRORS, decode_labels, decode_records
-from aims_agent.errors import ConfigError, PayloadError, RecordError, StorageError
+from aims_agent.errors import (
+    BackpressureError,
+    ConfigError,
+    PayloadError,
+    RecordError,
+    StorageError,
+)
 from aims_agent.records import Record
 from aims_agent.storage.schema import (
     attachments,
@@ -98,7 +104,9 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> Response:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else {}
+        if exc.status == 429:
+            headers["Retry-After"] = str(int(exc.extra.get("retry_after", 1)))
         return json_response(exc.status, {"error": exc.message, **exc.extra}, headers)
 
     def require(scope: Scope) -> Callable[[Request], Awaitable[str]]:
@@ -171,6 +179,9 @@ def create_app(
                 )
         try:
             sampled = await runtime.ingest(model, decoded)
+        except BackpressureError as exc:
+            metrics.rejected.labels(model, "backpressure").inc(len(decoded.rows))
+            raise ApiError(429, f"{exc}; nothing was stored", retry_after=exc.retry_after) from None
         except StorageError as exc:
             raise ApiError(503, f"storage unavailable, nothing acknowledged: {exc}") from None
         return json_response(

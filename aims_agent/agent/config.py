@@ -58,6 +58,9 @@ class AgentConfig(_Strict):
     environment: str = "production"
     tokens: tuple[TokenConfig, ...] = Field(min_length=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    max_pending_writes: int = Field(
+        256, ge=1, description="ingest answers 429 while this many writes wait for storage"
+    )
     shutdown_timeout_seconds: float = Field(10.0, gt=0)
     durability: Literal["full", "normal"] = Field(
         "full",

@@ -25,7 +25,7 @@ from aims_agent.agent.reference import load_references
 from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
 from aims_agent.checks.base import Check, Reference, build_check
 from aims_agent.collectors.push import Decoded, DecodedLabels
-from aims_agent.errors import UnknownModelError
+from aims_agent.errors import BackpressureError, UnknownModelError
 from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
 from aims_agent.exporters.evidently_report import Attachment, ReportError
 from aims_agent.exporters.evidently_report import render as render_report
@@ -161,6 +161,8 @@ class Runtime:
         mr = self.model(name)
         if not decoded.rows:
             return 0
+        if self.store.pending >= self.cfg.agent.max_pending_writes:
+            raise BackpressureError(self.store.pending, retry_after=1.0)
         # offer and submit without an await between them: storage sees batches in window order
         window = mr.window
         before = window.start

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from aims_agent import __version__
 from aims_agent.records import CheckRun
 
-RejectReason = Literal["invalid_record", "invalid_payload", "too_large", "unauthorized"]
+RejectReason = Literal["invalid_record", "invalid_payload", "too_large", "backpressure"]
 VERDICTS = ("pass", "warn", "breach", "insufficient_data", "error")
 
 

@@ -66,6 +66,8 @@ class Store:
             raise StorageError(f"cannot open storage {parsed.render_as_string()}: {exc}") from exc
         self.dialect = self.engine.dialect.name
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._pending = 0
+        self._pending_lock = threading.Lock()
         self._max_group = max_group
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="aims-store-writer", daemon=True)
@@ -76,8 +78,20 @@ class Store:
         if self._closed:
             raise StorageError("storage is closed")
         fut: Future[T] = Future()
+        with self._pending_lock:
+            self._pending += 1
+        fut.add_done_callback(self._done)
         self._queue.put((write, fut))
         return fut
+
+    def _done(self, _: Future[Any]) -> None:
+        with self._pending_lock:
+            self._pending -= 1
+
+    @property
+    def pending(self) -> int:
+        """Writes queued or running: how far storage is behind."""
+        return self._pending
 
     async def write(self, write: Callable[[Connection], T]) -> T:
         """Await a committed write from the event loop."""

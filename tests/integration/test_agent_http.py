@@ -311,3 +311,61 @@ def test_late_labels_feed_performance_and_survive_kill_9(tmp_path, reference_csv
         ]
         (acc,) = rec["result"]["measurements"]
         assert acc["n_current"] == 150 and run["verdict"] in ("pass", "breach")
+
+
+def test_storage_lag_gives_429_with_retry_after(tmp_path, reference_csv):
+    """In-process agent, real HTTP: a stalled writer makes ingest refuse instead of queueing."""
+    import asyncio
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from aims_agent.agent.app import create_app
+    from aims_agent.agent.config_loader import parse_config
+    from aims_agent.agent.runtime import Runtime
+
+    cfg_data = base_config(reference_csv, tmp_path / "ev")
+    cfg_data["agent"]["max_pending_writes"] = 2
+    runtime = Runtime(parse_config(cfg_data, base_dir=tmp_path))
+    tokens = {TOKEN.encode(): runtime.cfg.agent.tokens[0]}
+    gate = threading.Event()
+    runtime.store.submit(lambda conn: gate.wait(30))  # the writer is stuck on this
+    runtime.store.submit(lambda conn: None)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(runtime, tokens), host="127.0.0.1", port=0, log_level="warning")
+    )
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    while not server.started:
+        threading.Event().wait(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        with httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=10,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as c:
+            r = post(c, as_records(make_rows(np.random.default_rng(14), 10)))
+            assert r.status_code == 429 and r.headers["retry-after"] == "1"
+            assert "nothing was stored" in r.json()["error"]
+            gate.set()
+            for _ in range(100):
+                if runtime.store.pending == 0:
+                    break
+                threading.Event().wait(0.05)
+            assert post(c, as_records(make_rows(np.random.default_rng(14), 10))).status_code == 200
+            assert (
+                metric(
+                    c.get("/metrics").text,
+                    "aims_records_rejected_total",
+                    model="m1",
+                    reason="backpressure",
+                )
+                == 10
+            )
+    finally:
+        gate.set()
+        server.should_exit = True
+        thread.join(10)
+        runtime.close()
