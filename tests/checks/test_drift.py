@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,16 +16,6 @@ from aims_agent.agent.window import Window
 from aims_agent.checks.drift import DriftCheck
 from aims_agent.checks.multiple_testing import adjust
 from aims_agent.schema import ModelSchema
-
-WORKLOAD = Path(__file__).resolve().parents[3] / "shared" / "workload" / "gen.py"
-
-
-@pytest.fixture(scope="module")
-def gen():
-    spec = importlib.util.spec_from_file_location("aims_workload", WORKLOAD)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def setup(gen, tmp_path, n_ref, n_cur, **cfg):

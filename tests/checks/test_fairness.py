@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
-from pathlib import Path
 
 import fairlearn.metrics as flm
 import numpy as np
@@ -23,7 +21,6 @@ from aims_agent.checks.fairness import METRICS, NEEDS_LABEL, FairnessCheck
 from aims_agent.records import WindowInfo
 from aims_agent.schema import ModelSchema
 
-WORKLOAD = Path(__file__).resolve().parents[3] / "shared" / "workload" / "gen.py"
 HEADLINE = [
     "demographic_parity_difference",
     "demographic_parity_ratio",
@@ -39,14 +36,6 @@ RATES = {
 }
 LABEL_RATES = [r for r in RATES if r != "selection_rate"]
 EXACT = {"rel": 1e-12, "abs": 1e-15, "nan_ok": True}
-
-
-@pytest.fixture(scope="module")
-def gen():
-    spec = importlib.util.spec_from_file_location("aims_workload", WORKLOAD)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

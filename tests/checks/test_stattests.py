@@ -7,12 +7,10 @@ Numeric columns reach Evidently as float64, the dtype the agent stores them in.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import warnings
 from collections.abc import Callable, Sequence
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -44,25 +42,12 @@ with warnings.catch_warnings():
     from evidently.legacy.calculations.stattests import registry as ev_registry
     from evidently.legacy.core import ColumnType
 
-WORKLOAD_GEN = Path("/work/shared/workload/gen.py")
 REL = 1e-9
 ABS = 1e-12
 FEATURE_TYPE = {"numeric": ColumnType.Numerical, "categorical": ColumnType.Categorical}
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def workload_gen() -> ModuleType:
-    """The shared workload generator (`make(n, seed, current)`), loaded from its path."""
-    if not WORKLOAD_GEN.exists():
-        pytest.skip(f"workload generator not found at {WORKLOAD_GEN}")
-    spec = importlib.util.spec_from_file_location("aims_workload_gen", WORKLOAD_GEN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @cache
@@ -164,22 +149,22 @@ def _check_column(
 
 
 @pytest.mark.parametrize("n", [5000, 500], ids=["n5000-large-ref", "n500-small-ref"])
-def test_workload_columns_match_evidently(workload_gen: ModuleType, n: int) -> None:
-    ref, cur = _frames(workload_gen, n)
+def test_workload_columns_match_evidently(gen: ModuleType, n: int) -> None:
+    ref, cur = _frames(gen, n)
     for column in ref.columns:
         kind: ColumnKind = "categorical" if ref[column].dtype == object else "numeric"
         _check_column(kind, ref[column].tolist(), cur[column].tolist())
 
 
 @pytest.mark.parametrize("n", [5000, 500])
-def test_verdict_direction_at_the_threshold(workload_gen: ModuleType, n: int) -> None:
+def test_verdict_direction_at_the_threshold(gen: ModuleType, n: int) -> None:
     """With the threshold set to the value itself, `<=`, `<` and `>=` must agree.
 
     Numeric columns only: there every test is bit-equal to Evidently, so the tie is exact
     (on categorical columns Evidently sums in the order of a Python set of labels, which
     changes with the process's hash seed, so its last bit is not reproducible anyway).
     """
-    ref, cur = _frames(workload_gen, n)
+    ref, cur = _frames(gen, n)
     for column in ("num_00", "num_07", "target"):
         ref_arr, cur_arr = ref[column].to_numpy(float), cur[column].to_numpy(float)
         prepared = prepare_reference(ref_arr, kind="numeric")
@@ -194,8 +179,8 @@ def test_verdict_direction_at_the_threshold(workload_gen: ModuleType, n: int) ->
             assert ours.drifted is oracle[1], alias
 
 
-def test_prepared_reference_is_reused_across_windows(workload_gen: ModuleType) -> None:
-    ref, cur = _frames(workload_gen, 5000)
+def test_prepared_reference_is_reused_across_windows(gen: ModuleType) -> None:
+    ref, cur = _frames(gen, 5000)
     columns: tuple[tuple[str, ColumnKind], ...] = (("num_01", "numeric"), ("cat_1", "categorical"))
     for column, kind in columns:
         ref_codes, cur_codes, labels = _codes(ref[column].tolist(), cur[column].tolist())
@@ -461,8 +446,8 @@ def test_sturges_edges_and_counts_equal_numpy(values: np.ndarray, pad: int) -> N
     )
 
 
-def test_classic_tests_equal_scipy_on_workload(workload_gen: ModuleType) -> None:
-    ref, cur = _frames(workload_gen, 5000)
+def test_classic_tests_equal_scipy_on_workload(gen: ModuleType) -> None:
+    ref, cur = _frames(gen, 5000)
     r, c = ref["num_03"].to_numpy(float), cur["num_03"].to_numpy(float)
     prepared = prepare_reference(r, kind="numeric")
     assert STATTESTS["ks"].compute(prepared, c).value == stats.ks_2samp(r, c).pvalue
