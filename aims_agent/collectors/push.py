@@ -8,7 +8,7 @@ a batch is the caller's policy (`reject` the batch or `skip` the invalid records
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -42,11 +42,6 @@ def split_body(body: bytes, content_type: str) -> list[bytes]:
         return [bytes(raw) for raw in _ARRAY.decode(stripped)]
     except msgspec.DecodeError as exc:
         raise PayloadError(f"body is not a JSON array: {exc}") from None
-
-
-class _Invalid(Exception):
-    def __init__(self, field: str, reason: str) -> None:
-        self.field, self.reason = field, reason
 
 
 def _field_of(message: str) -> tuple[str, str]:
@@ -100,42 +95,45 @@ def _decode_valid_batch(parts: list[bytes], schema: ModelSchema, *, now: float) 
     return Decoded(rows=[row_of(r) for r in records], ids=ids, timestamps=stamps, errors=[])
 
 
+def _decode_one(decoder: msgspec.json.Decoder[Any], raw: bytes, index: int) -> Any:
+    """One item, or a RecordError naming its position, id and field."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        field, reason = _field_of(str(exc))
+        raise RecordError(index=index, record_id=_id_of(raw), field=field, reason=reason) from None
+    except msgspec.DecodeError as exc:
+        raise RecordError(
+            index=index, record_id=None, field="record", reason=f"not valid JSON: {exc}"
+        ) from None
+
+
 def _decode_each(parts: list[bytes], schema: ModelSchema, *, now: float) -> Decoded:
     rows: list[Row] = []
     ids: list[str] = []
     stamps: list[float] = []
     errors: list[RecordError] = []
-    decode = schema.decoder.decode
-    row_of = schema.row
     for index, raw in enumerate(parts):
         try:
-            record = decode(raw)
+            record = _decode_one(schema.decoder, raw, index)
             rid = str(record.id)
             if not rid or len(rid) > 256:
-                raise _Invalid("id", "must be 1 to 256 characters")
+                raise RecordError(
+                    index=index,
+                    record_id=rid[:64],
+                    field="id",
+                    reason="must be 1 to 256 characters",
+                )
             try:
                 stamp = epoch(record.timestamp, default=now)
             except ValueError as exc:
-                raise _Invalid("timestamp", str(exc)) from None
-        except msgspec.ValidationError as exc:
-            field, reason = _field_of(str(exc))
-            errors.append(
-                RecordError(index=index, record_id=_id_of(raw), field=field, reason=reason)
-            )
+                raise RecordError(
+                    index=index, record_id=rid, field="timestamp", reason=str(exc)
+                ) from None
+        except RecordError as err:
+            errors.append(err)
             continue
-        except msgspec.DecodeError as exc:
-            errors.append(
-                RecordError(
-                    index=index, record_id=None, field="record", reason=f"not valid JSON: {exc}"
-                )
-            )
-            continue
-        except _Invalid as exc:
-            errors.append(
-                RecordError(index=index, record_id=_id_of(raw), field=exc.field, reason=exc.reason)
-            )
-            continue
-        rows.append(row_of(record))
+        rows.append(schema.row(record))
         ids.append(rid)
         stamps.append(stamp)
     return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)
@@ -157,19 +155,9 @@ def decode_labels(body: bytes, content_type: str, schema: ModelSchema) -> Decode
     errors: list[RecordError] = []
     for index, raw in enumerate(split_body(body, content_type)):
         try:
-            item = schema.label_decoder.decode(raw)
-        except msgspec.ValidationError as exc:
-            field, reason = _field_of(str(exc))
-            errors.append(
-                RecordError(index=index, record_id=_id_of(raw), field=field, reason=reason)
-            )
-            continue
-        except msgspec.DecodeError as exc:
-            errors.append(
-                RecordError(
-                    index=index, record_id=None, field="record", reason=f"not valid JSON: {exc}"
-                )
-            )
+            item = _decode_one(schema.label_decoder, raw, index)
+        except RecordError as err:
+            errors.append(err)
             continue
         values = schema.label_cells(item)
         if not values:
