@@ -18,9 +18,6 @@ import argparse
 import asyncio
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -29,6 +26,8 @@ from pathlib import Path
 import httpx
 import psutil
 import yaml
+
+from aims_agent.agent.process import start_agent
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-0123456789abcdef"
@@ -146,26 +145,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         config = write_config(tmp, gen, args.durability, args.max_sample)
         payloads = bodies(gen, 200, args.batch)
-        env = {**os.environ, "AIMS_BENCH_TOKEN": TOKEN}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "aims_agent.agent.cli",
-                "run",
-                "--config",
-                str(config),
-                "--log-level",
-                "warning",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
+        proc, url = start_agent(config, {"AIMS_BENCH_TOKEN": TOKEN})
         try:
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            url = line.split("listening on", 1)[1].strip()
             ps = psutil.Process(proc.pid)
             time.sleep(3)
             idle = ps.memory_info().rss / 2**20

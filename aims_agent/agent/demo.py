@@ -9,13 +9,9 @@ nonconformity it opens. It stops the agent with SIGTERM and leaves the evidence 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import signal
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,40 +22,13 @@ import httpx
 import numpy as np
 
 from aims_agent.agent import demo_data
-from aims_agent.errors import AimsError
+from aims_agent.agent.process import start_agent
 
 MODEL = "credit-risk"
 
 
 def say(t0: float, message: str) -> None:
     print(f"[{time.monotonic() - t0:5.1f}s] {message}", flush=True)
-
-
-def _start_agent(config: Path, token: str) -> tuple[subprocess.Popen[str], str]:
-    env = {**os.environ, "AIMS_DEMO_TOKEN": token}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "aims_agent.agent.cli",
-            "run",
-            "--config",
-            str(config),
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=None,
-        text=True,
-        env=env,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the agent announces its URL on stdout when ready
-    if "listening on" not in line:
-        proc.wait(10)
-        raise AimsError(f"the agent did not start (exit {proc.returncode}): {line.strip()}")
-    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-    return proc, line.split("listening on", 1)[1].strip()
 
 
 def _metric(text: str, name: str) -> float:
@@ -143,7 +112,7 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
     )
 
     token = secrets.token_urlsafe(24)
-    proc, url = _start_agent(config, token)
+    proc, url = start_agent(config, {"AIMS_DEMO_TOKEN": token})
     say(t0, f"agent running at {url}  (Prometheus metrics: {url}/metrics, API docs: {url}/docs)")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     seen = _Seen()
