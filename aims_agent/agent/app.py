@@ -22,6 +22,7 @@ from sqlalchemy import select
 from aims_agent import __version__
 from aims_agent.agent.config import Config, Scope, TokenConfig
 from aims_agent.agent.runtime import Runtime
+from aims_agent.collectors.kserve import parse_event
 from aims_agent.collectors.push import MAX_ERRORS, decode_labels, decode_records
 from aims_agent.errors import (
     BackpressureError,
@@ -109,10 +110,16 @@ def create_app(
             headers["Retry-After"] = str(int(exc.extra.get("retry_after", 1)))
         return json_response(exc.status, {"error": exc.message, **exc.extra}, headers)
 
-    def require(scope: Scope) -> Callable[[Request], Awaitable[str]]:
+    def require(scope: Scope, *, query_token: bool = False) -> Callable[[Request], Awaitable[str]]:
+        """Bearer-token auth with a scope; `query_token` also accepts `?token=` for senders that
+        cannot set headers (KServe's payload logger). Access logs are off, so URLs are not
+        logged."""
+
         async def check(request: Request) -> str:
             header = request.headers.get("authorization", "")
             scheme, _, presented = header.partition(" ")
+            if query_token and not header:
+                scheme, presented = "bearer", request.query_params.get("token", "")
             if scheme.lower() != "bearer" or not presented:
                 raise ApiError(401, "missing bearer token")
             for value, tok in tokens.items():
@@ -218,6 +225,31 @@ def create_app(
         except StorageError as exc:
             raise ApiError(503, f"storage unavailable, nothing acknowledged: {exc}") from None
         return json_response(200, counts)
+
+    @app.post(
+        "/v1/models/{model}/kserve-logger",
+        summary="KServe InferenceService payload logger (CloudEvents, binary mode)",
+    )
+    async def kserve_logger(
+        model: str, request: Request, _: str = Depends(require("ingest", query_token=True))
+    ) -> Response:
+        """Point the InferenceService logger here (`?token=` if it cannot send headers). The
+        request and response events of one inference are paired by `ce-id`."""
+        model_or_404(model)
+        if runtime.models[model].cfg.kserve_logger is None:
+            raise ApiError(404, f"model {model!r} has no kserve_logger configured")
+        body = await _read_body(request, cfg.agent.max_body_bytes)
+        try:
+            event = parse_event(request.headers, body)
+            result = await runtime.kserve_event(model, event)
+        except PayloadError as exc:
+            metrics.kserve_events.labels(model, "undecodable").inc()
+            raise ApiError(400, str(exc)) from None
+        except BackpressureError as exc:
+            raise ApiError(429, str(exc), retry_after=exc.retry_after) from None
+        except StorageError as exc:
+            raise ApiError(503, f"storage unavailable, nothing acknowledged: {exc}") from None
+        return json_response(200, result)
 
     @app.get("/v1/models", summary="Monitored models and their current windows")
     async def models(_: str = Depends(require("read"))) -> Response:

@@ -108,6 +108,18 @@ class ColumnTest(_Strict):
     threshold: float | None = Field(None, gt=0)
 
 
+class KServeLoggerConfig(_Strict):
+    """Receive KServe's InferenceService payload logger (CloudEvents, binary mode)."""
+
+    protocol: Literal["oip-v2", "kserve-v1"] = "oip-v2"
+    prediction: str | None = Field(None, description="output holding the prediction")
+    score: str | None = Field(None, description="output holding the score")
+    score_index: int | None = Field(None, ge=0, description="probability column used as score")
+    input: str | None = Field(None, description="oip-v2: input tensor with positional features")
+    pair_timeout_seconds: float = Field(60.0, gt=0, description="wait for the other half")
+    max_pending: int = Field(10_000, ge=1, description="halves waiting for their pair, at most")
+
+
 class _CheckBase(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     schedule_seconds: float = Field(60.0, gt=0)
@@ -217,6 +229,7 @@ class ModelConfig(_Strict):
     schema_: SchemaConfig = Field(alias="schema")
     window: WindowConfig = WindowConfig()
     checks: tuple[CheckConfig, ...] = Field(min_length=1)
+    kserve_logger: KServeLoggerConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

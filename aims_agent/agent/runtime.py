@@ -24,6 +24,7 @@ from aims_agent.agent.judge import assess, overall
 from aims_agent.agent.reference import load_references
 from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
 from aims_agent.checks.base import Check, Reference, build_check
+from aims_agent.collectors.kserve import Event, PairBuffer, decode_pair
 from aims_agent.collectors.push import Decoded, DecodedLabels
 from aims_agent.errors import BackpressureError, UnknownModelError
 from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
@@ -81,6 +82,13 @@ class Runtime:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._logged: dict[str, int] = {}  # rows in each model's sample log since its snapshot
+        self._pairs = {
+            m.name: PairBuffer(
+                timeout=m.kserve_logger.pair_timeout_seconds, capacity=m.kserve_logger.max_pending
+            )
+            for m in cfg.models
+            if m.kserve_logger is not None
+        }
         self.store = Store(cfg.storage_url, durability=cfg.agent.durability)
         config_hash = cfg.fingerprint()
         references = load_references(cfg.models)
@@ -204,6 +212,30 @@ class Runtime:
         for outcome, n in counts.items():
             self.metrics.labels.labels(name, outcome).inc(n)
         return counts
+
+    async def kserve_event(self, name: str, event: Event) -> dict[str, int | str]:
+        """Pair a KServe logger CloudEvent with its other half; ingest the exchange once paired.
+
+        A pair that cannot be decoded is counted and reported, and the agent carries on."""
+        mr = self.model(name)
+        cfg, buffer = mr.cfg.kserve_logger, self._pairs.get(name)
+        if cfg is None or buffer is None:
+            raise UnknownModelError(f"model {name!r} has no kserve_logger configured")
+        now = self.clock()
+        pair, dropped = buffer.add(event, now=now)
+        counter = self.metrics.kserve_events
+        if dropped:
+            counter.labels(name, "dropped").inc(dropped)
+        if pair is None:
+            counter.labels(name, "waiting").inc()
+            return {"status": "waiting", "records": 0}
+        decoded = decode_pair(cfg, mr.schema, event.ce_id, *pair, now=now)
+        counter.labels(name, "paired").inc()
+        if decoded.errors:
+            self.metrics.rejected.labels(name, "invalid_record").inc(len(decoded.errors))
+            mr.window.reject(len(decoded.errors), now=now)
+        await self.ingest(name, decoded)
+        return {"status": "paired", "records": len(decoded.rows), "rejected": len(decoded.errors)}
 
     def run_check(self, name: str, check_id: str) -> RunOutcome:
         """Run one check on a snapshot of the window and record its evidence. Blocking."""

@@ -102,6 +102,13 @@ class Metrics:
             ["model", "outcome"],
             registry=r,
         )
+        self.kserve_events = Counter(
+            "aims_kserve_events",
+            "KServe logger CloudEvents by outcome: waiting, paired, "
+            "dropped (no pair in time), undecodable",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.nc_open = Gauge(
             "aims_nonconformities_open",
             "Nonconformity records open, by model",

@@ -1,0 +1,138 @@
+"""The KServe / Seldon payload-logger receiver: CloudEvents in binary mode, paired by `ce-id`.
+
+KServe's InferenceService logger posts the request and the response of each inference as two
+CloudEvents with the same `ce-id` and `ce-type` `org.kubeflow.serving.inference.request` /
+`.response`. The halves wait here (bounded in number and time) until both arrived, then go
+through the same protocol decoders as the proxy tap and the same schema validation as the push
+API. The clock is passed in.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from aims_agent.agent.config import KServeLoggerConfig
+from aims_agent.collectors import protocols
+from aims_agent.collectors.push import Decoded
+from aims_agent.errors import PayloadError, RecordError
+from aims_agent.schema import ModelSchema, epoch
+
+Half = Literal["request", "response"]
+_TYPES: dict[str, Half] = {
+    "org.kubeflow.serving.inference.request": "request",
+    "org.kubeflow.serving.inference.response": "response",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    ce_id: str
+    half: Half
+    body: bytes
+
+
+def parse_event(headers: Mapping[str, str], body: bytes) -> Event:
+    """A binary-mode CloudEvent from HTTP headers; PayloadError names what is wrong."""
+    ce_id, ce_type = headers.get("ce-id"), headers.get("ce-type")
+    if not ce_id:
+        raise PayloadError("missing ce-id header: not a CloudEvent in binary mode")
+    half = _TYPES.get(ce_type or "")
+    if half is None:
+        raise PayloadError(f"ce-type {ce_type!r} is not one of {', '.join(_TYPES)}")
+    return Event(ce_id=ce_id[:256], half=half, body=body)
+
+
+@dataclass(slots=True)
+class _Waiting:
+    since: float
+    request: bytes | None = None
+    response: bytes | None = None
+
+
+class PairBuffer:
+    """Halves waiting for their other half; the oldest go first when full or too old."""
+
+    def __init__(self, *, timeout: float, capacity: int) -> None:
+        self.timeout, self.capacity = timeout, capacity
+        self._waiting: OrderedDict[str, _Waiting] = OrderedDict()
+
+    def add(self, event: Event, *, now: float) -> tuple[tuple[bytes, bytes] | None, int]:
+        """The completed (request, response) if this event completes one, and how many waiting
+        halves were dropped (timed out or evicted) to make room."""
+        dropped = self._expire(now)
+        slot = self._waiting.get(event.ce_id)
+        if slot is None:
+            if len(self._waiting) >= self.capacity:
+                self._waiting.popitem(last=False)
+                dropped += 1
+            slot = self._waiting[event.ce_id] = _Waiting(since=now)
+        setattr(slot, event.half, event.body)
+        if slot.request is None or slot.response is None:
+            return None, dropped
+        del self._waiting[event.ce_id]
+        return (slot.request, slot.response), dropped
+
+    def _expire(self, now: float) -> int:
+        dropped = 0
+        while self._waiting:
+            ce_id, oldest = next(iter(self._waiting.items()))
+            if now - oldest.since <= self.timeout:
+                break
+            del self._waiting[ce_id]
+            dropped += 1
+        return dropped
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+
+def mapping_for(cfg: KServeLoggerConfig, schema: ModelSchema) -> protocols.Mapping:
+    return protocols.Mapping(
+        features=tuple(c.name for c in schema.features),
+        prediction=cfg.prediction,
+        score=cfg.score,
+        score_index=cfg.score_index,
+        input=cfg.input,
+    )
+
+
+def decode_pair(
+    cfg: KServeLoggerConfig,
+    schema: ModelSchema,
+    ce_id: str,
+    request: bytes,
+    response: bytes,
+    *,
+    now: float,
+) -> Decoded:
+    """Records of one exchange, validated like pushed records; ProtocolError if undecodable."""
+    records = protocols.decode(
+        cfg.protocol, request, response, path="", mapping=mapping_for(cfg, schema), request_id=ce_id
+    )
+    rows, ids, stamps, errors = [], [], [], []
+    categorical = [c.name for c in schema.features if c.kind == "categorical"]
+    for index, rec in enumerate(records):
+        features = rec.get("features")
+        if isinstance(features, dict):  # a float tensor carries category codes as 1.0, 2.0
+            for name in categorical:
+                v = features.get(name)
+                if isinstance(v, float) and v.is_integer():
+                    features[name] = int(v)
+        try:
+            record: Any = msgspec.convert(rec, schema.record_type)
+        except msgspec.ValidationError as exc:
+            errors.append(
+                RecordError(
+                    index=index, record_id=str(rec.get("id")), field="record", reason=str(exc)
+                )
+            )
+            continue
+        rows.append(schema.row(record))
+        ids.append(str(record.id))
+        stamps.append(epoch(record.timestamp, default=now))
+    return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)
