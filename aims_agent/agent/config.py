@@ -120,6 +120,16 @@ class KServeLoggerConfig(_Strict):
     max_pending: int = Field(10_000, ge=1, description="halves waiting for their pair, at most")
 
 
+class LogTailConfig(_Strict):
+    """Follow a JSONL prediction log whose lines are records as the push API takes them."""
+
+    path: Path
+    poll_seconds: float = Field(0.5, gt=0)
+    fields: dict[str, str] = Field(
+        {}, description="record field -> the log's key for it, e.g. {id: request_id}"
+    )
+
+
 class _CheckBase(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     schedule_seconds: float = Field(60.0, gt=0)
@@ -230,6 +240,7 @@ class ModelConfig(_Strict):
     window: WindowConfig = WindowConfig()
     checks: tuple[CheckConfig, ...] = Field(min_length=1)
     kserve_logger: KServeLoggerConfig | None = None
+    log_tail: LogTailConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

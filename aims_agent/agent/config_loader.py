@@ -193,12 +193,16 @@ def _resolve_paths(cfg: Config, base: Path) -> Config:
         return p if p.is_absolute() else (base / p).resolve()
 
     agent = cfg.agent.model_copy(update={"evidence_dir": resolve(cfg.agent.evidence_dir)})
-    models = tuple(
-        m.model_copy(
-            update={"reference": m.reference.model_copy(update={"path": resolve(m.reference.path)})}
-        )
-        for m in cfg.models
-    )
+
+    def resolve_model(m: Any) -> Any:
+        update: dict[str, Any] = {
+            "reference": m.reference.model_copy(update={"path": resolve(m.reference.path)})
+        }
+        if m.log_tail is not None:
+            update["log_tail"] = m.log_tail.model_copy(update={"path": resolve(m.log_tail.path)})
+        return m.model_copy(update=update)
+
+    models = tuple(resolve_model(m) for m in cfg.models)
     return cfg.model_copy(update={"agent": agent, "models": models})
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from aims_agent import __version__
 from aims_agent.agent.config import Config, ModelConfig
@@ -25,15 +25,22 @@ from aims_agent.agent.reference import load_references
 from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
 from aims_agent.checks.base import Check, Reference, build_check
 from aims_agent.collectors.kserve import Event, PairBuffer, decode_pair
-from aims_agent.collectors.push import Decoded, DecodedLabels
-from aims_agent.errors import BackpressureError, UnknownModelError
+from aims_agent.collectors.logtail import LogTail, Position
+from aims_agent.collectors.push import Decoded, DecodedLabels, decode_records, rename_fields
+from aims_agent.errors import BackpressureError, StorageError, UnknownModelError
 from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
 from aims_agent.exporters.evidently_report import Attachment, ReportError
 from aims_agent.exporters.evidently_report import render as render_report
 from aims_agent.exporters.prometheus import Metrics
 from aims_agent.records import Assessment, CheckRun, ControlTags, Verdict
 from aims_agent.schema import ModelSchema
-from aims_agent.storage.samples import append_batch, read_log, write_snapshot
+from aims_agent.storage.samples import (
+    append_batch,
+    load_tail_position,
+    read_log,
+    save_tail_position,
+    write_snapshot,
+)
 from aims_agent.storage.schema import nonconformities
 from aims_agent.storage.store import Store
 
@@ -164,10 +171,16 @@ class Runtime:
         self.metrics.window_sampled.labels(name).set(window.size)
         self.metrics.window_start.labels(name).set(window.start)
 
-    async def ingest(self, name: str, decoded: Decoded) -> int:
-        """Sample the valid rows into the window; returns once they are durable."""
+    async def ingest(
+        self, name: str, decoded: Decoded, *, also: Callable[[Connection], None] | None = None
+    ) -> int:
+        """Sample the valid rows into the window; returns once they are durable.
+
+        `also` is committed in the same transaction (a log tail's checkpoint)."""
         mr = self.model(name)
         if not decoded.rows:
+            if also is not None:
+                await self.store.write(also)
             return 0
         if self.store.pending >= self.cfg.agent.max_pending_writes:
             raise BackpressureError(self.store.pending, retry_after=1.0)
@@ -184,7 +197,8 @@ class Runtime:
             ids=[decoded.ids[p] for p in sampled.positions],
             timestamps=[decoded.timestamps[p] for p in sampled.positions],
         )
-        pending = self.store.submit(append_batch(name, batch, rolled=rolled))
+        write = append_batch(name, batch, rolled=rolled)
+        pending = self.store.submit(write if also is None else _both(write, also))
         logged = (0 if rolled else self._logged.get(name, 0)) + len(batch.slots)
         if logged > 2 * window.capacity:  # keep the log within a few window sizes
             self.store.submit(write_snapshot(name, window.export))
@@ -236,6 +250,60 @@ class Runtime:
             mr.window.reject(len(decoded.errors), now=now)
         await self.ingest(name, decoded)
         return {"status": "paired", "records": len(decoded.rows), "rejected": len(decoded.errors)}
+
+    async def tail_log(self, name: str) -> None:
+        """Follow the model's prediction log until cancelled; each read is committed together
+        with the tail's new position, so a crash neither loses nor repeats a line."""
+        mr = self.model(name)
+        cfg = mr.cfg.log_tail
+        assert cfg is not None
+        stored = self.store.read(lambda conn: load_tail_position(conn, name))
+        committed = Position(*stored) if stored else None
+        tail = LogTail(cfg.path, committed)
+        try:
+            while True:
+                lines = await asyncio.to_thread(tail.read)
+                if lines and tail.position is not None and tail.position != committed:
+                    pos = tail.position
+                    try:
+                        await self._ingest_lines(
+                            name,
+                            lines,
+                            cfg.fields,
+                            save_tail_position(name, pos.inode, pos.offset, pos.head),
+                        )
+                        committed = pos
+                    except StorageError as exc:  # read those lines again next time
+                        log.warning("log tail of %s: %s; will retry", name, exc)
+                        tail.close()
+                        tail = LogTail(cfg.path, committed)
+                await asyncio.sleep(cfg.poll_seconds)
+        finally:
+            tail.close()
+
+    async def _ingest_lines(
+        self,
+        name: str,
+        lines: list[bytes],
+        fields: dict[str, str],
+        checkpoint: Callable[[Connection], None],
+    ) -> None:
+        mr = self.model(name)
+        if fields:
+            lines = [rename_fields(line, fields) for line in lines]
+        decoded = decode_records(
+            b"\n".join(lines), "application/x-ndjson", mr.schema, now=self.clock()
+        )
+        if decoded.errors:
+            log.warning(
+                "log tail of %s: %d malformed line(s), first: %s",
+                name,
+                len(decoded.errors),
+                decoded.errors[0],
+            )
+            self.metrics.rejected.labels(name, "invalid_record").inc(len(decoded.errors))
+            mr.window.reject(len(decoded.errors), now=self.clock())
+        await self.ingest(name, decoded, also=checkpoint)
 
     def run_check(self, name: str, check_id: str) -> RunOutcome:
         """Run one check on a snapshot of the window and record its evidence. Blocking."""
@@ -327,3 +395,13 @@ class Runtime:
         with self._idle:
             self._idle.wait_for(lambda: self._in_flight == 0, timeout)
         self.store.close(max(0.5, deadline - time.monotonic()))
+
+
+def _both(
+    first: Callable[[Connection], None], second: Callable[[Connection], None]
+) -> Callable[[Connection], None]:
+    def write(conn: Connection) -> None:
+        first(conn)
+        second(conn)
+
+    return write

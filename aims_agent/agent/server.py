@@ -7,6 +7,7 @@ the scheduler stops, running checks finish (same deadline) and storage drains an
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import socket
@@ -66,6 +67,11 @@ def serve(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         scheduler.start()
+        tails = [
+            asyncio.create_task(runtime.tail_log(m.name), name=f"tail {m.name}")
+            for m in cfg.models
+            if m.log_tail is not None
+        ]
         ready["value"] = True
         log.info("aims-agent listening on %s", url)
         if announce:
@@ -74,6 +80,9 @@ def serve(
             yield
         finally:
             ready["value"] = False
+            for task in tails:
+                task.cancel()
+            await asyncio.gather(*tails, return_exceptions=True)
             scheduler.shutdown(wait=False)
             runtime.close(cfg.agent.shutdown_timeout_seconds)
             log.info("aims-agent stopped; storage closed")

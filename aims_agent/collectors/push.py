@@ -173,3 +173,19 @@ def decode_labels(body: bytes, content_type: str, schema: ModelSchema) -> Decode
         ids.append(str(item.id))
         cells.append(values)
     return DecodedLabels(ids=ids, cells=cells, errors=errors)
+
+
+_LINE = msgspec.json.Decoder(dict[str, Any])
+
+
+def rename_fields(line: bytes, fields: dict[str, str]) -> bytes:
+    """A log line with its keys renamed to record fields (`{"id": "request_id"}` maps the log's
+    `request_id` to `id`); a line that is not a JSON object is left for the decoder to report."""
+    try:
+        doc = _LINE.decode(line)
+    except msgspec.DecodeError:
+        return line
+    for field, key in fields.items():
+        if key in doc:
+            doc[field] = doc.pop(key)
+    return msgspec.json.encode(doc)

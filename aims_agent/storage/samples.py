@@ -12,13 +12,15 @@ so the rebuilt window is the same.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import numpy as np
 from sqlalchemy import Connection, delete, insert, select
 
 from aims_agent.agent.window import Contents, Snapshot
-from aims_agent.storage.schema import sample_log
+from aims_agent.storage.schema import sample_log, tail_checkpoints
+from aims_agent.storage.store import UPSERT
 
 _Cell = float | int | str | bool | None
 
@@ -148,3 +150,33 @@ def read_log(conn: Connection, model: str) -> list[Contents | Snapshot]:
         .order_by(sample_log.c.entry_id)
     ).all()
     return [_contents(float(r.window_start), int(r.seen), _decode(r.payload)) for r in rows]
+
+
+def save_tail_position(
+    model: str, inode: int, offset: int, head: bytes
+) -> Callable[[Connection], None]:
+    """A store write: the log tail's checkpoint, committed with the records read up to it."""
+
+    def write(conn: Connection) -> None:
+        ins: Any = UPSERT[conn.dialect.name](tail_checkpoints)
+        conn.execute(
+            ins.values(model=model, inode=inode, offset=offset, head=head).on_conflict_do_update(
+                index_elements=[tail_checkpoints.c.model],
+                set_={
+                    "inode": ins.excluded.inode,
+                    "offset": ins.excluded.offset,
+                    "head": ins.excluded.head,
+                },
+            )
+        )
+
+    return write
+
+
+def load_tail_position(conn: Connection, model: str) -> tuple[int, int, bytes] | None:
+    row = conn.execute(
+        select(tail_checkpoints.c.inode, tail_checkpoints.c.offset, tail_checkpoints.c.head).where(
+            tail_checkpoints.c.model == model
+        )
+    ).first()
+    return None if row is None else (int(row.inode), int(row.offset), bytes(row.head))

@@ -43,6 +43,16 @@ sample_log = Table(
 )
 Index("ix_sample_log_model", sample_log.c.model, sample_log.c.entry_id)
 
+# Where each model's log tail has read up to; written with the records it read.
+tail_checkpoints = Table(
+    "tail_checkpoints",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("inode", BigInteger, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("head", LargeBinary, nullable=False),  # the file's first bytes, to see truncation
+)
+
 # Clause 9.1: one row per check run.
 monitoring_records = Table(
     "monitoring_records",
