@@ -21,6 +21,9 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # a line per proxied request would cost the tap time and could carry URLs into logs
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -47,7 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _setup_logging(args.log_level)
     cfg = load_config(Path(args.config))
-    serve(cfg, os.environ, announce=lambda url: print(f"aims-agent listening on {url}", flush=True))
+    serve(cfg, os.environ, announce=lambda line: print(line, flush=True))
     return EXIT_OK
 
 

@@ -24,10 +24,13 @@ from aims_agent.agent.judge import assess, overall
 from aims_agent.agent.reference import load_references
 from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
 from aims_agent.checks.base import Check, Reference, build_check
+from aims_agent.collectors import protocols
+from aims_agent.collectors.exchange import decode_exchange, mapping_for
 from aims_agent.collectors.kserve import Event, PairBuffer, decode_pair
 from aims_agent.collectors.logtail import LogTail, Position
+from aims_agent.collectors.proxy import Exchange, Tap
 from aims_agent.collectors.push import Decoded, DecodedLabels, decode_records, rename_fields
-from aims_agent.errors import BackpressureError, StorageError, UnknownModelError
+from aims_agent.errors import BackpressureError, PayloadError, StorageError, UnknownModelError
 from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
 from aims_agent.exporters.evidently_report import Attachment, ReportError
 from aims_agent.exporters.evidently_report import render as render_report
@@ -46,6 +49,7 @@ from aims_agent.storage.store import Store
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+_TAP_BATCH = 1024  # exchanges decoded into one ingest batch
 
 DEFINITIONS = {
     "drift": "share of monitored features whose distribution in the window differs from the "
@@ -89,6 +93,7 @@ class Runtime:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._logged: dict[str, int] = {}  # rows in each model's sample log since its snapshot
+        self._warned: dict[str, float] = {}  # when each model's tap last logged a decode failure
         self._pairs = {
             m.name: PairBuffer(
                 timeout=m.kserve_logger.pair_timeout_seconds, capacity=m.kserve_logger.max_pending
@@ -304,6 +309,73 @@ class Runtime:
             self.metrics.rejected.labels(name, "invalid_record").inc(len(decoded.errors))
             mr.window.reject(len(decoded.errors), now=self.clock())
         await self.ingest(name, decoded, also=checkpoint)
+
+    async def drain_tap(self, name: str, tap: Tap) -> None:
+        """Decode and ingest the proxy tap's sampled exchanges until cancelled."""
+        mr = self.model(name)
+        assert mr.cfg.proxy is not None
+        mapping = mapping_for(mr.cfg.proxy, mr.schema)
+        while True:
+            await tap.wait()
+            await self._ingest_exchanges(name, mapping, tap.take(_TAP_BATCH))
+
+    async def flush_tap(self, name: str, tap: Tap) -> None:
+        """Ingest what the tap still holds (at shutdown, after the proxy stopped)."""
+        mr = self.model(name)
+        assert mr.cfg.proxy is not None
+        mapping = mapping_for(mr.cfg.proxy, mr.schema)
+        while len(tap):
+            await self._ingest_exchanges(name, mapping, tap.take(_TAP_BATCH))
+
+    async def _ingest_exchanges(
+        self, name: str, mapping: protocols.Mapping, batch: list[Exchange]
+    ) -> None:
+        mr = self.model(name)
+        samples = self.metrics.proxy_samples
+        rows, ids, stamps = [], [], []
+        invalid = undecodable = 0
+        first: PayloadError | None = None
+        for i, ex in enumerate(batch):
+            try:
+                d = decode_exchange(
+                    ex.protocol,
+                    mapping,
+                    mr.schema,
+                    ex.request,
+                    ex.response,
+                    path=ex.path,
+                    request_id=ex.request_id,
+                    now=ex.received_at,
+                )
+            except PayloadError as exc:
+                undecodable += 1
+                first = first or exc
+            else:
+                rows += d.rows
+                ids += d.ids
+                stamps += d.timestamps
+                invalid += len(d.errors)
+            if i % 32 == 31:  # let proxied requests through between chunks of decoding
+                await asyncio.sleep(0)
+        if undecodable:
+            samples.labels(name, "undecodable").inc(undecodable)
+            now = time.monotonic()
+            if now - self._warned.get(name, -60.0) >= 60:  # at most once a minute per model
+                self._warned[name] = now
+                log.warning(
+                    "proxy tap of %s: %d undecodable exchange(s): %s", name, undecodable, first
+                )
+        if invalid:
+            self.metrics.rejected.labels(name, "invalid_record").inc(invalid)
+            mr.window.reject(invalid, now=self.clock())
+        decoded = len(batch) - undecodable
+        try:
+            await self.ingest(name, Decoded(rows=rows, ids=ids, timestamps=stamps, errors=[]))
+        except (BackpressureError, StorageError) as exc:
+            samples.labels(name, "dropped").inc(decoded)
+            log.warning("proxy tap of %s: %d sample(s) dropped: %s", name, decoded, exc)
+            return
+        samples.labels(name, "decoded").inc(decoded)
 
     def run_check(self, name: str, check_id: str) -> RunOutcome:
         """Run one check on a snapshot of the window and record its evidence. Blocking."""

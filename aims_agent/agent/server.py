@@ -14,6 +14,7 @@ import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
 
 import uvicorn
 from fastapi import FastAPI
@@ -22,8 +23,17 @@ from aims_agent.agent.app import create_app, resolve_tokens
 from aims_agent.agent.config import Config
 from aims_agent.agent.runtime import Runtime
 from aims_agent.agent.scheduler import build_scheduler
+from aims_agent.collectors.proxy import Tap
 
 log = logging.getLogger("aims_agent")
+
+
+class _Quiet(uvicorn.Server):
+    """A server that leaves signals to the main one (the proxy taps run beside the API)."""
+
+    @contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class _Server(uvicorn.Server):
@@ -52,20 +62,89 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+
+
+@dataclass(slots=True)
+class _Proxy:
+    model: str
+    tap: Tap
+    sock: socket.socket
+    server: _Quiet
+    serving: asyncio.Task[None] | None = None
+    draining: asyncio.Task[None] | None = None
+
+
+def _proxies(cfg: Config, runtime: Runtime) -> list[_Proxy]:
+    out = []
+    for m in cfg.models:
+        if m.proxy is None:
+            continue
+        tap = Tap(m.proxy, m.name, runtime.metrics, clock=runtime.clock)
+        server = _Quiet(
+            uvicorn.Config(
+                tap,
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                proxy_headers=False,  # the tap adds X-Forwarded-For itself
+                server_header=False,
+                date_header=False,
+                ws="none",
+                timeout_keep_alive=75,  # longer than typical client pools keep idle connections
+                timeout_graceful_shutdown=int(max(1, cfg.agent.shutdown_timeout_seconds)),
+            )
+        )
+        out.append(_Proxy(m.name, tap, bind(m.proxy.host, m.proxy.port), server))
+    return out
+
+
+async def _start_proxies(proxies: list[_Proxy], runtime: Runtime) -> None:
+    for p in proxies:
+        await p.tap.start()
+        p.serving = asyncio.create_task(p.server.serve(sockets=[p.sock]), name=f"proxy {p.model}")
+        p.draining = asyncio.create_task(runtime.drain_tap(p.model, p.tap), name=f"tap {p.model}")
+    while not all(p.server.started for p in proxies):
+        if any(p.serving is not None and p.serving.done() for p in proxies):
+            raise RuntimeError("a proxy tap failed to start")
+        await asyncio.sleep(0.01)
+
+
+async def _stop_proxies(proxies: list[_Proxy], runtime: Runtime) -> None:
+    """Stop accepting, let in-flight requests finish, then ingest what the taps still hold."""
+    for p in proxies:
+        p.server.should_exit = True
+    await asyncio.gather(*(p.serving for p in proxies if p.serving), return_exceptions=True)
+    for p in proxies:
+        if p.draining is not None:
+            p.draining.cancel()
+            await asyncio.gather(p.draining, return_exceptions=True)
+        try:
+            await runtime.flush_tap(p.model, p.tap)
+        finally:
+            await p.tap.close()
+            p.sock.close()
+
+
 def serve(
     cfg: Config, environ: Mapping[str, str], *, announce: Callable[[str], None] | None = None
 ) -> None:
-    """Run until SIGTERM / SIGINT. Raises ConfigError before binding if tokens are missing."""
+    """Run until SIGTERM / SIGINT. Raises ConfigError before binding if tokens are missing.
+
+    `announce` gets a line with the API's URL, then a line per proxy tap."""
     tokens = resolve_tokens(cfg, environ)
     runtime = Runtime(cfg)
     scheduler = build_scheduler(cfg, runtime.run_check)
     ready = {"value": False}
     sock = bind(cfg.agent.host, cfg.agent.port)
-    host, port = sock.getsockname()[:2]
-    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    url = url_of(sock)
+    proxies = _proxies(cfg, runtime)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await _start_proxies(proxies, runtime)
         scheduler.start()
         tails = [
             asyncio.create_task(runtime.tail_log(m.name), name=f"tail {m.name}")
@@ -74,12 +153,17 @@ def serve(
         ]
         ready["value"] = True
         log.info("aims-agent listening on %s", url)
+        for p in proxies:
+            log.info("proxy tap of %s listening on %s", p.model, url_of(p.sock))
         if announce:
-            announce(url)
+            announce(f"aims-agent listening on {url}")
+            for p in proxies:
+                announce(f"aims-agent proxy for {p.model} listening on {url_of(p.sock)}")
         try:
             yield
         finally:
             ready["value"] = False
+            await _stop_proxies(proxies, runtime)
             for task in tails:
                 task.cancel()
             await asyncio.gather(*tails, return_exceptions=True)
@@ -102,4 +186,6 @@ def serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
+        for p in proxies:
+            p.sock.close()
         runtime.close(cfg.agent.shutdown_timeout_seconds)

@@ -12,15 +12,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import msgspec
+from typing import Literal
 
 from aims_agent.agent.config import KServeLoggerConfig
-from aims_agent.collectors import protocols
+from aims_agent.collectors.exchange import decode_exchange, mapping_for
 from aims_agent.collectors.push import Decoded
-from aims_agent.errors import PayloadError, RecordError
-from aims_agent.schema import ModelSchema, epoch
+from aims_agent.errors import PayloadError
+from aims_agent.schema import ModelSchema
 
 Half = Literal["request", "response"]
 _TYPES: dict[str, Half] = {
@@ -91,16 +89,6 @@ class PairBuffer:
         return len(self._waiting)
 
 
-def mapping_for(cfg: KServeLoggerConfig, schema: ModelSchema) -> protocols.Mapping:
-    return protocols.Mapping(
-        features=tuple(c.name for c in schema.features),
-        prediction=cfg.prediction,
-        score=cfg.score,
-        score_index=cfg.score_index,
-        input=cfg.input,
-    )
-
-
 def decode_pair(
     cfg: KServeLoggerConfig,
     schema: ModelSchema,
@@ -111,28 +99,13 @@ def decode_pair(
     now: float,
 ) -> Decoded:
     """Records of one exchange, validated like pushed records; ProtocolError if undecodable."""
-    records = protocols.decode(
-        cfg.protocol, request, response, path="", mapping=mapping_for(cfg, schema), request_id=ce_id
+    return decode_exchange(
+        cfg.protocol,
+        mapping_for(cfg, schema),
+        schema,
+        request,
+        response,
+        path="",
+        request_id=ce_id,
+        now=now,
     )
-    rows, ids, stamps, errors = [], [], [], []
-    categorical = [c.name for c in schema.features if c.kind == "categorical"]
-    for index, rec in enumerate(records):
-        features = rec.get("features")
-        if isinstance(features, dict):  # a float tensor carries category codes as 1.0, 2.0
-            for name in categorical:
-                v = features.get(name)
-                if isinstance(v, float) and v.is_integer():
-                    features[name] = int(v)
-        try:
-            record: Any = msgspec.convert(rec, schema.record_type)
-        except msgspec.ValidationError as exc:
-            errors.append(
-                RecordError(
-                    index=index, record_id=str(rec.get("id")), field="record", reason=str(exc)
-                )
-            )
-            continue
-        rows.append(schema.row(record))
-        ids.append(str(record.id))
-        stamps.append(epoch(record.timestamp, default=now))
-    return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)

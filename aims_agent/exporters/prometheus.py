@@ -109,6 +109,28 @@ class Metrics:
             ["model", "outcome"],
             registry=r,
         )
+        self.proxy_requests = Counter(
+            "aims_proxy_requests",
+            "Requests through the proxy tap by outcome: forwarded, upstream_unreachable (502), "
+            "upstream_timeout (504), upstream_broken (failed mid-response), too_large (413)",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.proxy_samples = Counter(
+            "aims_proxy_samples",
+            "Exchanges seen by the proxy tap by what became of them: decoded, not_sampled, "
+            "not_inference, not_2xx, undecodable, dropped (queue full, backpressure or "
+            "storage error: the response was served, the sample lost)",
+            ["model", "outcome"],
+            registry=r,
+        )
+        self.proxy_upstream = Histogram(
+            "aims_proxy_upstream_seconds",
+            "Time from forwarding a request to the upstream's response headers",
+            ["model"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
         self.nc_open = Gauge(
             "aims_nonconformities_open",
             "Nonconformity records open, by model",
