@@ -145,7 +145,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         config = write_config(tmp, gen, args.durability, args.max_sample)
         payloads = bodies(gen, 200, args.batch)
-        proc, url = start_agent(config, {"AIMS_BENCH_TOKEN": TOKEN})
+        proc, url, _ = start_agent(config, {"AIMS_BENCH_TOKEN": TOKEN})
         try:
             ps = psutil.Process(proc.pid)
             time.sleep(3)

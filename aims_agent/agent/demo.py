@@ -112,7 +112,7 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
     )
 
     token = secrets.token_urlsafe(24)
-    proc, url = start_agent(config, {"AIMS_DEMO_TOKEN": token})
+    proc, url, _ = start_agent(config, {"AIMS_DEMO_TOKEN": token})
     say(t0, f"agent running at {url}  (Prometheus metrics: {url}/metrics, API docs: {url}/docs)")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     seen = _Seen()

@@ -13,9 +13,10 @@ from aims_agent.errors import AimsError
 
 
 def start_agent(
-    config: Path, env: Mapping[str, str], *, log_level: str = "warning"
-) -> tuple[subprocess.Popen[str], str]:
-    """The running agent and its URL, read from the line it prints when it is ready."""
+    config: Path, env: Mapping[str, str], *, log_level: str = "warning", proxies: int = 0
+) -> tuple[subprocess.Popen[str], str, dict[str, str]]:
+    """The running agent, its URL and its proxy taps' URLs by model, read from the lines it
+    prints when it is ready (`proxies`: how many taps the config has)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -36,5 +37,14 @@ def start_agent(
     if "listening on" not in line:
         proc.wait(10)
         raise AimsError(f"the agent did not start (exit {proc.returncode}): {line.strip()}")
+    taps = dict(parse_proxy_line(proc.stdout.readline()) for _ in range(proxies))
     threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep the pipe drained
-    return proc, line.split("listening on", 1)[1].strip()
+    return proc, line.split("listening on", 1)[1].strip(), taps
+
+
+def parse_proxy_line(line: str) -> tuple[str, str]:
+    """`aims-agent proxy for MODEL listening on URL` -> (MODEL, URL)."""
+    words = line.split()
+    if len(words) != 7 or words[1:3] != ["proxy", "for"]:
+        raise AimsError(f"expected a proxy tap's listening line, got {line.strip()!r}")
+    return words[3], words[6]

@@ -49,7 +49,8 @@ from aims_agent.storage.store import Store
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
-_TAP_BATCH = 1024  # exchanges decoded into one ingest batch
+_TAP_BATCH = 1024  # exchanges decoded into one ingest batch, at most
+_TAP_LINGER = 0.2  # seconds the tap's samples wait to be batched
 
 DEFINITIONS = {
     "drift": "share of monitored features whose distribution in the window differs from the "
@@ -317,6 +318,8 @@ class Runtime:
         mapping = mapping_for(mr.cfg.proxy, mr.schema)
         while True:
             await tap.wait()
+            if len(tap) < _TAP_BATCH:  # gather a batch: one commit per batch, not per request
+                await asyncio.sleep(_TAP_LINGER)
             await self._ingest_exchanges(name, mapping, tap.take(_TAP_BATCH))
 
     async def flush_tap(self, name: str, tap: Tap) -> None:
@@ -355,7 +358,7 @@ class Runtime:
                 ids += d.ids
                 stamps += d.timestamps
                 invalid += len(d.errors)
-            if i % 32 == 31:  # let proxied requests through between chunks of decoding
+            if i % 8 == 7:  # let proxied requests through between chunks of decoding
                 await asyncio.sleep(0)
         if undecodable:
             samples.labels(name, "undecodable").inc(undecodable)

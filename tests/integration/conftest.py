@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+from aims_agent.agent.process import parse_proxy_line
 from tests.conftest import READ_TOKEN_ENV, TOKEN_ENV
 
 TOKEN = "test-token-" + "x" * 20
@@ -27,6 +29,7 @@ class AgentProcess:
     url: str
     reader: threading.Thread
     stderr: list[str] = field(default_factory=list)
+    proxies: dict[str, str] = field(default_factory=dict)  # tap URL by model
 
     def client(self, token: str | None = TOKEN) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -59,12 +62,15 @@ def start_agent(config: Path, env: dict[str, str] | None = None) -> AgentProcess
         proc.stdout.close()
         proc.stderr.close()
         raise RuntimeError(f"agent did not start: {line!r}\n{''.join(errors)}")
+    models = yaml.safe_load(config.read_text())["models"]
+    taps = [parse_proxy_line(proc.stdout.readline()) for m in models if m.get("proxy")]
     return AgentProcess(
         config=config,
         proc=proc,
         url=line.split("listening on", 1)[1].strip(),
         reader=reader,
         stderr=errors,
+        proxies=dict(taps),
     )
 
 
