@@ -91,11 +91,39 @@ class SchemaConfig(_Strict):
 
 
 class WindowConfig(_Strict):
+    """The records a check run looks at: a tumbling window (consecutive, disjoint spans) or a
+    sliding one (the last span, advancing every step); a uniform sample of at most
+    `max_sample` records either way."""
+
+    kind: Literal["tumbling", "sliding"] = "tumbling"
     span_seconds: float = Field(3600.0, gt=0)
+    step_seconds: float | None = Field(
+        None, gt=0, description="sliding: how often the window advances; span / 12 by default"
+    )
     max_sample: int = Field(100_000, gt=0, le=10_000_000)
     label_ttl_seconds: float | None = Field(
         7 * 86400.0, gt=0, description="labels later than this after the record are expired"
     )
+
+    @model_validator(mode="after")
+    def _step_divides_span(self) -> Self:
+        if self.step_seconds is None:
+            return self
+        if self.kind != "sliding":
+            raise ValueError("step_seconds: only for kind: sliding")
+        panes = self.span_seconds / self.step_seconds
+        if abs(panes - round(panes)) > 1e-9 or not 2 <= round(panes) <= 1000:
+            raise ValueError(
+                f"step_seconds: must divide span_seconds ({self.span_seconds:g}) into 2 to "
+                f"1000 steps, got {self.step_seconds:g}"
+            )
+        if self.max_sample < round(panes):
+            raise ValueError(f"max_sample: must be at least the {round(panes)} steps of a span")
+        return self
+
+    @property
+    def step(self) -> float:
+        return self.step_seconds or self.span_seconds / 12
 
 
 class ReferenceConfig(_Strict):

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 import time
@@ -22,6 +23,7 @@ from aims_agent.agent.config import Config, ModelConfig
 from aims_agent.agent.controls import controls_for
 from aims_agent.agent.judge import assess, overall
 from aims_agent.agent.reference import load_references
+from aims_agent.agent.sliding import SlidingWindow
 from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
 from aims_agent.checks.base import Check, Reference, build_check
 from aims_agent.collectors import protocols
@@ -77,7 +79,7 @@ class ModelRuntime:
     cfg: ModelConfig
     schema: ModelSchema
     reference: Reference
-    window: Window
+    window: Window | SlidingWindow
     checks: dict[str, Check]
     contexts: dict[str, EvidenceContext]
     controls: dict[str, ControlTags]
@@ -118,13 +120,7 @@ class Runtime:
 
     def _build(self, m: ModelConfig, reference: Reference, config_hash: str) -> ModelRuntime:
         schema = ModelSchema(m.schema_)
-        window = Window(
-            schema,
-            capacity=m.window.max_sample,
-            span=m.window.span_seconds,
-            reference_categories=reference.vocabularies,
-            rng=np.random.default_rng(self._rng.integers(2**63)),
-        )
+        window = self._new_window(m, schema, reference)
         checks = {c.id: build_check(c, reference, schema) for c in m.checks}
         contexts = {
             c.id: EvidenceContext(
@@ -154,9 +150,45 @@ class Runtime:
             controls=controls,
         )
 
+    def _new_window(
+        self, m: ModelConfig, schema: ModelSchema, reference: Reference
+    ) -> Window | SlidingWindow:
+        rng = np.random.default_rng(self._rng.integers(2**63))
+        if m.window.kind == "sliding":
+            return SlidingWindow(
+                schema,
+                capacity=m.window.max_sample,
+                span=m.window.span_seconds,
+                step=m.window.step,
+                reference_categories=reference.vocabularies,
+                rng=rng,
+            )
+        return Window(
+            schema,
+            capacity=m.window.max_sample,
+            span=m.window.span_seconds,
+            reference_categories=reference.vocabularies,
+            rng=rng,
+        )
+
+    def _resync(self, name: str) -> None:
+        """After a failed write, rebuild the window from storage: the rows offered to it were
+        not stored, and the client (or the log tail) will send them again."""
+        mr = self.model(name)
+        fresh = dataclasses.replace(mr, window=self._new_window(mr.cfg, mr.schema, mr.reference))
+        self._logged[name] = 0
+        try:
+            self._restore(name, fresh)
+        except StorageError as exc:
+            log.error("window of %s not rebuilt from storage: %s", name, exc)
+            return
+        self.models[name] = fresh
+        self._publish_window(name, fresh.window)
+
     def _restore(self, name: str, mr: ModelRuntime) -> None:
-        entries = self.store.read(lambda conn: read_log(conn, name))
-        if not entries or entries[-1].window_start != mr.window.window_start(self.clock()):
+        since = mr.window.window_start(self.clock()) - mr.window.horizon
+        entries = self.store.read(lambda conn: read_log(conn, name, since))
+        if not entries:
             return
         for entry in entries:
             if isinstance(entry, Snapshot):
@@ -172,7 +204,7 @@ class Runtime:
         except KeyError:
             raise UnknownModelError(f"no model named {name!r}") from None
 
-    def _publish_window(self, name: str, window: Window) -> None:
+    def _publish_window(self, name: str, window: Window | SlidingWindow) -> None:
         self.metrics.window_seen.labels(name).set(window.seen)
         self.metrics.window_sampled.labels(name).set(window.size)
         self.metrics.window_start.labels(name).set(window.start)
@@ -203,14 +235,20 @@ class Runtime:
             ids=[decoded.ids[p] for p in sampled.positions],
             timestamps=[decoded.timestamps[p] for p in sampled.positions],
         )
-        write = append_batch(name, batch, rolled=rolled)
+        write = append_batch(
+            name, batch, drop_before=batch.window_start - window.horizon if rolled else None
+        )
         pending = self.store.submit(write if also is None else _both(write, also))
         logged = (0 if rolled else self._logged.get(name, 0)) + len(batch.slots)
         if logged > 2 * window.capacity:  # keep the log within a few window sizes
             self.store.submit(write_snapshot(name, window.export))
             logged = 0
         self._logged[name] = logged
-        await asyncio.wrap_future(pending)
+        try:
+            await asyncio.wrap_future(pending)
+        except StorageError:
+            self._resync(name)
+            raise
         self.metrics.received.labels(name).inc(len(decoded.rows))
         self.metrics.sampled.labels(name).inc(len(sampled.slots))
         self._publish_window(name, mr.window)
@@ -222,11 +260,11 @@ class Runtime:
         result = mr.window.label(
             decoded.ids, decoded.cells, now=self.clock(), ttl=mr.cfg.window.label_ttl_seconds
         )
-        joined = len(result.contents.slots)
+        joined = sum(len(b.slots) for b in result.batches)
+        for batch in result.batches:
+            pending = self.store.submit(append_batch(name, batch))
         if joined:
-            await asyncio.wrap_future(
-                self.store.submit(append_batch(name, result.contents, rolled=False))
-            )
+            await asyncio.wrap_future(pending)  # the writer commits in order: all are durable
             self._logged[name] = self._logged.get(name, 0) + joined
         counts = {"joined": joined, "unknown": result.unknown, "expired": result.expired}
         for outcome, n in counts.items():

@@ -46,9 +46,10 @@ class Sampled:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Labelled:
-    """What a label join changed (full rows of the slots, for the store) and what it could not."""
+    """What a label join changed (full rows of the slots, per window or pane, for the store) and
+    what it could not."""
 
-    contents: Contents
+    batches: tuple[Contents, ...]
     unknown: int
     expired: int
 
@@ -129,10 +130,13 @@ class Window:
         span: float,
         reference_categories: Mapping[str, Sequence[str]],
         rng: np.random.Generator,
+        rolls: bool = True,
     ) -> None:
         self.schema = schema
         self.capacity = capacity
         self.span = span
+        self.horizon = 0.0  # seconds of earlier windows kept besides the current one
+        self._rolls = rolls  # False: a pane of a sliding window, started and ended by it
         self._rng = rng
         self._lock = threading.Lock()
         self._vocab = {
@@ -172,6 +176,8 @@ class Window:
         self._alloc = size
 
     def _roll(self, now: float) -> None:
+        if not self._rolls:
+            return
         start = self.window_start(now)
         if start != self.start:
             self.start, self.seen, self.size, self.rejected = start, 0, 0, 0
@@ -273,18 +279,18 @@ class Window:
                     else:
                         self._cols[i][s] = self._vocab[name].code(category(value))
                 slots.append(s)
-            return Labelled(
-                contents=Contents(
-                    window_start=self.start,
-                    seen=self.seen,
-                    slots=slots,
-                    rows=self._rows_of(slots),
-                    ids=[self._ids[s] for s in slots],
-                    timestamps=[float(self._ts[s]) for s in slots],
-                ),
-                unknown=unknown,
-                expired=expired,
+            contents = Contents(
+                window_start=self.start,
+                seen=self.seen,
+                slots=slots,
+                rows=self._rows_of(slots),
+                ids=[self._ids[s] for s in slots],
+                timestamps=[float(self._ts[s]) for s in slots],
             )
+            return Labelled(batches=(contents,) if slots else (), unknown=unknown, expired=expired)
+
+    def holds(self, record_id: str) -> bool:
+        return record_id in self._slot_of
 
     def _rows_of(self, slots: Sequence[int]) -> list[Row]:
         """Rows of the given slots as cells (numbers, text labels, None for missing)."""

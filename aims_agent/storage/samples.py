@@ -43,8 +43,11 @@ _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder(_Batch | _Snap).decode
 
 
-def append_batch(model: str, batch: Contents, *, rolled: bool) -> Callable[[Connection], None]:
-    """A store write: one log entry for one batch; a new window drops the old window's log."""
+def append_batch(
+    model: str, batch: Contents, *, drop_before: float | None = None
+) -> Callable[[Connection], None]:
+    """A store write: one log entry for one batch; with `drop_before` (a new window or pane
+    began), the log of windows that started before it is deleted."""
     payload = _encode(
         _Batch(slots=batch.slots, ids=batch.ids, timestamps=batch.timestamps, rows=batch.rows)
     )
@@ -58,10 +61,10 @@ def append_batch(model: str, batch: Contents, *, rolled: bool) -> Callable[[Conn
     }
 
     def write(conn: Connection) -> None:
-        if rolled:
+        if drop_before is not None:
             conn.execute(
                 delete(sample_log).where(
-                    sample_log.c.model == model, sample_log.c.window_start < batch.window_start
+                    sample_log.c.model == model, sample_log.c.window_start < drop_before
                 )
             )
         conn.execute(insert(sample_log).values(**values))
@@ -70,7 +73,7 @@ def append_batch(model: str, batch: Contents, *, rolled: bool) -> Callable[[Conn
 
 
 def write_snapshot(model: str, export: Callable[[], Snapshot]) -> Callable[[Connection], int]:
-    """A store write: the whole window as one entry, replacing the entries before it."""
+    """A store write: the whole window (or pane) as one entry, replacing its entries before it."""
 
     def write(conn: Connection) -> int:
         snap = export()
@@ -94,7 +97,11 @@ def write_snapshot(model: str, export: Callable[[], Snapshot]) -> Callable[[Conn
         ).inserted_primary_key
         assert key is not None
         conn.execute(
-            delete(sample_log).where(sample_log.c.model == model, sample_log.c.entry_id < key[0])
+            delete(sample_log).where(
+                sample_log.c.model == model,
+                sample_log.c.window_start == snap.window_start,
+                sample_log.c.entry_id < key[0],
+            )
         )
         return int(key[0])
 
@@ -124,32 +131,39 @@ def _contents(start: float, seen: int, p: _Batch | _Snap) -> Contents | Snapshot
     )
 
 
-def read_log(conn: Connection, model: str) -> list[Contents | Snapshot]:
-    """The entries of the model's latest window, from its latest snapshot on, in order."""
-    last = conn.execute(
+def read_log(conn: Connection, model: str, since: float) -> list[Contents | Snapshot]:
+    """The entries of the model's windows (or panes) that started at `since` or later, each
+    from its latest snapshot on, in the order they were written."""
+    starts = conn.execute(
         select(sample_log.c.window_start)
-        .where(sample_log.c.model == model)
-        .order_by(sample_log.c.entry_id.desc())
-        .limit(1)
-    ).scalar()
-    if last is None:
-        return []
-    in_window = (sample_log.c.model == model) & (sample_log.c.window_start == last)
-    since = (
-        conn.execute(
-            select(sample_log.c.entry_id)
-            .where(in_window, sample_log.c.kind == "snapshot")
-            .order_by(sample_log.c.entry_id.desc())
-            .limit(1)
-        ).scalar()
-        or 0
-    )
-    rows = conn.execute(
-        select(sample_log.c.window_start, sample_log.c.seen, sample_log.c.payload)
-        .where(in_window, sample_log.c.entry_id >= since)
-        .order_by(sample_log.c.entry_id)
-    ).all()
-    return [_contents(float(r.window_start), int(r.seen), _decode(r.payload)) for r in rows]
+        .where(sample_log.c.model == model, sample_log.c.window_start >= since)
+        .distinct()
+    ).scalars()
+    out: list[tuple[int, Contents | Snapshot]] = []
+    for start in starts:
+        pane = (sample_log.c.model == model) & (sample_log.c.window_start == start)
+        first = (
+            conn.execute(
+                select(sample_log.c.entry_id)
+                .where(pane, sample_log.c.kind == "snapshot")
+                .order_by(sample_log.c.entry_id.desc())
+                .limit(1)
+            ).scalar()
+            or 0
+        )
+        rows = conn.execute(
+            select(
+                sample_log.c.entry_id,
+                sample_log.c.window_start,
+                sample_log.c.seen,
+                sample_log.c.payload,
+            ).where(pane, sample_log.c.entry_id >= first)
+        ).all()
+        out += [
+            (int(r.entry_id), _contents(float(r.window_start), int(r.seen), _decode(r.payload)))
+            for r in rows
+        ]
+    return [entry for _, entry in sorted(out, key=lambda e: e[0])]
 
 
 def save_tail_position(

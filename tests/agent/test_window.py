@@ -117,10 +117,10 @@ def test_late_labels_join_by_id_with_ttl():
         ttl=300,
     )
     assert (out.unknown, out.expired) == (1, 2)  # r0 and r1 are 590 s old
-    assert out.contents.slots == [2]
-    assert out.contents.rows == [(2.0, "a", "1", "0", None)]
+    assert out.batches[0].slots == [2]
+    assert out.batches[0].rows == [(2.0, "a", "1", "0", None)]
     snap = w.snapshot(now=600)
     labels = [snap.vocabularies["y"][k] if k >= 0 else None for k in snap.columns["y"]]
     assert labels == [None, None, "0"]
     out = w.label(["r0"], [{"y": "1", "g": "F"}], now=600, ttl=None)
-    assert out.contents.rows == [(0.0, "a", "1", "1", "F")]
+    assert out.batches[0].rows == [(0.0, "a", "1", "1", "F")]

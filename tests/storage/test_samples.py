@@ -51,12 +51,16 @@ def persist(store, w, i, now=10.0):
         ids=[ids[p] for p in s.positions],
         timestamps=[ts[p] for p in s.positions],
     )
-    store.submit(append_batch("m", contents, rolled=s.window_start != before)).result()
+    store.submit(
+        append_batch(
+            "m", contents, drop_before=s.window_start if s.window_start != before else None
+        )
+    ).result()
 
 
 def rebuild(store, vocab=("a", "b")):
     w = window(seed=99, vocab=vocab)
-    for e in store.read(lambda c: read_log(c, "m")):
+    for e in store.read(lambda c: read_log(c, "m", w.window_start(10.0))):
         if isinstance(e, Snapshot):
             w.restore(e)
         else:
