@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +43,12 @@ def make_rows(rng: np.random.Generator, n: int, *, shift: float = 0.0) -> list[d
 
 
 def as_records(rows: list[dict[str, Any]], *, start: int = 0) -> list[dict[str, Any]]:
+    # records are stamped now: label time-to-live is measured from the record's time
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return [
         {
             "id": f"r{start + i}",
-            "timestamp": "2026-11-23T10:00:00Z",
+            "timestamp": now,
             "features": {k: r[k] for k in (*NUMERIC, *CATEGORICAL)},
             "prediction": r["prediction"],
             "score": r["score"],

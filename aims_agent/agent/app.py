@@ -263,11 +263,15 @@ def create_app(
                     "ai_system_id": mr.cfg.ai_system_id,
                     "checks": list(mr.checks),
                     "window": {
+                        "kind": mr.cfg.window.kind,
                         "start": w.start,
                         "seen": w.seen,
                         "sampled": w.size,
                         "capacity": w.capacity,
                         "span_seconds": w.span,
+                        "step_seconds": mr.cfg.window.step
+                        if mr.cfg.window.kind == "sliding"
+                        else None,
                     },
                 }
             )
@@ -283,6 +287,7 @@ def create_app(
             200,
             {
                 "verdict": outcome.run.verdict,
+                "window": outcome.run.window,
                 "error": outcome.run.error,
                 "monitoring_record_id": outcome.monitoring_record_id,
                 "nonconformity_id": outcome.nonconformity_id,
