@@ -113,6 +113,8 @@ class Runtime:
         }
         for name, mr in self.models.items():
             self.metrics.received.labels(name)  # series exist at 0 before the first record
+            for c in mr.cfg.checks:
+                self.metrics.schedule.labels(name, c.id).set(c.schedule_seconds)
             self.metrics.sampled.labels(name)
             self._restore(name, mr)
             self._publish_window(name, mr.window)
@@ -136,6 +138,9 @@ class Runtime:
                 definition=DEFINITIONS[c.kind],
                 severity=c.severity,
                 consecutive_breaches=c.consecutive_breaches,
+                window_kind=m.window.kind,
+                window_span_seconds=m.window.span_seconds,
+                window_step_seconds=m.window.step if m.window.kind == "sliding" else None,
             )
             for c in m.checks
         }

@@ -42,6 +42,9 @@ class EvidenceContext:
     definition: str
     severity: str
     consecutive_breaches: int = 1  # breaching runs in a row before a nonconformity opens
+    window_kind: str = "tumbling"  # or sliding
+    window_span_seconds: float | None = None
+    window_step_seconds: float | None = None  # sliding windows only
 
 
 def iso(ts: float) -> str:
@@ -125,6 +128,9 @@ def monitoring_record(
             "end": iso(run.window.end),
             "records_seen": run.window.seen,
             "records_sampled": run.window.sampled,
+            "kind": ctx.window_kind,
+            "span_seconds": ctx.window_span_seconds,
+            "step_seconds": ctx.window_step_seconds,
         },
         "executed_at": iso(run.started_at),
         "duration_seconds": round(run.finished_at - run.started_at, 6),

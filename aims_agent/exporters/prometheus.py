@@ -96,6 +96,13 @@ class Metrics:
             ["model", "check"],
             registry=r,
         )
+        self.schedule = Gauge(
+            "aims_check_schedule_seconds",
+            "Configured interval between runs of each check (alert when a check has not "
+            "succeeded within twice this)",
+            ["model", "check"],
+            registry=r,
+        )
         self.labels = Counter(
             "aims_labels",
             "Late labels by outcome: joined, unknown (not sampled), expired (TTL)",
