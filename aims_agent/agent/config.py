@@ -48,6 +48,41 @@ class SchedulerConfig(_Strict):
     workers: int = Field(2, ge=1, le=64)
 
 
+NcEvent = Literal["opened", "recurred", "escalated", "past_due", "closed", "rejected"]
+
+
+class NotificationConfig(_Strict):
+    """A receiver of governance events (nonconformity events), delivered through a durable
+    outbox: at least once, in order, retried with backoff until the receiver takes them."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    kind: Literal["webhook", "slack", "alertmanager"] = Field(
+        description="webhook: JSON signed with HMAC-SHA256; slack: an incoming-webhook message; "
+        "alertmanager: POST /api/v2/alerts of the given Alertmanager base URL"
+    )
+    url: str = Field(pattern=r"^https?://")
+    secret_env: str | None = Field(
+        None, description="webhook: environment variable holding the HMAC key (required)"
+    )
+    events: tuple[NcEvent, ...] | None = Field(None, description="default: all")
+    timeout_seconds: float = Field(10.0, gt=0)
+    backoff_seconds: float = Field(1.0, gt=0, description="first retry delay; doubles each time")
+    max_backoff_seconds: float = Field(300.0, gt=0)
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_NAME.match(v):
+            raise ValueError(f"must be an environment variable name, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _webhook_signs(self) -> Self:
+        if self.kind == "webhook" and self.secret_env is None:
+            raise ValueError("secret_env: required for kind webhook (deliveries are signed)")
+        return self
+
+
 class AgentConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -67,6 +102,15 @@ class AgentConfig(_Strict):
         description="full: fsync before acknowledging; normal: survives a crash of the agent",
     )
     scheduler: SchedulerConfig = SchedulerConfig()
+    notifications: tuple[NotificationConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_targets(self) -> Self:
+        names = [n.name for n in self.notifications]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"notifications: names must be unique, repeated: {', '.join(dupes)}")
+        return self
 
 
 class SchemaConfig(_Strict):

@@ -8,6 +8,7 @@ the scheduler stops, running checks finish (same deadline) and storage drains an
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -25,6 +26,7 @@ from aims_agent.agent.config import Config
 from aims_agent.agent.runtime import Runtime
 from aims_agent.agent.scheduler import build_scheduler
 from aims_agent.collectors.proxy import Tap
+from aims_agent.exporters.notify import Notifier, resolve_secrets
 
 log = logging.getLogger("aims_agent")
 
@@ -136,6 +138,7 @@ def serve(
 
     `announce` gets a line with the API's URL, then a line per proxy tap."""
     tokens = resolve_tokens(cfg, environ)
+    secrets = resolve_secrets(cfg.agent.notifications, environ)
     # the storage writer and check threads hand the GIL back to the event loop within 1 ms
     # (default 5 ms), so a proxied request never waits long behind them
     sys.setswitchinterval(0.001)
@@ -150,11 +153,15 @@ def serve(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await _start_proxies(proxies, runtime)
         scheduler.start()
-        tails = [
+        tasks = [
             asyncio.create_task(runtime.tail_log(m.name), name=f"tail {m.name}")
             for m in cfg.models
             if m.log_tail is not None
         ]
+        if cfg.agent.notifications:
+            notifier = Notifier(cfg.agent.notifications, secrets, runtime.store, runtime.metrics)
+            await notifier.register()
+            tasks.append(asyncio.create_task(notifier.run(), name="notifications"))
         ready["value"] = True
         log.info("aims-agent listening on %s", url)
         for p in proxies:
@@ -168,14 +175,18 @@ def serve(
         finally:
             ready["value"] = False
             await _stop_proxies(proxies, runtime)
-            for task in tails:
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tails, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             scheduler.shutdown(wait=False)
             runtime.close(cfg.agent.shutdown_timeout_seconds)
             log.info("aims-agent stopped; storage closed")
 
     app = create_app(runtime, tokens, ready=lambda: ready["value"])
+    # what start-up built (modules, config, references) lives as long as the process: keep it
+    # out of the cyclic collector, whose full passes would otherwise stall proxied requests
+    gc.collect()
+    gc.freeze()
     app.router.lifespan_context = lifespan
     server = _Server(
         uvicorn.Config(

@@ -138,6 +138,19 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.notifications = Counter(
+            "aims_notifications",
+            "Notification attempts by receiver and outcome: delivered, retried (receiver down or "
+            "5xx: sent again after a backoff), refused (4xx: logged, not sent again)",
+            ["target", "outcome"],
+            registry=r,
+        )
+        self.notifications_pending = Gauge(
+            "aims_notifications_pending",
+            "Governance events not yet delivered to a receiver",
+            ["target"],
+            registry=r,
+        )
         self.nc_open = Gauge(
             "aims_nonconformities_open",
             "Nonconformity records open, by model",

@@ -107,3 +107,28 @@ nonconformity_events = Table(
     Column("event", String(64), nullable=False),
     Column("body", JSON, nullable=False),
 )
+
+
+# Receivers of nonconformity events (exporters.notify). A receiver gets the events after
+# `since_event_id`, the last event when it was first configured: no history replay.
+notification_targets = Table(
+    "notification_targets",
+    metadata,
+    Column("target", String(100), primary_key=True),
+    Column("since_event_id", BigInteger, nullable=False),
+    Column("added_at", Double, nullable=False),
+)
+
+# One row per event and receiver once delivery was tried; `delivered_at` set on success,
+# `outcome` "delivered" or "refused" (the receiver answered 4xx: logged, not retried).
+notification_deliveries = Table(
+    "notification_deliveries",
+    metadata,
+    Column("event_id", BigInteger, primary_key=True),
+    Column("target", String(100), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Double, nullable=False),
+    Column("delivered_at", Double),
+    Column("outcome", String(16)),
+    Column("last_error", String(500)),
+)

@@ -1,0 +1,425 @@
+"""Notifications of governance events: every nonconformity event, to each configured receiver.
+
+The outbox is the evidence store itself: an event is a row of `nonconformity_events`, written
+in the same transaction as the nonconformity it is about, so no event can be recorded and not
+notified. Per receiver, `notification_deliveries` records what was tried and delivered. The
+notifier sends each receiver its undelivered events in event order, one at a time: a receiver
+that is down or answers 5xx gets the same event again after a backoff (doubling, capped), so a
+later event never overtakes an earlier one and nothing is lost across restarts. A receiver that
+refuses an event (4xx other than 408 / 425 / 429) has it logged as refused and gets the next.
+
+Delivery is at least once: a crash between the receiver's answer and its record resends the
+event, with the same `Idempotency-Key` (`<nc_id>/<event_id>`), which receivers dedupe on.
+
+Formats are a registry: `webhook` (JSON signed with HMAC-SHA256 over `<timestamp>.<body>`),
+`slack` (an incoming-webhook message) and `alertmanager` (Alertmanager's API v2 alerts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import Connection, and_, func, select
+
+from aims_agent.agent.config import NotificationConfig
+from aims_agent.errors import ConfigError, StorageError
+from aims_agent.exporters.evidence import iso
+from aims_agent.exporters.prometheus import Metrics
+from aims_agent.storage.schema import (
+    nonconformities,
+    nonconformity_events,
+    notification_deliveries,
+    notification_targets,
+)
+from aims_agent.storage.store import UPSERT, Store
+
+log = logging.getLogger(__name__)
+_RETRYABLE_4XX = frozenset({408, 425, 429})
+_BATCH = 100  # events sent to one receiver per pass before the others get a turn
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """A nonconformity event with the record it is about."""
+
+    event_id: int
+    nc_id: str
+    at: float
+    actor: str
+    event: str
+    details: Mapping[str, Any]
+    model: str
+    check_id: str
+    status: str
+    recurrences: int
+    record: Mapping[str, Any]  # the nonconformity's body
+    attempts: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.nc_id}/{self.event_id}"
+
+    @property
+    def summary(self) -> str:
+        severity = self.record.get("severity", "minor")
+        return (
+            f"Nonconformity {self.nc_id} {self.event.replace('_', ' ')}: model {self.model}, "
+            f"check {self.check_id} ({severity})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def _dumps(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+
+
+def webhook(target: NotificationConfig, ev: Event, secret: bytes, now: float) -> Request:
+    body = _dumps(
+        {
+            "id": ev.key,
+            "type": f"nonconformity.{ev.event}",
+            "occurred_at": iso(ev.at),
+            "actor": ev.actor,
+            "nonconformity": {
+                "nc_id": ev.nc_id,
+                "model": ev.model,
+                "check_id": ev.check_id,
+                "status": ev.status,
+                "severity": ev.record.get("severity"),
+                "opened_at": ev.record.get("opened_at"),
+                "recurrences": ev.recurrences,
+                "controls": ev.record.get("requirement", {}).get("controls", []),
+                "ai_system_id": ev.record.get("ai_system_id"),
+            },
+            "details": dict(ev.details),
+        }
+    )
+    stamp = str(int(now))
+    signature = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return Request(
+        target.url,
+        {
+            "Content-Type": "application/json",
+            "Idempotency-Key": ev.key,
+            "X-Aims-Event": f"nonconformity.{ev.event}",
+            "X-Aims-Timestamp": stamp,
+            "X-Aims-Signature": f"sha256={signature}",
+        },
+        body,
+    )
+
+
+def slack(target: NotificationConfig, ev: Event, _: bytes, now: float) -> Request:
+    controls = ", ".join(ev.record.get("requirement", {}).get("controls", [])) or "none"
+    detail = (
+        f"*{ev.summary}*\nStatus: {ev.status}. Recurrences: {ev.recurrences}. "
+        f"ISO/IEC 42001 controls: {controls}."
+    )
+    body = _dumps(
+        {
+            "text": ev.summary,
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": detail}},
+                {
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": f"aims-agent event {ev.key}"}],
+                },
+            ],
+        }
+    )
+    return Request(
+        target.url, {"Content-Type": "application/json", "Idempotency-Key": ev.key}, body
+    )
+
+
+def alertmanager(target: NotificationConfig, ev: Event, _: bytes, now: float) -> Request:
+    """One alert per nonconformity (its labels identify it, so Alertmanager dedupes resends);
+    an event that ends the record ends the alert."""
+    alert: dict[str, Any] = {
+        "labels": {
+            "alertname": "AimsNonconformity",
+            "model": ev.model,
+            "check": ev.check_id,
+            "nonconformity_id": ev.nc_id,
+            "severity": str(ev.record.get("severity", "minor")),
+        },
+        "annotations": {
+            "summary": ev.summary,
+            "event": ev.event,
+            "idempotency_key": ev.key,
+        },
+        "startsAt": ev.record.get("opened_at") or iso(ev.at),
+    }
+    if ev.event in ("closed", "rejected"):
+        alert["endsAt"] = iso(ev.at)
+    return Request(
+        target.url.rstrip("/") + "/api/v2/alerts",
+        {"Content-Type": "application/json", "Idempotency-Key": ev.key},
+        _dumps([alert]),
+    )
+
+
+FORMATS: dict[str, Callable[[NotificationConfig, Event, bytes, float], Request]] = {
+    "webhook": webhook,
+    "slack": slack,
+    "alertmanager": alertmanager,
+}
+
+
+def resolve_secrets(
+    targets: tuple[NotificationConfig, ...], environ: Mapping[str, str]
+) -> dict[str, bytes]:
+    """HMAC keys by receiver, from the environment; a missing one is a config error."""
+    out, problems = {}, []
+    for i, t in enumerate(targets):
+        if t.secret_env is None:
+            out[t.name] = b""
+        elif not environ.get(t.secret_env):
+            problems.append(
+                f"agent.notifications[{i}].secret_env: environment variable {t.secret_env} "
+                "is not set"
+            )
+        else:
+            out[t.name] = environ[t.secret_env].encode()
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+# storage ----------------------------------------------------------------------------------
+
+
+def register(names: list[str], now: float) -> Callable[[Connection], None]:
+    """A store write: receivers seen for the first time start after the latest event."""
+
+    def write(conn: Connection) -> None:
+        known = set(conn.execute(select(notification_targets.c.target)).scalars())
+        last = conn.execute(select(func.max(nonconformity_events.c.event_id))).scalar() or 0
+        for name in names:
+            if name not in known:
+                conn.execute(
+                    notification_targets.insert().values(
+                        target=name, since_event_id=int(last), added_at=now
+                    )
+                )
+
+    return write
+
+
+def _undelivered(target: NotificationConfig) -> Any:
+    d = notification_deliveries
+    joined = nonconformity_events.join(
+        notification_targets, notification_targets.c.target == target.name
+    ).outerjoin(d, and_(d.c.event_id == nonconformity_events.c.event_id, d.c.target == target.name))
+    where = and_(
+        nonconformity_events.c.event_id > notification_targets.c.since_event_id,
+        d.c.outcome.is_(None),
+    )
+    if target.events is not None:
+        where = and_(where, nonconformity_events.c.event.in_(target.events))
+    return joined, where
+
+
+def next_event(target: NotificationConfig) -> Callable[[Connection], tuple[Event | None, float]]:
+    """A store read: the receiver's oldest undelivered event and when it may be sent."""
+
+    def read(conn: Connection) -> tuple[Event | None, float]:
+        joined, where = _undelivered(target)
+        e, d, nc = nonconformity_events, notification_deliveries, nonconformities
+        row = conn.execute(
+            select(
+                e.c.event_id,
+                e.c.nc_id,
+                e.c.at,
+                e.c.actor,
+                e.c.event,
+                e.c.body,
+                d.c.attempts,
+                d.c.next_attempt_at,
+            )
+            .select_from(joined)
+            .where(where)
+            .order_by(e.c.event_id)
+            .limit(1)
+        ).first()
+        if row is None:
+            return None, 0.0
+        record = conn.execute(
+            select(nc.c.model, nc.c.check_id, nc.c.status, nc.c.recurrences, nc.c.body).where(
+                nc.c.nc_id == row.nc_id
+            )
+        ).one()
+        event = Event(
+            event_id=int(row.event_id),
+            nc_id=str(row.nc_id),
+            at=float(row.at),
+            actor=str(row.actor),
+            event=str(row.event),
+            details=row.body or {},
+            model=str(record.model),
+            check_id=str(record.check_id),
+            status=str(record.status),
+            recurrences=int(record.recurrences),
+            record=record.body or {},
+            attempts=int(row.attempts or 0),
+        )
+        return event, float(row.next_attempt_at or 0.0)
+
+    return read
+
+
+def pending(target: NotificationConfig) -> Callable[[Connection], int]:
+    def read(conn: Connection) -> int:
+        joined, where = _undelivered(target)
+        return int(
+            conn.execute(select(func.count()).select_from(joined).where(where)).scalar() or 0
+        )
+
+    return read
+
+
+def record_attempt(
+    target: str,
+    event_id: int,
+    *,
+    attempts: int,
+    next_attempt_at: float,
+    delivered_at: float | None,
+    outcome: str | None,
+    error: str | None,
+) -> Callable[[Connection], None]:
+    def write(conn: Connection) -> None:
+        ins: Any = UPSERT[conn.dialect.name](notification_deliveries)
+        values = {
+            "attempts": attempts,
+            "next_attempt_at": next_attempt_at,
+            "delivered_at": delivered_at,
+            "outcome": outcome,
+            "last_error": error[:500] if error else None,
+        }
+        conn.execute(
+            ins.values(event_id=event_id, target=target, **values).on_conflict_do_update(
+                index_elements=[
+                    notification_deliveries.c.event_id,
+                    notification_deliveries.c.target,
+                ],
+                set_=values,
+            )
+        )
+
+    return write
+
+
+# the worker -------------------------------------------------------------------------------
+
+
+class Notifier:
+    """Sends each receiver its undelivered events until cancelled."""
+
+    def __init__(
+        self,
+        targets: tuple[NotificationConfig, ...],
+        secrets: Mapping[str, bytes],
+        store: Store,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.targets, self.secrets, self.store, self.metrics = targets, secrets, store, metrics
+        self.clock, self.poll = clock, poll_seconds
+        for t in targets:
+            for outcome in ("delivered", "retried", "refused"):
+                metrics.notifications.labels(t.name, outcome)
+
+    async def register(self) -> None:
+        """Record receivers seen for the first time; before the agent takes traffic, so no
+        event falls between start-up and the receiver's starting point."""
+        await self.store.write(register([t.name for t in self.targets], self.clock()))
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as client:
+            while True:
+                for target in self.targets:
+                    try:
+                        await self.send_ready(client, target)
+                    except StorageError as exc:
+                        log.warning("notifications to %s paused: %s", target.name, exc)
+                await asyncio.sleep(self.poll)
+
+    async def send_ready(self, client: httpx.AsyncClient, target: NotificationConfig) -> int:
+        """Send the receiver's events that are due, in order; the number delivered."""
+        sent = 0
+        for _ in range(_BATCH):
+            event, not_before = await asyncio.to_thread(self.store.read, next_event(target))
+            if event is None or not_before > self.clock():
+                break
+            if not await self._send(client, target, event):
+                break
+            sent += 1
+        backlog = await asyncio.to_thread(self.store.read, pending(target))
+        self.metrics.notifications_pending.labels(target.name).set(backlog)
+        return sent
+
+    async def _send(self, client: httpx.AsyncClient, target: NotificationConfig, ev: Event) -> bool:
+        """Try one event; True if the receiver is done with it (delivered or refused)."""
+        now = self.clock()
+        request = FORMATS[target.kind](target, ev, self.secrets.get(target.name, b""), now)
+        attempts = ev.attempts + 1
+        try:
+            response = await client.post(
+                request.url,
+                content=request.body,
+                headers=request.headers,
+                timeout=target.timeout_seconds,
+            )
+            status, error = response.status_code, f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            status, error = 0, f"{type(exc).__name__}: {exc}"
+        done = self.clock()
+        if 200 <= status < 300:
+            outcome: str | None = "delivered"
+        elif 400 <= status < 500 and status not in _RETRYABLE_4XX:
+            outcome = "refused"
+            log.error("%s refused notification %s: %s", target.name, ev.key, error)
+        else:
+            outcome = None
+        delay = min(target.max_backoff_seconds, target.backoff_seconds * 2 ** (attempts - 1))
+        await self.store.write(
+            record_attempt(
+                target.name,
+                ev.event_id,
+                attempts=attempts,
+                next_attempt_at=done + delay * random.uniform(0.8, 1.2),
+                delivered_at=done if outcome == "delivered" else None,
+                outcome=outcome,
+                error=None if outcome == "delivered" else error,
+            )
+        )
+        self.metrics.notifications.labels(target.name, outcome or "retried").inc()
+        if outcome is None:
+            log.warning(
+                "notification %s to %s failed (%s); attempt %d, next in %.1f s",
+                ev.key,
+                target.name,
+                error,
+                attempts,
+                delay,
+            )
+        return outcome is not None
