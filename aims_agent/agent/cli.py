@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aims_agent import __version__
+from aims_agent.agent.commands import discover
 from aims_agent.errors import AimsError, ConfigError
 
 EXIT_OK, EXIT_BREACH, EXIT_USAGE = 0, 1, 2
@@ -105,13 +106,16 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--evidence-dir", default="aims-demo-evidence")
     d.add_argument("--rate", type=int, default=400, help="records per second")
     d.add_argument("--seed", type=int, default=7)
+    for command in discover().values():
+        command.arguments(sub.add_parser(command.name, help=command.help))
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    run = COMMANDS.get(args.command) or discover()[args.command].run
     try:
-        return COMMANDS[args.command](args)
+        return run(args)
     except ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
