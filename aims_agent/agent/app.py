@@ -23,7 +23,7 @@ from aims_agent import __version__
 from aims_agent.agent.config import Config, Scope, TokenConfig
 from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.kserve import parse_event
-from aims_agent.collectors.push import MAX_ERRORS, decode_labels, decode_records
+from aims_agent.collectors.push import MAX_ERRORS, _field_of, decode_labels, decode_records
 from aims_agent.errors import (
     BackpressureError,
     ConfigError,
@@ -31,6 +31,7 @@ from aims_agent.errors import (
     RecordError,
     StorageError,
 )
+from aims_agent.exporters import lifecycle
 from aims_agent.records import Record
 from aims_agent.storage.schema import (
     attachments,
@@ -416,6 +417,35 @@ def create_app(
                     for e in events
                 ],
             },
+        )
+
+    @app.patch(
+        "/v1/nonconformities/{nc_id}",
+        summary="Work a nonconformity: change its status and clause 10.2 fields (write scope)",
+    )
+    async def update_nc(
+        nc_id: str, request: Request, actor: str = Depends(require("write"))
+    ) -> Response:
+        body = await _read_body(request, cfg.agent.max_body_bytes)
+        try:
+            change = lifecycle.decode_change(body)
+        except msgspec.ValidationError as exc:
+            field, reason = _field_of(str(exc))
+            raise ApiError(422, f"{field}: {reason}", field=field) from None
+        except msgspec.DecodeError as exc:
+            raise ApiError(400, f"body is not a JSON object: {exc}") from None
+        try:
+            done = await runtime.store.write(
+                lifecycle.apply(nc_id, change, actor=actor, now=runtime.clock())
+            )
+        except lifecycle.NotFoundError as exc:
+            raise ApiError(404, str(exc)) from None
+        except lifecycle.LifecycleError as exc:
+            raise ApiError(409, str(exc)) from None
+        if done.status in lifecycle.TERMINAL:
+            await asyncio.to_thread(runtime.refresh_open_nonconformities)
+        return json_response(
+            200, {"nc_id": done.nc_id, "status": done.status, "events": list(done.events)}
         )
 
     @app.get("/metrics", include_in_schema=False)

@@ -259,6 +259,9 @@ class _CheckBase(_Strict):
     controls: tuple[str, ...] | None = Field(
         None, description="Annex A control ids; default from the control mapping"
     )
+    effectiveness_windows: int = Field(
+        3, ge=1, description="passing runs in a row after a breach that evidence the fix"
+    )
 
 
 class DriftCheckConfig(_CheckBase):

@@ -138,6 +138,7 @@ class Runtime:
                 definition=DEFINITIONS[c.kind],
                 severity=c.severity,
                 consecutive_breaches=c.consecutive_breaches,
+                effectiveness_windows=c.effectiveness_windows,
                 window_kind=m.window.kind,
                 window_span_seconds=m.window.span_seconds,
                 window_step_seconds=m.window.step if m.window.kind == "sliding" else None,

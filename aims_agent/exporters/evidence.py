@@ -45,6 +45,7 @@ class EvidenceContext:
     window_kind: str = "tumbling"  # or sliding
     window_span_seconds: float | None = None
     window_step_seconds: float | None = None  # sliding windows only
+    effectiveness_windows: int = 3  # passing runs in a row that evidence a corrective action
 
 
 def iso(ts: float) -> str:
@@ -286,6 +287,17 @@ def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
         nc_id, streak, opened = None, 0, False
         if run.verdict == "breach" and not run.error:
             nc_id, streak, opened = _open_or_recur(conn, run, ctx, mon_id)
+        elif run.verdict in ("pass", "warn") and not run.error:
+            from aims_agent.exporters.lifecycle import note_effectiveness
+
+            note_effectiveness(
+                conn,
+                model=run.model,
+                check_id=run.check_id,
+                record_id=mon_id,
+                windows=ctx.effectiveness_windows,
+                now=run.finished_at,
+            )
         body = monitoring_record(run, ctx, record_id=mon_id, nc_id=nc_id)
         body["result"]["breach_streak"] = {"runs": streak, "to_open": ctx.consecutive_breaches}
         conn.execute(

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from aims_agent.errors import StorageError
+from aims_agent.errors import AimsError, StorageError
 from aims_agent.storage.schema import metadata
 
 log = logging.getLogger(__name__)
@@ -128,6 +128,9 @@ class Store:
             if len(group) > 1:
                 for item in group:
                     self._commit([item])
+                return
+            if isinstance(exc, AimsError):  # a write that refused its change: rolled back
+                group[0][1].set_exception(exc)
                 return
             log.exception("storage write failed")
             group[0][1].set_exception(StorageError(f"write failed: {exc}"))
