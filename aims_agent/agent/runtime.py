@@ -36,6 +36,7 @@ from aims_agent.errors import BackpressureError, PayloadError, StorageError, Unk
 from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
 from aims_agent.exporters.evidently_report import Attachment, ReportError
 from aims_agent.exporters.evidently_report import render as render_report
+from aims_agent.exporters.lifecycle import overdue
 from aims_agent.exporters.prometheus import Metrics
 from aims_agent.records import Assessment, CheckRun, ControlTags, Verdict
 from aims_agent.schema import ModelSchema
@@ -423,6 +424,19 @@ class Runtime:
             log.warning("proxy tap of %s: %d sample(s) dropped: %s", name, decoded, exc)
             return
         samples.labels(name, "decoded").inc(decoded)
+
+    async def watch_overdue(self, every: float = 60.0) -> None:
+        """Until cancelled: note corrective actions past their due date (a `past_due` event,
+        once per due date) and publish how many each model has."""
+        while True:
+            try:
+                late = await self.store.write(overdue(self.clock()))
+            except StorageError as exc:
+                log.warning("overdue scan failed: %s", exc)
+            else:
+                for name in self.models:
+                    self.metrics.nc_overdue.labels(name).set(sum(m == name for _, m in late))
+            await asyncio.sleep(every)
 
     def run_check(self, name: str, check_id: str) -> RunOutcome:
         """Run one check on a snapshot of the window and record its evidence. Blocking."""

@@ -158,6 +158,7 @@ def serve(
             for m in cfg.models
             if m.log_tail is not None
         ]
+        tasks.append(asyncio.create_task(runtime.watch_overdue(), name="overdue"))
         if cfg.agent.notifications:
             notifier = Notifier(cfg.agent.notifications, secrets, runtime.store, runtime.metrics)
             await notifier.register()

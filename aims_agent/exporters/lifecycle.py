@@ -233,13 +233,13 @@ def _incident(incident: SeriousIncident, now: float) -> dict[str, Any]:
     }
 
 
-def overdue(now: float) -> Callable[[Connection], list[str]]:
+def overdue(now: float) -> Callable[[Connection], list[tuple[str, str]]]:
     """A store write: record `past_due` once for each record whose corrective action is past
-    its due date and not done; returns their ids."""
+    its due date and not done; returns their (nc_id, model)."""
 
-    def write(conn: Connection) -> list[str]:
+    def write(conn: Connection) -> list[tuple[str, str]]:
         rows = conn.execute(
-            select(nonconformities.c.nc_id, nonconformities.c.body).where(
+            select(nonconformities.c.nc_id, nonconformities.c.model, nonconformities.c.body).where(
                 nonconformities.c.status.in_(("corrective_action", "investigating", "open"))
             )
         ).all()
@@ -267,7 +267,7 @@ def overdue(now: float) -> Callable[[Connection], list[str]]:
                         body={"due_date": due, "owner": action.get("owner")},
                     )
                 )
-            late.append(str(row.nc_id))
+            late.append((str(row.nc_id), str(row.model)))
         return late
 
     return write

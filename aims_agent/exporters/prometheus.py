@@ -138,6 +138,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
+        self.nc_overdue = Gauge(
+            "aims_nonconformities_overdue",
+            "Nonconformity records whose corrective action is past its due date and not done",
+            ["model"],
+            registry=r,
+        )
         self.notifications = Counter(
             "aims_notifications",
             "Notification attempts by receiver and outcome: delivered, retried (receiver down or "

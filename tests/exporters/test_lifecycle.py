@@ -135,7 +135,7 @@ def test_past_due_is_recorded_once_per_due_date(store):
     day = 86400.0
     dec_11 = 1796947200.0  # 2026-12-11T00:00:00Z
     assert store.submit(overdue(dec_11 - 2 * day)).result() == []
-    assert store.submit(overdue(dec_11)).result() == [nc]
+    assert store.submit(overdue(dec_11)).result() == [(nc, "m")]
     store.submit(overdue(dec_11 + day)).result()
     assert [e for e, _ in events(store, nc)].count("past_due") == 1
 

@@ -1,0 +1,143 @@
+"""The nonconformity lifecycle over HTTP and through the CLI, against the real agent."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.conftest import as_records, base_config, make_rows
+from tests.integration.conftest import READ_TOKEN, TOKEN
+
+pytestmark = pytest.mark.integration
+STATES = ("open", "investigating", "corrective_action", "verifying", "closed", "rejected")
+ALLOWED = {
+    "open": {"investigating", "rejected"},
+    "investigating": {"corrective_action", "rejected"},
+    "corrective_action": {"verifying"},
+    "verifying": {"closed", "corrective_action"},
+    "closed": set(),
+    "rejected": set(),
+}
+# what each step needs, given up front so that only the transition rules decide
+EVERYTHING = {
+    "reaction": {"action": "traffic routed to the previous model", "by": "sre"},
+    "cause_analysis": {"root_cause": "upstream schema change", "method": "5 whys"},
+    "corrective_action": {
+        "description": "retrain on the new schema",
+        "owner": "ml-team",
+        "due_date": "2026-12-31",
+        "status": "done",
+    },
+    "effectiveness_review": {"effective": True, "verified_by": "qa", "evidence": "MR-x"},
+}
+PATHS = {
+    "open": [],
+    "investigating": ["investigating"],
+    "corrective_action": ["investigating", "corrective_action"],
+    "verifying": ["investigating", "corrective_action", "verifying"],
+    "closed": ["investigating", "corrective_action", "verifying", "closed"],
+    "rejected": ["rejected"],
+}
+
+
+@pytest.fixture
+def agent(tmp_path, reference_csv, agent_factory):
+    cfg = base_config(reference_csv, tmp_path / "ev")
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    agent = agent_factory(path)
+    with agent.client() as c:
+        drifted = as_records(make_rows(np.random.default_rng(8), 300, shift=2.0))
+        assert c.post("/v1/models/m1/records", json=drifted).status_code == 200
+    return agent
+
+
+def new_nc(c: Any) -> str:
+    r = c.post("/v1/models/m1/checks/drift/run").json()
+    assert r["verdict"] == "breach" and r["nonconformity_id"]
+    return str(r["nonconformity_id"])
+
+
+def patch(c: Any, nc: str, **change: Any) -> Any:
+    return c.patch(f"/v1/nonconformities/{nc}", json=change)
+
+
+def test_every_allowed_transition_works_and_every_other_is_409(agent):
+    with agent.client() as c:
+        for state in STATES:
+            nc = new_nc(c)
+            assert patch(c, nc, **EVERYTHING).status_code == 200
+            for step in PATHS[state]:
+                r = patch(c, nc, status=step, justification="false alarm: sensor outage")
+                assert r.status_code == 200 and r.json()["status"] == step, r.text
+            for target in STATES:
+                if target == state or target in ALLOWED[state]:
+                    continue
+                r = patch(c, nc, status=target, justification="x")
+                assert r.status_code == 409, (state, target, r.text)
+                assert nc in r.json()["error"]
+            assert c.get(f"/v1/nonconformities/{nc}").json()["status"] == state
+            if state not in ("closed", "rejected"):  # free the model and check for the next
+                way = "rejected" if "rejected" in ALLOWED[state] else None
+                for step in [way] if way else PATHS["closed"][PATHS["closed"].index(state) + 1 :]:
+                    r = patch(c, nc, status=step, justification="done with this one")
+                    assert r.status_code == 200, r.text
+
+
+def test_changes_are_events_with_their_actor_and_need_the_write_scope(agent):
+    with agent.client() as c:
+        nc = new_nc(c)
+        assert patch(c, nc, status="investigating", comment="looking").status_code == 200
+        r = patch(c, nc, severity="bogus")
+        assert r.status_code == 422 and r.json()["field"] == "severity"
+        assert patch(c, "NC-nope", status="investigating").status_code == 404
+        r = patch(c, nc, status="closed")
+        assert r.status_code == 409 and "from investigating" in r.json()["error"]
+    with agent.client(token=READ_TOKEN) as reader:
+        r = patch(reader, nc, status="rejected", justification="no")
+        assert r.status_code == 403 and "write" in r.json()["error"]
+        events = reader.get(f"/v1/nonconformities/{nc}").json()["events"]
+    assert [(e["event"], e["actor"]) for e in events] == [
+        ("opened", "aims-agent"),
+        ("investigating", "writer"),
+        ("commented", "writer"),
+    ]
+
+
+def cli(agent: Any, *args: str, token: str = TOKEN) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aims_agent.agent.cli", "nc", *args, "--url", agent.url],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "AIMS_TOKEN": token},
+        timeout=60,
+    )
+
+
+def test_the_cli_lists_shows_and_updates(agent):
+    with agent.client() as c:
+        nc = new_nc(c)
+    out = cli(agent, "list")
+    assert out.returncode == 0 and nc in out.stdout and "open" in out.stdout
+    out = cli(agent, "update", nc, "--status", "investigating", "--set", "severity=major")
+    assert out.returncode == 0, out.stderr
+    out = cli(agent, "update", nc, "--status", "closed")
+    assert out.returncode == 2 and "409" in out.stderr and "from investigating" in out.stderr
+    out = cli(agent, "update", nc, "--status", "rejected", "--justification", "x", token=READ_TOKEN)
+    assert out.returncode == 2 and "403" in out.stderr
+    out = cli(agent, "show", nc)
+    assert out.returncode == 0
+    shown = yaml.safe_load(out.stdout)
+    assert shown["status"] == "investigating" and shown["severity"] == "major"
+    assert [e["event"] for e in shown["events"]] == [
+        "opened",
+        "updated",
+        "escalated",
+        "investigating",
+    ]
