@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
 from aims_agent.agent.config import SchemaConfig
 from aims_agent.records import ColumnKind
+
+if TYPE_CHECKING:
+    from aims_agent.privacy import Privacy
 
 Source = Literal["feature", "prediction", "score", "label", "attribute"]
 Cell = float | int | str | bool | None
@@ -71,7 +74,7 @@ def _struct(name: str, columns: list[Column]) -> type[msgspec.Struct]:
 class ModelSchema:
     """The ordered columns of one model: features, then prediction, score, label, attributes."""
 
-    def __init__(self, cfg: SchemaConfig) -> None:
+    def __init__(self, cfg: SchemaConfig, privacy: Privacy | None = None) -> None:
         cols = [Column(name=n, kind="numeric", source="feature") for n in cfg.numeric]
         cols += [Column(name=n, kind="categorical", source="feature") for n in cfg.categorical]
         outputs = [Column(name=cfg.prediction, kind=cfg.prediction_type, source="prediction")]
@@ -89,6 +92,9 @@ class ModelSchema:
         features = _struct("Features", cols)
         attributes = _struct("Attributes", attrs)
         label_type = _TYPES[cfg.prediction_type]
+        self.privacy = privacy
+        dropped = [(f"drop{i}", Any, None) for i in range(len(privacy.cfg.drop if privacy else ()))]
+        drop_names = {f"drop{i}": n for i, n in enumerate(privacy.cfg.drop if privacy else ())}
         self.record_type = msgspec.defstruct(
             "ModelRecord",
             [
@@ -99,7 +105,9 @@ class ModelSchema:
                 ("score", float | None, None),
                 ("label", label_type, None),
                 ("attributes", attributes, msgspec.field(default_factory=attributes)),
+                *dropped,  # accepted so that they can be discarded: never read
             ],
+            rename=drop_names or None,
             forbid_unknown_fields=True,
             frozen=True,
         )
@@ -119,6 +127,22 @@ class ModelSchema:
         )
         self.label_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.label_record_type)
         self._attr_names = [c.name for c in attrs]
+        hashed = privacy.columns if privacy else frozenset()
+        self._hashed = [i for i, c in enumerate(self.columns) if c.name in hashed]
+
+    def record_id(self, value: str | int) -> str:
+        """A record's id as stored: hashed when the privacy rules say so."""
+        rid = str(value)
+        return self.privacy.record_id(rid) if self.privacy is not None and rid else rid
+
+    def _hash(self, row: Row) -> Row:
+        cells = list(row)
+        assert self.privacy is not None
+        for i in self._hashed:
+            v = cells[i]
+            if v is not None:
+                cells[i] = self.privacy.token(category(v) or "")
+        return tuple(cells)
 
     def label_cells(self, item: Any) -> dict[str, Cell]:
         """The columns a label item sets: the label and any attribute it carries (not null)."""
@@ -130,6 +154,10 @@ class ModelSchema:
         ):
             if value is not None:
                 cells[name] = value
+        if self._hashed and self.privacy is not None:
+            for name, value in cells.items():
+                if name in self.privacy.columns and value is not None:
+                    cells[name] = self.privacy.token(category(value) or "")
         return cells
 
     def row(self, record: Any) -> Row:
@@ -139,4 +167,5 @@ class ModelSchema:
             out += (record.score,)
         if self._has_label:
             out += (record.label,)
-        return out + msgspec.structs.astuple(record.attributes)
+        out += msgspec.structs.astuple(record.attributes)
+        return self._hash(out) if self._hashed else out

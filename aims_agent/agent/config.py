@@ -83,6 +83,18 @@ class NotificationConfig(_Strict):
         return self
 
 
+class RetentionConfig(_Strict):
+    """How long data is kept: raw samples at most, evidence at least (EU AI Act Art. 19, 26(6))."""
+
+    samples_days: float = Field(30.0, gt=0, description="sampled records are deleted after this")
+    evidence_days: float = Field(
+        183.0,
+        ge=183.0,
+        description="evidence and nonconformities are kept at least this long; the agent "
+        "never deletes them",
+    )
+
+
 class AgentConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -103,6 +115,7 @@ class AgentConfig(_Strict):
     )
     scheduler: SchedulerConfig = SchedulerConfig()
     notifications: tuple[NotificationConfig, ...] = ()
+    retention: RetentionConfig = RetentionConfig()
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Self:
@@ -352,6 +365,31 @@ CheckConfig = Annotated[
 ]
 
 
+class PrivacyConfig(_Strict):
+    """Personal data: fields hashed with a keyed hash, or dropped, before anything is stored."""
+
+    hash: tuple[str, ...] = Field(
+        (), description="`id` and / or categorical columns stored as HMAC-SHA256 of their value"
+    )
+    drop: tuple[str, ...] = Field(
+        (), description="top-level record fields accepted and discarded, never stored"
+    )
+    key_env: str | None = Field(None, description="environment variable holding the hash key")
+
+    @field_validator("key_env")
+    @classmethod
+    def _env_name(cls, v: str | None) -> str | None:
+        if v is not None and not _ENV_NAME.match(v):
+            raise ValueError(f"must be an environment variable name, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _key_for_hash(self) -> Self:
+        if self.hash and not self.key_env:
+            raise ValueError("key_env: required when fields are hashed")
+        return self
+
+
 class ModelConfig(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     version: str = Field(min_length=1)
@@ -363,12 +401,31 @@ class ModelConfig(_Strict):
     kserve_logger: KServeLoggerConfig | None = None
     log_tail: LogTailConfig | None = None
     proxy: ProxyConfig | None = None
+    privacy: PrivacyConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @property
     def checks_by_id(self) -> dict[str, CheckConfig]:
         return {c.id: c for c in self.checks}
+
+    @model_validator(mode="after")
+    def _privacy_fields(self) -> Self:
+        if self.privacy is None:
+            return self
+        categorical = {*self.schema_.categorical, *self.schema_.sensitive}
+        if self.schema_.prediction_type == "categorical":
+            categorical |= {self.schema_.prediction, *(n for n in [self.schema_.label] if n)}
+        bad = [n for n in self.privacy.hash if n != "id" and n not in categorical]
+        if bad:
+            raise ValueError(
+                f"privacy.hash: only id and categorical columns can be hashed, not {', '.join(bad)}"
+            )
+        fields = {"id", "features", "prediction", "timestamp", "score", "label", "attributes"}
+        clash = [n for n in self.privacy.drop if n in fields]
+        if clash:
+            raise ValueError(f"privacy.drop: record fields cannot be dropped: {', '.join(clash)}")
+        return self
 
     @model_validator(mode="after")
     def _check_ids(self) -> Self:
@@ -390,6 +447,12 @@ class Config(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"models: names must be unique, repeated: {', '.join(dupes)}")
+        keep = self.agent.retention.samples_days * 86400
+        long = [m.name for m in self.models if m.window.span_seconds > keep]
+        if long:
+            raise ValueError(
+                f"agent.retention.samples_days: shorter than the window of {', '.join(long)}"
+            )
         ports = [(m.proxy.host, m.proxy.port) for m in self.models if m.proxy and m.proxy.port]
         ports.append((self.agent.host, self.agent.port))
         taken = sorted({f"{h}:{p}" for h, p in ports if p and ports.count((h, p)) > 1})

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,11 +39,13 @@ from aims_agent.exporters.evidently_report import Attachment, ReportError
 from aims_agent.exporters.evidently_report import render as render_report
 from aims_agent.exporters.lifecycle import overdue
 from aims_agent.exporters.prometheus import Metrics
+from aims_agent.privacy import privacy_for
 from aims_agent.records import Assessment, CheckRun, ControlTags, Verdict
 from aims_agent.schema import ModelSchema
 from aims_agent.storage.samples import (
     append_batch,
     load_tail_position,
+    purge_samples,
     read_log,
     save_tail_position,
     write_snapshot,
@@ -89,8 +92,20 @@ class ModelRuntime:
 class Runtime:
     """Everything a running agent holds. Build with `Runtime(cfg)`, release with `close()`."""
 
-    def __init__(self, cfg: Config, *, clock: Clock = time.time, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        clock: Clock = time.time,
+        seed: int | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.cfg = cfg
+        env = os.environ if environ is None else environ
+        self._privacy = {
+            m.name: privacy_for(m.privacy, env, f"models[{i}].privacy")
+            for i, m in enumerate(cfg.models)
+        }
         self.clock = clock
         self.metrics = Metrics()
         self._rng = np.random.default_rng(seed)
@@ -122,7 +137,12 @@ class Runtime:
         self.refresh_open_nonconformities()
 
     def _build(self, m: ModelConfig, reference: Reference, config_hash: str) -> ModelRuntime:
-        schema = ModelSchema(m.schema_)
+        privacy = self._privacy[m.name]
+        schema = ModelSchema(m.schema_, privacy)
+        if privacy is not None:  # the reference's values hashed like the records'
+            reference = dataclasses.replace(
+                reference, vocabularies=privacy.vocabularies(reference.vocabularies)
+            )
         window = self._new_window(m, schema, reference)
         checks = {c.id: build_check(c, reference, schema) for c in m.checks}
         contexts = {
@@ -346,11 +366,14 @@ class Runtime:
             b"\n".join(lines), "application/x-ndjson", mr.schema, now=self.clock()
         )
         if decoded.errors:
+            first = decoded.errors[0]  # field and reason only: ids may be personal data
             log.warning(
-                "log tail of %s: %d malformed line(s), first: %s",
+                "log tail of %s: %d malformed line(s), first: line %d field %s: %s",
                 name,
                 len(decoded.errors),
-                decoded.errors[0],
+                first.index,
+                first.field,
+                first.reason,
             )
             self.metrics.rejected.labels(name, "invalid_record").inc(len(decoded.errors))
             mr.window.reject(len(decoded.errors), now=self.clock())
@@ -425,17 +448,27 @@ class Runtime:
             return
         samples.labels(name, "decoded").inc(decoded)
 
-    async def watch_overdue(self, every: float = 60.0) -> None:
+    async def housekeeping(self, every: float = 60.0) -> None:
         """Until cancelled: note corrective actions past their due date (a `past_due` event,
-        once per due date) and publish how many each model has."""
+        once per due date) and publish how many each model has; delete sampled records older
+        than the retention limit."""
+        keep = self.cfg.agent.retention.samples_days * 86400
         while True:
+            now = self.clock()
             try:
-                late = await self.store.write(overdue(self.clock()))
+                late = await self.store.write(overdue(now))
+                purged = await self.store.write(purge_samples(now - keep))
             except StorageError as exc:
-                log.warning("overdue scan failed: %s", exc)
+                log.warning("housekeeping failed: %s", exc)
             else:
                 for name in self.models:
                     self.metrics.nc_overdue.labels(name).set(sum(m == name for _, m in late))
+                if purged:
+                    log.info(
+                        "retention: %d sample log entries older than %g days deleted",
+                        purged,
+                        keep / 86400,
+                    )
             await asyncio.sleep(every)
 
     def run_check(self, name: str, check_id: str) -> RunOutcome:

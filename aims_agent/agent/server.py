@@ -142,7 +142,7 @@ def serve(
     # the storage writer and check threads hand the GIL back to the event loop within 1 ms
     # (default 5 ms), so a proxied request never waits long behind them
     sys.setswitchinterval(0.001)
-    runtime = Runtime(cfg)
+    runtime = Runtime(cfg, environ=environ)
     scheduler = build_scheduler(cfg, runtime.run_check)
     ready = {"value": False}
     sock = bind(cfg.agent.host, cfg.agent.port)
@@ -158,7 +158,7 @@ def serve(
             for m in cfg.models
             if m.log_tail is not None
         ]
-        tasks.append(asyncio.create_task(runtime.watch_overdue(), name="overdue"))
+        tasks.append(asyncio.create_task(runtime.housekeeping(), name="housekeeping"))
         if cfg.agent.notifications:
             notifier = Notifier(cfg.agent.notifications, secrets, runtime.store, runtime.metrics)
             await notifier.register()

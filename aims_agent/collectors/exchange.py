@@ -73,6 +73,6 @@ def decode_exchange(
             )
             continue
         rows.append(schema.row(record))
-        ids.append(str(record.id))
+        ids.append(schema.record_id(record.id))
         stamps.append(epoch(record.timestamp, default=now))
     return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)

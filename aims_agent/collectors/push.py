@@ -84,7 +84,7 @@ def _decode_valid_batch(parts: list[bytes], schema: ModelSchema, *, now: float) 
         return None
     if len(records) != len(parts):  # e.g. two JSON objects on one NDJSON line
         return None
-    ids = [str(r.id) for r in records]
+    ids = [schema.record_id(r.id) for r in records]
     if any(not rid or len(rid) > 256 for rid in ids):
         return None
     try:
@@ -116,7 +116,7 @@ def _decode_each(parts: list[bytes], schema: ModelSchema, *, now: float) -> Deco
     for index, raw in enumerate(parts):
         try:
             record = _decode_one(schema.decoder, raw, index)
-            rid = str(record.id)
+            rid = schema.record_id(record.id)
             if not rid or len(rid) > 256:
                 raise RecordError(
                     index=index,
@@ -170,7 +170,7 @@ def decode_labels(body: bytes, content_type: str, schema: ModelSchema) -> Decode
                 )
             )
             continue
-        ids.append(str(item.id))
+        ids.append(schema.record_id(item.id))
         cells.append(values)
     return DecodedLabels(ids=ids, cells=cells, errors=errors)
 

@@ -194,3 +194,14 @@ def load_tail_position(conn: Connection, model: str) -> tuple[int, int, bytes] |
         )
     ).first()
     return None if row is None else (int(row.inode), int(row.offset), bytes(row.head))
+
+
+def purge_samples(before: float) -> Callable[[Connection], int]:
+    """A store write: delete sampled records of windows that started before `before` (the
+    retention limit); returns how many log entries went."""
+
+    def write(conn: Connection) -> int:
+        gone = conn.execute(delete(sample_log).where(sample_log.c.window_start < before))
+        return int(gone.rowcount or 0)
+
+    return write

@@ -117,3 +117,29 @@ def test_cli_validate_unreadable_and_not_yaml(tmp_path, capsys):
     scalar.write_text("42")
     assert main(["validate", str(scalar)]) == 2
     assert "config must be a mapping" in capsys.readouterr().err
+
+
+def test_privacy_and_retention_rules(tmp_path, reference_csv):
+    import pytest
+
+    from aims_agent.agent.config_loader import parse_config
+    from aims_agent.errors import ConfigError
+    from tests.conftest import base_config
+
+    cfg = base_config(reference_csv, tmp_path / "ev")
+    cfg["models"][0]["privacy"] = {"hash": ["x1"], "key_env": "K"}
+    with pytest.raises(ConfigError, match="only id and categorical"):
+        parse_config(cfg, base_dir=tmp_path)
+    cfg["models"][0]["privacy"] = {"hash": ["id"]}
+    with pytest.raises(ConfigError, match="key_env"):
+        parse_config(cfg, base_dir=tmp_path)
+    cfg["models"][0]["privacy"] = {"drop": ["label"]}
+    with pytest.raises(ConfigError, match="cannot be dropped"):
+        parse_config(cfg, base_dir=tmp_path)
+    del cfg["models"][0]["privacy"]
+    cfg["agent"]["retention"] = {"samples_days": 0.5}  # the window is a day
+    with pytest.raises(ConfigError, match="samples_days"):
+        parse_config(cfg, base_dir=tmp_path)
+    cfg["agent"]["retention"] = {"evidence_days": 30}
+    with pytest.raises(ConfigError, match="evidence_days"):
+        parse_config(cfg, base_dir=tmp_path)

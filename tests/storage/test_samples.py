@@ -123,3 +123,16 @@ def test_new_window_drops_the_old_windows_log(store):
         ).all()
     )
     assert [tuple(r) for r in starts] == [(100.0, 1)]
+
+
+def test_retention_purges_old_windows_only(store):
+    from aims_agent.storage.samples import purge_samples
+
+    w = window()
+    persist(store, w, 0, now=10.0)  # window [0, 100)
+    persist(store, w, 1, now=150.0)  # window [100, 200): drops the first from the log anyway
+    assert store.submit(purge_samples(100.0)).result() == 0
+    assert store.submit(purge_samples(101.0)).result() == 1
+    assert (
+        store.read(lambda c: c.execute(select(func.count()).select_from(sample_log)).scalar()) == 0
+    )
