@@ -93,7 +93,9 @@ def _wait(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
-def write_config(tmp: Path, upstream: str) -> Path:
+def write_config(
+    tmp: Path, upstream: str, sample_rate: float = 1.0, durability: str = "full"
+) -> Path:
     rng = np.random.default_rng(7)
     with (tmp / "reference.csv").open("w", newline="") as fh:
         w = csv.writer(fh)
@@ -106,7 +108,7 @@ def write_config(tmp: Path, upstream: str) -> Path:
             "host": "127.0.0.1",
             "port": 0,
             "evidence_dir": str(tmp / "evidence"),
-            "durability": "full",
+            "durability": durability,
             "tokens": [{"name": "bench", "env": "AIMS_BENCH_TOKEN", "scopes": ["ingest"]}],
         },
         "models": [
@@ -117,7 +119,12 @@ def write_config(tmp: Path, upstream: str) -> Path:
                 "reference": {"path": str(tmp / "reference.csv")},
                 "schema": {"numeric": ["x1", "x2", "x3"], "prediction": "prediction"},
                 "checks": [{"id": "drift", "kind": "drift", "schedule_seconds": 3600}],
-                "proxy": {"port": 0, "upstream": upstream, "input": "input-0"},
+                "proxy": {
+                    "port": 0,
+                    "upstream": upstream,
+                    "input": "input-0",
+                    "sample_rate": sample_rate,
+                },
             }
         ],
     }
@@ -201,6 +208,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10, help="per phase")
     ap.add_argument("--rounds", type=int, default=2, help="direct/tapped phase pairs")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections")
+    ap.add_argument("--sample-rate", type=float, default=1.0, help="the tap's; goal is at 1.0")
+    ap.add_argument("--durability", choices=["full", "normal"], default="full")
+    ap.add_argument("--latency-only", action="store_true", help="skip the throughput phases")
     args = ap.parse_args()
     ensure_wrk()
     rng = np.random.default_rng(1)
@@ -217,7 +227,9 @@ def main() -> None:
             server = start_upstream(args.upstream, tmp / "upstream")
             up_url, model = server.url, server.model
         agent, _, taps = start_agent(
-            write_config(tmp, up_url), {"AIMS_BENCH_TOKEN": TOKEN}, proxies=1
+            write_config(tmp, up_url, args.sample_rate, args.durability),
+            {"AIMS_BENCH_TOKEN": TOKEN},
+            proxies=1,
         )
         path = f"/v2/models/{model}/infer"
         try:
@@ -227,7 +239,7 @@ def main() -> None:
             for _ in range(args.rounds):
                 for name, url in targets.items():
                     lat[name] += asyncio.run(fixed_rate(url, bodies, args.rate, args.seconds))
-            for _ in range(args.rounds):
+            for _ in range(0 if args.latency_only else args.rounds):
                 for name, url in targets.items():
                     rps[name].append(wrk(url, bodies[0], args.seconds, args.connections, tmp))
         finally:
@@ -239,7 +251,8 @@ def main() -> None:
                 echo.terminate()
                 echo.wait(10)
     print(
-        f"upstream: {args.upstream}; {args.rate:g} requests/s for {args.rounds}x{args.seconds:g} s"
+        f"upstream: {args.upstream}; {args.rate:g} requests/s for {args.rounds}x{args.seconds:g} s;"
+        f" sampling {args.sample_rate:.0%}"
     )
     print(f"{'':8} {'p50 ms':>8} {'p99 ms':>8}")
     for name in ("direct", "tapped"):
@@ -248,6 +261,8 @@ def main() -> None:
         f"{'added':8} {pct(lat['tapped'], 50) - pct(lat['direct'], 50):8.3f} "
         f"{pct(lat['tapped'], 99) - pct(lat['direct'], 99):8.3f}   (goal: 1.000, 3.000)"
     )
+    if args.latency_only:
+        return
     d, t = float(np.mean(rps["direct"])), float(np.mean(rps["tapped"]))
     print(f"max throughput ({args.connections} connections): direct {d:,.0f}/s, tapped {t:,.0f}/s")
     print(f"tapped / direct: {t / d:.2f}   (goal: 0.80)")
