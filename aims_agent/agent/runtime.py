@@ -131,6 +131,7 @@ class Runtime:
             self.metrics.received.labels(name)  # series exist at 0 before the first record
             for c in mr.cfg.checks:
                 self.metrics.schedule.labels(name, c.id).set(c.schedule_seconds)
+                self.metrics.check_info.labels(name, c.id, c.kind, c.severity).set(1)
             self.metrics.sampled.labels(name)
             self._restore(name, mr)
             self._publish_window(name, mr.window)

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    ProcessCollector,
+)
 
 from aims_agent import __version__
 from aims_agent.records import CheckRun
@@ -22,6 +30,7 @@ class Metrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=r)  # process_start_time_seconds, memory, CPU, open fds
         Info("aims_agent", "aims-agent build information", registry=r).info(
             {"version": __version__}
         )
@@ -94,6 +103,13 @@ class Metrics:
             "aims_check_last_success_timestamp_seconds",
             "End time of the latest successful run",
             ["model", "check"],
+            registry=r,
+        )
+        self.check_info = Gauge(
+            "aims_check_info",
+            "1 for each configured check: its kind and the severity of its nonconformities "
+            "(join on model and check to select checks by kind)",
+            ["model", "check", "kind", "severity"],
             registry=r,
         )
         self.schedule = Gauge(
