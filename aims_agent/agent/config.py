@@ -13,15 +13,24 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
-    field_validator,
     model_validator,
 )
 
 Scope = Literal["ingest", "read", "write"]
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _env_name(v: str) -> str:
+    if not _ENV_NAME.match(v):
+        raise ValueError(f"must be an environment variable name, got {v!r}")
+    return v
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 class _Strict(BaseModel):
@@ -30,15 +39,8 @@ class _Strict(BaseModel):
 
 class TokenConfig(_Strict):
     name: str = Field(min_length=1)
-    env: str = Field(description="name of the environment variable holding the token")
+    env: EnvName = Field(description="name of the environment variable holding the token")
     scopes: tuple[Scope, ...] = ("ingest", "read")
-
-    @field_validator("env")
-    @classmethod
-    def _env_name(cls, v: str) -> str:
-        if not _ENV_NAME.match(v):
-            raise ValueError(f"must be an environment variable name, got {v!r}")
-        return v
 
 
 class SchedulerConfig(_Strict):
@@ -61,20 +63,13 @@ class NotificationConfig(_Strict):
         "alertmanager: POST /api/v2/alerts of the given Alertmanager base URL"
     )
     url: str = Field(pattern=r"^https?://")
-    secret_env: str | None = Field(
+    secret_env: EnvName | None = Field(
         None, description="webhook: environment variable holding the HMAC key (required)"
     )
     events: tuple[NcEvent, ...] | None = Field(None, description="default: all")
     timeout_seconds: float = Field(10.0, gt=0)
     backoff_seconds: float = Field(1.0, gt=0, description="first retry delay; doubles each time")
     max_backoff_seconds: float = Field(300.0, gt=0)
-
-    @field_validator("secret_env")
-    @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not _ENV_NAME.match(v):
-            raise ValueError(f"must be an environment variable name, got {v!r}")
-        return v
 
     @model_validator(mode="after")
     def _webhook_signs(self) -> Self:
@@ -93,6 +88,28 @@ class RetentionConfig(_Strict):
         description="evidence and nonconformities are kept at least this long; the agent "
         "never deletes them",
     )
+
+
+class LedgerConfig(_Strict):
+    """The evidence ledger's optional Ed25519 signature of its head (`evidence head --sign`)."""
+
+    signing_key_env: EnvName | None = Field(
+        None,
+        description="environment variable holding the Ed25519 private key: PEM (PKCS#8) or "
+        "the raw 32-byte key as 64 hex digits",
+    )
+
+
+ReportFormat = Literal["html", "json", "md"]  # the keys of exporters.report.RENDERERS
+
+
+class ReportsConfig(_Strict):
+    """Period reports (clause 9.3.2 management-review input); `aims-agent report` any time."""
+
+    monthly: bool = Field(
+        True, description="on the 1st at 00:05 UTC, write last month's report of all models"
+    )
+    formats: tuple[ReportFormat, ...] = Field(("html", "json"), min_length=1)
 
 
 class AgentConfig(_Strict):
@@ -116,6 +133,8 @@ class AgentConfig(_Strict):
     scheduler: SchedulerConfig = SchedulerConfig()
     notifications: tuple[NotificationConfig, ...] = ()
     retention: RetentionConfig = RetentionConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    reports: ReportsConfig = ReportsConfig()
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Self:
@@ -374,14 +393,7 @@ class PrivacyConfig(_Strict):
     drop: tuple[str, ...] = Field(
         (), description="top-level record fields accepted and discarded, never stored"
     )
-    key_env: str | None = Field(None, description="environment variable holding the hash key")
-
-    @field_validator("key_env")
-    @classmethod
-    def _env_name(cls, v: str | None) -> str | None:
-        if v is not None and not _ENV_NAME.match(v):
-            raise ValueError(f"must be an environment variable name, got {v!r}")
-        return v
+    key_env: EnvName | None = Field(None, description="environment variable holding the hash key")
 
     @model_validator(mode="after")
     def _key_for_hash(self) -> Self:

@@ -13,13 +13,16 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from aims_agent.errors import StorageError
+from aims_agent.exporters import ledger
+from aims_agent.exporters.canonical import json_safe
 from aims_agent.records import Assessment, CheckRun, Threshold
 from aims_agent.storage.schema import (
     attachments,
     monitoring_records,
     nonconformities,
-    nonconformity_events,
 )
+from aims_agent.storage.store import UPSERT
 
 MONITORING_SCHEMA = "aims.monitoring-record/1"
 NONCONFORMITY_SCHEMA = "aims.nonconformity/1"
@@ -200,31 +203,28 @@ def _streak(conn: Connection, run: CheckRun, limit: int) -> int:
     return streak
 
 
+def _open_record(conn: Connection, key: str) -> Any:
+    """The open record of a model and check, locked until commit on PostgreSQL (SQLite has
+    one writer at a time anyway), so a person closing it and a breach recurring on it queue."""
+    return conn.execute(
+        select(nonconformities.c.nc_id).where(nonconformities.c.open_key == key).with_for_update()
+    ).first()
+
+
 def _open_or_recur(
     conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id: str
 ) -> tuple[str | None, int, bool]:
     """The nonconformity this breach opens or recurs on, the breach streak it is part of, and
     whether it opened the record."""
     key = f"{run.model}/{run.check_id}"
-    row = conn.execute(
-        select(nonconformities.c.nc_id, nonconformities.c.recurrences).where(
-            nonconformities.c.open_key == key
-        )
-    ).first()
+    row = _open_record(conn, key)
     streak = 1
     if ctx.consecutive_breaches > 1:
         streak += _streak(conn, run, ctx.consecutive_breaches - 1)
     if row is None and streak < ctx.consecutive_breaches:
         return None, streak, False
-    if row is not None:
-        nc_id = str(row.nc_id)
-        conn.execute(
-            update(nonconformities)
-            .where(nonconformities.c.nc_id == nc_id)
-            .values(recurrences=nonconformities.c.recurrences + 1, last_seen_at=run.finished_at)
-        )
-        event = "recurred"
-    else:
+    event = "recurred"
+    if row is None:
         nc_id = f"NC-{uuid.uuid4().hex[:12]}"
         body = {
             "schema_version": NONCONFORMITY_SCHEMA,
@@ -253,8 +253,11 @@ def _open_or_recur(
             "effectiveness_review": None,
             "management_system_change": None,
         }
-        conn.execute(
-            insert(nonconformities).values(
+        # Another agent on the same database may have opened it since the read above: the
+        # unique open_key lets one insert win, and this breach recurs on the winner's record.
+        ins: Any = UPSERT[conn.dialect.name](nonconformities)
+        inserted = conn.execute(
+            ins.values(
                 nc_id=nc_id,
                 model=run.model,
                 check_id=run.check_id,
@@ -265,16 +268,36 @@ def _open_or_recur(
                 open_key=key,
                 body=body,
             )
+            .on_conflict_do_nothing(index_elements=[nonconformities.c.open_key])
+            .returning(nonconformities.c.nc_id)
+        ).first()
+        if inserted is not None:
+            ledger.append_nonconformity(
+                conn,
+                {
+                    "nc_id": nc_id,
+                    "model": run.model,
+                    "check_id": run.check_id,
+                    "opened_at": run.finished_at,
+                },
+            )
+            event = "opened"
+        elif (row := _open_record(conn, key)) is None:
+            raise StorageError(f"the record another agent opened for {key} was closed at once")
+    if row is not None:
+        nc_id = str(row.nc_id)
+        conn.execute(
+            update(nonconformities)
+            .where(nonconformities.c.nc_id == nc_id)
+            .values(recurrences=nonconformities.c.recurrences + 1, last_seen_at=run.finished_at)
         )
-        event = "opened"
-    conn.execute(
-        insert(nonconformity_events).values(
-            nc_id=nc_id,
-            at=run.finished_at,
-            actor=AGENT_ACTOR,
-            event=event,
-            body={"monitoring_record_id": mon_id, "nature": _nature(run)},
-        )
+    ledger.insert_event(
+        conn,
+        nc_id=nc_id,
+        at=run.finished_at,
+        actor=AGENT_ACTOR,
+        event=event,
+        body={"monitoring_record_id": mon_id, "nature": _nature(run)},
     )
     return nc_id, streak, event == "opened"
 
@@ -300,6 +323,7 @@ def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
             )
         body = monitoring_record(run, ctx, record_id=mon_id, nc_id=nc_id)
         body["result"]["breach_streak"] = {"runs": streak, "to_open": ctx.consecutive_breaches}
+        body = json_safe(body)
         conn.execute(
             insert(monitoring_records).values(
                 record_id=mon_id,
@@ -311,6 +335,7 @@ def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
                 body=body,
             )
         )
+        ledger.append_record(conn, body, at=run.finished_at)
         return mon_id, nc_id, opened
 
     return write
@@ -320,16 +345,16 @@ def save_attachment(att: Any, monitoring_record_id: str, at: float) -> Any:
     """A store write: an attachment (its path and SHA-256) linked to a monitoring record."""
 
     def write(conn: Connection) -> None:
-        conn.execute(
-            insert(attachments).values(
-                attachment_id=att.attachment_id,
-                monitoring_record_id=monitoring_record_id,
-                kind=att.kind,
-                path=att.path,
-                sha256=att.sha256,
-                bytes=att.bytes,
-                created_at=at,
-            )
-        )
+        row = {
+            "attachment_id": att.attachment_id,
+            "monitoring_record_id": monitoring_record_id,
+            "kind": att.kind,
+            "path": att.path,
+            "sha256": att.sha256,
+            "bytes": att.bytes,
+            "created_at": at,
+        }
+        conn.execute(insert(attachments).values(**row))
+        ledger.append_attachment(conn, row)
 
     return write

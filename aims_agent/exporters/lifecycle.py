@@ -25,7 +25,8 @@ import msgspec
 from sqlalchemy import Connection, select, update
 
 from aims_agent.errors import AimsError
-from aims_agent.exporters.evidence import iso
+from aims_agent.exporters import ledger
+from aims_agent.exporters.evidence import AGENT_ACTOR, iso
 from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
 
 Status = Literal["open", "investigating", "corrective_action", "verifying", "closed", "rejected"]
@@ -207,11 +208,7 @@ def apply(nc_id: str, change: Change, *, actor: str, now: float) -> Callable[[Co
             update(nonconformities).where(nonconformities.c.nc_id == nc_id).values(**values)
         )
         for name, detail in events:
-            conn.execute(
-                nonconformity_events.insert().values(
-                    nc_id=nc_id, at=now, actor=actor, event=name, body=detail
-                )
-            )
+            ledger.insert_event(conn, nc_id=nc_id, at=now, actor=actor, event=name, body=detail)
         return Updated(nc_id=nc_id, status=new_status, events=tuple(n for n, _ in events))
 
     return write
@@ -258,14 +255,13 @@ def overdue(now: float) -> Callable[[Connection], list[tuple[str, str]]]:
                 )
             ).first()
             if seen is None:
-                conn.execute(
-                    nonconformity_events.insert().values(
-                        nc_id=row.nc_id,
-                        at=now,
-                        actor="aims-agent",
-                        event="past_due",
-                        body={"due_date": due, "owner": action.get("owner")},
-                    )
+                ledger.insert_event(
+                    conn,
+                    nc_id=str(row.nc_id),
+                    at=now,
+                    actor=AGENT_ACTOR,
+                    event="past_due",
+                    body={"due_date": due, "owner": action.get("owner")},
                 )
             late.append((str(row.nc_id), str(row.model)))
         return late
@@ -304,13 +300,12 @@ def note_effectiveness(
     conn.execute(
         update(nonconformities).where(nonconformities.c.nc_id == row.nc_id).values(body=body)
     )
-    conn.execute(
-        nonconformity_events.insert().values(
-            nc_id=row.nc_id,
-            at=now,
-            actor="aims-agent",
-            event="effectiveness_evidence",
-            body={"passing_runs": windows, "monitoring_records": evidence},
-        )
+    ledger.insert_event(
+        conn,
+        nc_id=str(row.nc_id),
+        at=now,
+        actor=AGENT_ACTOR,
+        event="effectiveness_evidence",
+        body={"passing_runs": windows, "monitoring_records": evidence},
     )
     return True

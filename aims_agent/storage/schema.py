@@ -132,3 +132,51 @@ notification_deliveries = Table(
     Column("outcome", String(16)),
     Column("last_error", String(500)),
 )
+
+# The evidence ledger (exporters.ledger): every evidence row above, as an append-only hash chain.
+# `seq` is given by the ledger itself (last + 1, never autoincrement), so a gap shows.
+evidence_ledger = Table(
+    "evidence_ledger",
+    metadata,
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("kind", String(32), nullable=False),
+    Column("ref_id", String(64), nullable=False),
+    Column("at", Double, nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_evidence_ledger_ref", evidence_ledger.c.kind, evidence_ledger.c.ref_id)
+Index("ix_evidence_ledger_hash", evidence_ledger.c.hash)
+
+# One row (id 1): the last seq and hash. Every append updates it first, which takes its row
+# lock, so concurrent writers append one after the other instead of forking the chain.
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# Ed25519 signatures of the ledger head (`aims-agent evidence head --sign`).
+ledger_signatures = Table(
+    "ledger_signatures",
+    metadata,
+    Column(
+        "signature_id",
+        BigInteger().with_variant(Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("signed_at", Double, nullable=False),
+    Column("public_key", String(64), nullable=False),  # the raw 32-byte key, hex
+    Column("signature", String(128), nullable=False),  # hex
+)

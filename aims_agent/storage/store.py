@@ -18,13 +18,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import URL, Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from aims_agent.errors import AimsError, StorageError
-from aims_agent.storage.schema import metadata
+from aims_agent.storage.migrate import upgrade
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,6 +34,10 @@ Write = Callable[[Connection], Any]
 UPSERT = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}
 
 _STOP = object()
+# PostgreSQL's "serialization failure" and "deadlock detected": the write lost a race with
+# another agent's transaction and is tried again (after a rollback it sees what that one did)
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+_RETRIES = 3
 
 
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
@@ -46,23 +50,64 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         cur.close()
 
 
+def _sqlite_engine(url: URL, durability: str) -> Engine:
+    if url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    _sqlite_pragmas(engine, "FULL" if durability == "full" else "NORMAL")
+    return engine
+
+
+def _postgresql_engine(url: URL, durability: str) -> Engine:
+    # READ COMMITTED: each statement sees what other agents committed before it, which the
+    # nonconformity insert (ON CONFLICT on open_key, then read the winner) relies on.
+    # durability "normal" is synchronous_commit off: survives the agent, not the server's host.
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    sync = "on" if durability == "full" else "off"
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=8,
+        max_overflow=8,
+        pool_recycle=3600,
+        isolation_level="READ COMMITTED",
+        connect_args={
+            "connect_timeout": 10,
+            "application_name": "aims-agent",
+            "options": f"-c synchronous_commit={sync}",
+        },
+    )
+
+
+ENGINES: dict[str, Callable[[URL, str], Engine]] = {
+    "sqlite": _sqlite_engine,
+    "postgresql": _postgresql_engine,
+}
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
+
+
 class Store:
     """Owns the engine and the writer thread; `close` drains pending writes first."""
 
     def __init__(self, url: str, *, durability: str = "full", max_group: int = 256) -> None:
         parsed = make_url(url)
+        backend = parsed.get_backend_name()
+        if backend not in ENGINES:
+            raise StorageError(
+                f"storage {backend!r} is not supported; supported: {', '.join(ENGINES)}"
+            )
         try:
-            if parsed.get_backend_name() == "sqlite" and parsed.database not in (
-                None,
-                "",
-                ":memory:",
-            ):
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_engine(url, pool_pre_ping=True)
-            if self.engine.dialect.name == "sqlite":
-                _sqlite_pragmas(self.engine, "FULL" if durability == "full" else "NORMAL")
-            metadata.create_all(self.engine)
-        except (SQLAlchemyError, OSError) as exc:
+            self.engine = ENGINES[backend](parsed, durability)
+            try:
+                upgrade(self.engine)
+            except Exception:
+                self.engine.dispose()  # close the pool's connections: nothing else will
+                raise
+        except (SQLAlchemyError, OSError, ImportError) as exc:
             raise StorageError(f"cannot open storage {parsed.render_as_string()}: {exc}") from exc
         self.dialect = self.engine.dialect.name
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -120,7 +165,7 @@ class Store:
             if item is _STOP:
                 return
 
-    def _commit(self, group: list[tuple[Write, Future[Any]]]) -> None:
+    def _commit(self, group: list[tuple[Write, Future[Any]]], attempt: int = 1) -> None:
         try:
             with self.engine.begin() as conn:
                 results = [write(conn) for write, _ in group]
@@ -128,6 +173,9 @@ class Store:
             if len(group) > 1:
                 for item in group:
                     self._commit([item])
+                return
+            if attempt < _RETRIES and _transient(exc):
+                self._commit(group, attempt + 1)
                 return
             if isinstance(exc, AimsError):  # a write that refused its change: rolled back
                 group[0][1].set_exception(exc)

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from aims_agent.exporters.evidence import EvidenceContext, record_run
 from aims_agent.records import Assessment, CheckRun, ControlTags, Measurement, Threshold, WindowInfo
@@ -64,8 +65,8 @@ def run(verdict: str, value: float, t: float) -> CheckRun:
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'aims.db'}")
+def store(storage_url):
+    s = Store(storage_url)
     yield s
     s.close()
 
@@ -194,3 +195,29 @@ def test_nature_names_the_breaching_measurement_among_several_headlines(store):
     (nc,) = store.read(lambda c: c.execute(select(nonconformities.c.body)).scalars().all())
     assert nc["nature"]["observed"] == "equalized_odds_difference[gender] = 0.12"
     assert "value > breach" in nc["nature"]["expected"]
+
+
+def test_a_writer_racing_to_open_the_same_record_recurs_on_it(postgres_url):
+    """Two agents on one PostgreSQL both find no open record; the second insert waits for the
+    first transaction and, once it commits, counts its breach on the first one's record."""
+    Store(postgres_url).close()  # the schema
+    engine = create_engine(postgres_url)
+    first, second = record_run(run("breach", 0.6, 1), CTX), record_run(run("breach", 0.7, 2), CTX)
+    out = {}
+    with engine.connect() as a, engine.connect() as b:
+        _, nc_id, opened = first(a)  # opened, not committed yet
+        assert opened
+        racer = threading.Thread(target=lambda: out.update(second=second(b)))
+        racer.start()
+        racer.join(0.5)
+        assert racer.is_alive()  # blocked on the uncommitted record's open_key
+        a.commit()
+        racer.join(10)
+        b.commit()
+    assert out["second"][1:] == (nc_id, False)
+    with engine.connect() as conn:
+        rows = conn.execute(select(nonconformities.c.nc_id, nonconformities.c.recurrences)).all()
+        events = conn.execute(select(nonconformity_events.c.event)).scalars().all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [(nc_id, 1)]
+    assert sorted(events) == ["opened", "recurred"]

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from aims_agent.exporters.evidence import record_run
+from aims_agent.exporters.ledger_verify import verify
 from aims_agent.exporters.lifecycle import (
     TRANSITIONS,
     Change,
@@ -27,8 +28,8 @@ ACTION = (
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'aims.db'}")
+def store(storage_url):
+    s = Store(storage_url)
     yield s
     s.close()
 
@@ -80,6 +81,8 @@ def test_the_full_path_with_what_each_step_needs(store):
     with pytest.raises(LifecycleError, match="does not change"):
         change(store, nc, b'{"comment": "reopen?"}')
     assert opened(store, 20.0) != nc  # a new breach opens a new record
+    report = store.read(lambda c: verify(c))  # every change went into the ledger
+    assert report.ok, report.first_problem
 
 
 @pytest.mark.parametrize("start", list(TRANSITIONS))
@@ -150,6 +153,7 @@ def test_effectiveness_evidence_after_n_passing_runs(store):
     store.submit(record_run(run("pass", 0.1, next(t)), CTX)).result()  # noted once only
     names = [e for e, _ in events(store, nc)]
     assert names.count("effectiveness_evidence") == 1
+    assert store.read(lambda c: verify(c)).ok
     row = store.read(lambda c: c.execute(select(nonconformities)).one())
     assert (
         row.status == "open" and len(row.body["effectiveness_evidence"]["monitoring_records"]) == 3

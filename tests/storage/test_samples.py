@@ -33,8 +33,8 @@ def batch(i, n=40):
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'aims.db'}")
+def store(storage_url):
+    s = Store(storage_url)
     yield s
     s.close()
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import socket
+
 import pytest
 from sqlalchemy import select, text
 
@@ -9,8 +11,8 @@ from aims_agent.storage.store import Store
 
 
 @pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'db' / 'aims.db'}")
+def store(storage_url):
+    s = Store(storage_url)
     yield s
     s.close()
 
@@ -34,8 +36,21 @@ def insert_window(key):
     return write
 
 
-def test_wal_and_full_sync_are_on(store):
-    assert store.read(lambda c: c.execute(text("PRAGMA journal_mode")).scalar()) == "wal"
+def test_durability_settings_reach_the_database(storage_url):
+    checks = {  # per backend: the query and what it answers for durability full, normal
+        "sqlite": ("PRAGMA synchronous", 2, 1),
+        "postgresql": ("SHOW synchronous_commit", "on", "off"),
+    }
+    for durability, column in (("full", 1), ("normal", 2)):
+        s = Store(storage_url, durability=durability)
+        query = checks[s.dialect]
+        assert s.read(lambda c, q=query[0]: c.execute(text(q)).scalar()) == query[column]
+        if s.dialect == "sqlite":
+            assert s.read(lambda c: c.execute(text("PRAGMA journal_mode")).scalar()) == "wal"
+        else:
+            level = s.read(lambda c: c.execute(text("SHOW transaction_isolation")).scalar())
+            assert level == "read committed"
+        s.close()
 
 
 def test_one_failing_write_does_not_sink_its_group(store):
@@ -51,14 +66,14 @@ def test_one_failing_write_does_not_sink_its_group(store):
     assert sorted(rows) == ["a", "b", "c"]
 
 
-def test_close_drains_queued_writes_then_refuses(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'aims.db'}")
+def test_close_drains_queued_writes_then_refuses(storage_url):
+    s = Store(storage_url)
     futures = [s.submit(insert_window(f"m{i}")) for i in range(200)]
     s.close()
     assert all(f.done() and f.exception() is None for f in futures)
     with pytest.raises(StorageError):
         s.submit(insert_window("late"))
-    s2 = Store(f"sqlite:///{tmp_path / 'aims.db'}")
+    s2 = Store(storage_url)
     assert s2.read(lambda c: len(c.execute(select(table)).all())) == 200
     s2.close()
 
@@ -68,3 +83,10 @@ def test_unreachable_storage_is_a_storage_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StorageError):
         Store(f"sqlite:///{blocker / 'sub' / 'aims.db'}")
+    with socket.socket() as s:  # a loopback port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StorageError, match="cannot open storage"):
+        Store(f"postgresql+psycopg://aims@127.0.0.1:{port}/aims")
+    with pytest.raises(StorageError, match="supported: sqlite, postgresql"):
+        Store("mysql://aims@127.0.0.1/aims")

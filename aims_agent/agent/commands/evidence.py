@@ -1,0 +1,164 @@
+"""`aims-agent evidence verify|head`: check the evidence ledger's hash chain, show or sign its head.
+
+`verify` recomputes the chain from the evidence store the config names and checks every
+record against it: exit 0 intact, 1 tampered (the first altered, removed or reordered entry is
+named), 2 bad input. `head` prints the last entry's seq, hash and time with its signature;
+`--sign` signs it with the key in the environment variable `agent.ledger.signing_key_env`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+NAME = "evidence"
+HELP = "verify the evidence ledger (hash chain) and show or sign its head"
+EXIT_OK, EXIT_TAMPERED, EXIT_USAGE = 0, 1, 2
+SHOWN = 20  # problems listed in the text summary
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="evidence_command", required=True)
+    v = sub.add_parser("verify", help="recompute the chain; exit 1 naming the first tampered entry")
+    h = sub.add_parser("head", help="the ledger's head (seq, hash, time) and its signature")
+    for s in (v, h):
+        s.add_argument("--config", required=True)
+        s.add_argument("--format", choices=["text", "json"], default="text")
+    v.add_argument(
+        "--public-key",
+        metavar="FILE",
+        help="Ed25519 public key (PEM or 64 hex digits) that must have signed the latest head",
+    )
+    h.add_argument("--sign", action="store_true", help="sign the head with the configured key")
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _usage(message: str) -> int:
+    print(message, file=sys.stderr)
+    return EXIT_USAGE
+
+
+def run(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from aims_agent.agent.config_loader import load_config
+    from aims_agent.storage.store import Store
+
+    cfg = load_config(Path(args.config))
+    url = make_url(cfg.storage_url)
+    db = url.database if url.get_backend_name() == "sqlite" else None
+    if db and db != ":memory:" and not Path(db).is_file():  # opening would create an empty one
+        return _usage(f"agent.storage_url: no evidence database at {db}")
+    store = Store(cfg.storage_url)
+    try:
+        return (
+            _verify(args, cfg, store)
+            if args.evidence_command == "verify"
+            else _head(args, cfg, store)
+        )
+    finally:
+        store.close()
+
+
+def _verify(args: argparse.Namespace, cfg: Any, store: Any) -> int:
+    from aims_agent.exporters.ledger_verify import VerifyReport, verify
+
+    public_key = None
+    if args.public_key:
+        from aims_agent.exporters.ledger_signing import SigningKeyError, load_public_key
+
+        try:
+            public_key = load_public_key(Path(args.public_key).read_bytes())
+        except OSError as exc:
+            return _usage(f"--public-key: cannot read {args.public_key}: {exc.strerror}")
+        except SigningKeyError as exc:
+            return _usage(f"--public-key: {exc}")
+    report: VerifyReport = store.read(
+        lambda conn: verify(conn, evidence_dir=cfg.agent.evidence_dir, public_key=public_key)
+    )
+    if args.format == "json":
+        data = asdict(report)
+        if report.signed_head is not None:
+            data["signed_head"]["trusted"] = report.signature_trusted
+        del data["signature_trusted"]
+        print(json.dumps(data, indent=2))
+    else:
+        print(_summary(report))
+    return EXIT_OK if report.ok else EXIT_TAMPERED
+
+
+def _summary(report: Any) -> str:
+    lines = []
+    if report.ok:
+        lines.append(f"ledger intact: {report.entries} entries, head {report.head_hash or '-'}")
+    else:
+        first, *rest = report.problems
+        lines.append(f"TAMPERED: {first}")
+        lines += [f"  {p}" for p in rest[: SHOWN - 1]]
+        if report.problem_count > min(len(report.problems), SHOWN):
+            lines.append(
+                f"  ... and {report.problem_count - min(len(report.problems), SHOWN)} more"
+            )
+        lines.append(f"{report.entries} entries checked, {report.problem_count} problem(s)")
+    s = report.signed_head
+    if s is not None:
+        how = "with the trusted key" if report.signature_trusted else "no trusted key given"
+        lines.append(
+            f"signed head: seq {s.seq}, signed {_iso(s.signed_at)} by key {s.public_key[:16]}... "
+            f"({how})"
+        )
+    return "\n".join(lines)
+
+
+def _head(args: argparse.Namespace, cfg: Any, store: Any) -> int:
+    from aims_agent.exporters.ledger import last_entry, latest_signed_head
+
+    signed = None
+    if args.sign:
+        env = cfg.agent.ledger.signing_key_env
+        if env is None:
+            return _usage("--sign: agent.ledger.signing_key_env is not set in the config")
+        if not os.environ.get(env):
+            return _usage(f"agent.ledger.signing_key_env: environment variable {env} is not set")
+        from aims_agent.exporters.ledger_signing import SigningKeyError, load_private_key, sign_head
+
+        try:
+            key = load_private_key(os.environ[env])
+        except SigningKeyError as exc:
+            return _usage(f"agent.ledger.signing_key_env: {env}: {exc}")
+        signed = store.submit(sign_head(key, now=time.time())).result()
+        if signed is None:
+            return _usage("--sign: the ledger is empty, there is no head to sign")
+    entry, latest = store.read(lambda conn: (last_entry(conn), latest_signed_head(conn)))
+    if entry is None:
+        print("{}" if args.format == "json" else "ledger is empty")
+        return EXIT_OK
+    if (
+        signed is None
+        and latest is not None
+        and (latest.seq, latest.hash) == (entry.seq, entry.hash)
+    ):
+        signed = latest
+    if args.format == "json":
+        data = {"seq": entry.seq, "hash": entry.hash, "at": entry.at, "signature": None}
+        if signed is not None:
+            data["signature"] = asdict(signed)
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"head: seq {entry.seq}, hash {entry.hash}, at {_iso(entry.at)}")
+    if signed is None:
+        print("signature: none (sign with --sign)")
+    else:
+        print(f"signature: {signed.signature}")
+        print(f"  by key {signed.public_key}, signed {_iso(signed.signed_at)}")
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""Alembic migrations of the evidence store (see aims_agent.storage.migrate)."""

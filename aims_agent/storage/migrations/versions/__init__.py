@@ -1,0 +1,1 @@
+"""One module per schema revision; scripts/new_migration.sh writes them."""
