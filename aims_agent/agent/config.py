@@ -117,7 +117,8 @@ class AgentConfig(_Strict):
     port: int = Field(8000, ge=0, le=65535)
     evidence_dir: Path = Path("aims-evidence")
     storage_url: str | None = Field(
-        None, description="SQLAlchemy URL; default: SQLite file under evidence_dir"
+        None,
+        description="SQLAlchemy URL: SQLite or PostgreSQL; default: SQLite file under evidence_dir",
     )
     environment: str = "production"
     tokens: tuple[TokenConfig, ...] = Field(min_length=1)
