@@ -448,6 +448,20 @@ def create_app(
             200, {"nc_id": done.nc_id, "status": done.status, "events": list(done.events)}
         )
 
+    @app.get(
+        "/v1/statement-of-applicability",
+        summary="Annex A controls the agent evidences per model, latest evidence and status",
+    )
+    async def statement_of_applicability(
+        model: str | None = None, _: str = Depends(require("read"))
+    ) -> Response:
+        from aims_agent.exporters.soa import build_soa
+
+        if model is not None:
+            model_or_404(model)
+        soa = await asyncio.to_thread(runtime.store.read, lambda conn: build_soa(conn, cfg, model))
+        return json_response(200, soa)
+
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

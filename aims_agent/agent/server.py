@@ -143,7 +143,7 @@ def serve(
     # (default 5 ms), so a proxied request never waits long behind them
     sys.setswitchinterval(0.001)
     runtime = Runtime(cfg, environ=environ)
-    scheduler = build_scheduler(cfg, runtime.run_check)
+    scheduler = build_scheduler(cfg, runtime.run_check, store=runtime.store)
     ready = {"value": False}
     sock = bind(cfg.agent.host, cfg.agent.port)
     url = url_of(sock)

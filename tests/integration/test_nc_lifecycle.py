@@ -141,3 +141,18 @@ def test_the_cli_lists_shows_and_updates(agent):
         "escalated",
         "investigating",
     ]
+
+
+def test_statement_of_applicability_over_http(agent):
+    with agent.client() as c:
+        nc = new_nc(c)
+        assert nc
+    with agent.client(token=READ_TOKEN) as reader:
+        soa = reader.get("/v1/statement-of-applicability").json()
+        [model] = soa["models"]
+        by_id = {ctl["id"]: ctl for ctl in model["controls"]}
+        assert by_id["A.6.2.6"]["applicable"] and by_id["A.6.2.6"]["latest_status"] == "breach"
+        assert model["summary"]["evidenced"] >= 1
+        assert reader.get("/v1/statement-of-applicability?model=nope").status_code == 404
+    with agent.client(token=None) as anonymous:
+        assert anonymous.get("/v1/statement-of-applicability").status_code == 401

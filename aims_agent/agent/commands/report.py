@@ -1,0 +1,78 @@
+"""`aims-agent report`: a period's management-review input (ISO/IEC 42001 9.3.2).
+
+Reads the evidence store the config names (committed evidence only, so the agent may keep
+running), writes the report atomically, records its SHA-256 as an evidence attachment, and
+prints the SHA-256 and path as `sha256sum` does, so `sha256sum -c` can check the file later.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "report"
+HELP = "write a period report: check results, nonconformities, statement of applicability"
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    from aims_agent.exporters.report import RENDERERS
+
+    p.add_argument("--config", required=True)
+    p.add_argument(
+        "--period", required=True, help="UTC: YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD"
+    )
+    p.add_argument("--model", help="one model's report (default: all models)")
+    p.add_argument("--format", choices=sorted(RENDERERS), default="html")
+    p.add_argument(
+        "--out", help="file to write (default: EVIDENCE_DIR/reports/PERIOD[-MODEL].FORMAT)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from aims_agent.agent.config_loader import load_config
+    from aims_agent.errors import StorageError
+    from aims_agent.exporters.report import (
+        PeriodError,
+        ReportWriteError,
+        period_bounds,
+        write_report,
+    )
+    from aims_agent.storage.store import Store
+
+    try:
+        period_bounds(args.period)
+    except PeriodError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    cfg = load_config(Path(args.config))
+    names = sorted(m.name for m in cfg.models)
+    if args.model is not None and args.model not in names:
+        print(f"--model: unknown model {args.model!r}; known: {', '.join(names)}", file=sys.stderr)
+        return 2
+    url = make_url(cfg.storage_url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        print(f"--config: no evidence store at {url.database}", file=sys.stderr)
+        return 2
+    store = Store(cfg.storage_url)
+    try:
+        written = write_report(
+            store,
+            cfg,
+            args.period,
+            fmt=args.format,
+            model=args.model,
+            out=Path(args.out) if args.out else None,
+        )
+    except ReportWriteError as exc:
+        print(f"{'--out' if args.out else 'error'}: {exc}", file=sys.stderr)
+        return 2
+    except StorageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        store.close()
+    print(f"{written.sha256}  {written.path}")
+    return 0

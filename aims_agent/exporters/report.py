@@ -1,0 +1,289 @@
+"""Period reports: the management-review input of ISO/IEC 42001 clause 9.3.2.
+
+    period_bounds("2026-11")             UTC [start, end) of YYYY, YYYY-Qn, YYYY-MM or D..D
+    build(conn, cfg, "2026-11")          the report as plain data (what its JSON holds)
+    RENDERERS["html" | "json" | "md"]    data -> text
+    write_report(store, cfg, "2026-11")  rendered, written atomically, recorded as evidence
+
+Per model, per check and per control: check runs and their verdicts, with a daily series for
+the trend charts (9.3.2 asks for trends in monitoring results); nonconformities opened, closed
+and still open at the end of the period, with ages, time to close, recurrences and the state of
+their corrective action (10.2); and the statement of applicability view (`exporters.soa`). A
+nonconformity's status at the end of the period comes from its events; its clause 10.2 fields
+(corrective action, review) are shown as last recorded: the store keeps no older value.
+
+A written report is an attachment (kind `period_report`) of the report id
+`RPT-<period>-<model|all>-<format>`, so its SHA-256 enters the evidence ledger. The attachment
+is a copy under `reports/archive/` named by its hash and never overwritten: a later report of
+the same period replaces the file at its usual path, and the earlier attachment still verifies.
+The sections are computed in `report_sections`, rendered by `report_html` (one self-contained
+file, inline SVG charts) and `report_md`. Storage is imported only inside the functions that
+query, so that the CLI can list the formats without loading it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from aims_agent import __version__
+from aims_agent.errors import AimsError, UnknownAliasError, UnknownModelError
+from aims_agent.exporters import report_sections as sections
+from aims_agent.exporters.report_html import to_html
+from aims_agent.exporters.report_md import to_markdown
+from aims_agent.exporters.report_sections import OUTCOMES
+from aims_agent.exporters.soa import build_soa
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from aims_agent.agent.config import Config
+    from aims_agent.storage.store import Store
+
+REPORT_SCHEMA = "aims.period-report/1"
+ATTACHMENT_KIND = "period_report"
+JsonDict = dict[str, Any]
+
+
+class PeriodError(AimsError, ValueError):
+    """A period that is none of YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD."""
+
+
+def to_json(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+RENDERERS: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "html": to_html,
+    "json": to_json,
+    "md": to_markdown,
+}
+
+
+def renderer(fmt: str) -> Callable[[Mapping[str, Any]], str]:
+    try:
+        return RENDERERS[fmt]
+    except KeyError:
+        raise UnknownAliasError("report format", fmt, RENDERERS) from None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def period_bounds(text: str) -> tuple[datetime, datetime]:
+    """UTC [start, end) of `2026`, `2026-Q4`, `2026-11` or `2026-11-01..2026-11-15` (both days
+    in); anything else raises PeriodError naming `--period`."""
+    from aims_agent.exporters.oscal import parse_period
+
+    try:
+        return parse_period(text)
+    except ValueError as exc:
+        raise PeriodError(f"--period: {exc}") from exc
+
+
+def period_label(text: str) -> str:
+    """The period as written in file names and report ids: `2026-q4` -> `2026-Q4`."""
+    period_bounds(text)
+    return text.strip().upper()
+
+
+def previous_month(now: float) -> str:
+    """The month before the one `now` falls in: what the monthly job reports on."""
+    first = datetime.fromtimestamp(now, UTC).replace(day=1)
+    return (first - timedelta(days=1)).strftime("%Y-%m")
+
+
+def build(
+    conn: Connection,
+    cfg: Config,
+    period: str,
+    model: str | None = None,
+    *,
+    now: float | None = None,
+) -> JsonDict:
+    """The period report of all models (or one) as plain data: what the JSON report holds and
+    the other formats render. A period that has not ended is reported up to `now` (default:
+    the clock): evidence after it is left out, open nonconformities are aged to it."""
+    start, end = period_bounds(period)
+    label = period_label(period)
+    t0, t1 = start.timestamp(), end.timestamp()
+    now = time.time() if now is None else now
+    as_of = min(t1, max(t0, now))
+    configured = {m.name: m for m in cfg.models}
+    if model is not None and model not in configured:
+        known = ", ".join(sorted(configured))
+        raise UnknownModelError(f"--model: unknown model {model!r}; known: {known}")
+    runs = sections.load_runs(conn, t0, as_of, model)
+    ncs = sections.load_nonconformities(conn, t0, as_of, model)
+    ndays = sections.day_count(t0, as_of)
+    # per check, the latest run that measured something: its metric and threshold are shown
+    last = {(r.model, r.check_id): r.record_id for r in runs if r.value is not None}
+    bodies = sections.latest_bodies(conn, list(last.values()))
+    names = [m.name for m in cfg.models if model in (None, m.name)]
+    names += sorted(({r.model for r in runs} | {r.model for r, _ in ncs}) - set(names))
+    models = [
+        sections.model_section(
+            name,
+            configured.get(name),
+            [r for r in runs if r.model == name],
+            [n for n in ncs if n[0].model == name],
+            bodies,
+            last,
+            (t0, as_of, ndays),
+        )
+        for name in names
+    ]
+    nc_keys = ("opened", "closed", "rejected", "open_at_end", "recurrences")
+    return {
+        "schema_version": REPORT_SCHEMA,
+        "title": f"Management review input: AI monitoring results, {label}",
+        "standard": "ISO/IEC 42001:2023 clause 9.3.2 (results of 9.1 and 10.2)",
+        "period": {
+            "label": label,
+            "start": _iso(t0),
+            "end": _iso(t1),
+            "as_of": _iso(as_of),
+            "complete": now >= t1,
+        },
+        "scope": {"model": model, "models": names},
+        "generated_at": _iso(now),
+        "generator": {
+            "name": "aims-agent",
+            "version": __version__,
+            "config_sha256": cfg.fingerprint(),
+        },
+        "totals": {
+            "runs": sum(m["totals"]["runs"] for m in models),
+            **{o: sum(m["totals"][o] for m in models) for o in OUTCOMES},
+            "nonconformities": {
+                k: sum(m["nonconformities"]["summary"][k] for m in models) for k in nc_keys
+            },
+        },
+        "models": models,
+        "statement_of_applicability": build_soa(conn, cfg, model, until=as_of),
+        "notes": sections.notes(models, now, t1, as_of),
+    }
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+class ReportWriteError(AimsError, RuntimeError):
+    """A report file could not be written."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WrittenReport:
+    report_id: str
+    path: Path
+    sha256: str
+    bytes: int
+    attachment_id: str
+    archived: str  # the attachment's path, relative to the evidence directory
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Attachment:
+    attachment_id: str
+    kind: str
+    path: str
+    sha256: str
+    bytes: int
+
+
+def report_id(label: str, model: str | None, fmt: str) -> str:
+    """`RPT-2026-11-all-html`; a model name too long for the 64-character id is hashed."""
+    rid = f"RPT-{label}-{model or 'all'}-{fmt}"
+    if len(rid) <= 64:
+        return rid
+    return f"RPT-{label}-{hashlib.sha256(str(model).encode()).hexdigest()[:12]}-{fmt}"
+
+
+def default_path(cfg: Config, label: str, model: str | None, fmt: str) -> Path:
+    """`<evidence_dir>/reports/<period>[-<model>].<format>`"""
+    return cfg.agent.evidence_dir / "reports" / f"{label}{f'-{model}' if model else ''}.{fmt}"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, rename over `path`, fsync the folder:
+    a reader sees the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if hasattr(os, "O_DIRECTORY"):
+        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_report(
+    store: Store,
+    cfg: Config,
+    period: str,
+    *,
+    fmt: str = "html",
+    model: str | None = None,
+    out: Path | None = None,
+    now: float | None = None,
+) -> WrittenReport:
+    """Build, render and write one report, and record it as an attachment (into the ledger)."""
+    from aims_agent.exporters.evidence import save_attachment
+
+    render = renderer(fmt)
+    label = period_label(period)
+    now = time.time() if now is None else now
+    data = store.read(lambda conn: build(conn, cfg, period, model, now=now))
+    payload = render(data).encode()
+    digest = hashlib.sha256(payload).hexdigest()
+    rid = report_id(label, model, fmt)
+    target = out or default_path(cfg, label, model, fmt)
+    evidence = cfg.agent.evidence_dir
+    archive = evidence / "reports" / "archive" / f"{rid}-{digest[:16]}.{fmt}"
+    for path in (target, archive):
+        try:
+            if path is target or not path.is_file():
+                write_atomic(path, payload)
+        except OSError as exc:
+            raise ReportWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    att = _Attachment(
+        attachment_id=f"ATT-{uuid.uuid4().hex}",
+        kind=ATTACHMENT_KIND,
+        path=archive.relative_to(evidence).as_posix(),
+        sha256=digest,
+        bytes=len(payload),
+    )
+    store.submit(save_attachment(att, rid, now)).result()
+    return WrittenReport(
+        report_id=rid,
+        path=target,
+        sha256=digest,
+        bytes=len(payload),
+        attachment_id=att.attachment_id,
+        archived=att.path,
+    )
+
+
+def write_monthly(store: Store, cfg: Config, *, now: float | None = None) -> list[WrittenReport]:
+    """The scheduled job: last month's report of all models, in each configured format."""
+    now = time.time() if now is None else now
+    period = previous_month(now)
+    return [write_report(store, cfg, period, fmt=fmt, now=now) for fmt in cfg.agent.reports.formats]
