@@ -176,4 +176,4 @@ def test_the_cli_prints_the_view_as_json(ev, capsys, tmp_path):
     other = Path(tmp_path / "other.yaml")
     other.write_text(yaml.safe_dump(empty))
     assert main(["soa", "--config", str(other)]) == 2
-    assert "--config: no evidence store" in capsys.readouterr().err
+    assert "agent.storage_url: no evidence database" in capsys.readouterr().err

@@ -18,6 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aims_agent.agent.commands import open_evidence
+from aims_agent.errors import AimsError
+
 NAME = "evidence"
 HELP = "verify the evidence ledger (hash chain) and show or sign its head"
 EXIT_OK, EXIT_TAMPERED, EXIT_USAGE = 0, 1, 2
@@ -49,17 +52,11 @@ def _usage(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
 
-    from aims_agent.agent.config_loader import load_config
-    from aims_agent.storage.store import Store
-
-    cfg = load_config(Path(args.config))
-    url = make_url(cfg.storage_url)
-    db = url.database if url.get_backend_name() == "sqlite" else None
-    if db and db != ":memory:" and not Path(db).is_file():  # opening would create an empty one
-        return _usage(f"agent.storage_url: no evidence database at {db}")
-    store = Store(cfg.storage_url)
+    try:
+        cfg, store = open_evidence(args.config)
+    except AimsError as exc:
+        return _usage(str(exc))
     try:
         return (
             _verify(args, cfg, store)

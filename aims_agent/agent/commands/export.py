@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
-import uuid
 from pathlib import Path
+
+from aims_agent.agent.commands import open_evidence
 
 NAME = "export"
 HELP = "export a period's evidence (OSCAL assessment results)"
@@ -36,50 +36,17 @@ def arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, and rename it over `path`:
-    a reader sees the old file or the new one, never a part."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
 def run(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
-
-    from aims_agent.agent.config_loader import load_config
     from aims_agent.errors import StorageError
     from aims_agent.exporters.oscal import assessment_results, parse_period
-    from aims_agent.storage.store import Store
+    from aims_agent.exporters.report import write_atomic
 
     try:
         start, end = parse_period(args.period)
     except ValueError as exc:
         print(f"--period: {exc}", file=sys.stderr)
         return 2
-    cfg = load_config(Path(args.config))
-    names = sorted(m.name for m in cfg.models)
-    if args.model is not None and args.model not in names:
-        print(f"--model: unknown model {args.model!r}; known: {', '.join(names)}", file=sys.stderr)
-        return 2
-    url = make_url(cfg.storage_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        print(f"--config: no evidence store at {url.database}", file=sys.stderr)
-        return 2
-    store = Store(cfg.storage_url)
+    cfg, store = open_evidence(args.config, args.model)
     try:
         doc = store.read(lambda conn: assessment_results(conn, cfg, start, end, args.model))
     except StorageError as exc:

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from aims_agent.agent.commands import open_evidence
+
 NAME = "report"
 HELP = "write a period report: check results, nonconformities, statement of applicability"
 
@@ -30,9 +32,6 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
-
-    from aims_agent.agent.config_loader import load_config
     from aims_agent.errors import StorageError
     from aims_agent.exporters.report import (
         PeriodError,
@@ -40,23 +39,13 @@ def run(args: argparse.Namespace) -> int:
         period_bounds,
         write_report,
     )
-    from aims_agent.storage.store import Store
 
     try:
         period_bounds(args.period)
     except PeriodError as exc:
         print(exc, file=sys.stderr)
         return 2
-    cfg = load_config(Path(args.config))
-    names = sorted(m.name for m in cfg.models)
-    if args.model is not None and args.model not in names:
-        print(f"--model: unknown model {args.model!r}; known: {', '.join(names)}", file=sys.stderr)
-        return 2
-    url = make_url(cfg.storage_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        print(f"--config: no evidence store at {url.database}", file=sys.stderr)
-        return 2
-    store = Store(cfg.storage_url)
+    cfg, store = open_evidence(args.config, args.model)
     try:
         written = write_report(
             store,

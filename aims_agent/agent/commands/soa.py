@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from aims_agent.agent.commands import open_evidence
 
 NAME = "soa"
 HELP = "statement of applicability: Annex A controls the agent evidences per model (JSON)"
@@ -22,23 +23,10 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sqlalchemy.engine import make_url
-
-    from aims_agent.agent.config_loader import load_config
     from aims_agent.errors import StorageError
     from aims_agent.exporters.soa import build_soa
-    from aims_agent.storage.store import Store
 
-    cfg = load_config(Path(args.config))
-    names = sorted(m.name for m in cfg.models)
-    if args.model is not None and args.model not in names:
-        print(f"--model: unknown model {args.model!r}; known: {', '.join(names)}", file=sys.stderr)
-        return 2
-    url = make_url(cfg.storage_url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        print(f"--config: no evidence store at {url.database}", file=sys.stderr)
-        return 2
-    store = Store(cfg.storage_url)
+    cfg, store = open_evidence(args.config, args.model)
     try:
         doc = store.read(lambda conn: build_soa(conn, cfg, args.model))
     except StorageError as exc:
