@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sqlalchemy import Connection, func, select
@@ -31,7 +32,6 @@ from aims_agent.collectors import protocols
 from aims_agent.collectors.exchange import decode_exchange, mapping_for
 from aims_agent.collectors.kserve import Event, PairBuffer, decode_pair
 from aims_agent.collectors.logtail import LogTail, Position
-from aims_agent.collectors.proxy import Exchange, Tap
 from aims_agent.collectors.push import Decoded, DecodedLabels, decode_records, rename_fields
 from aims_agent.errors import BackpressureError, PayloadError, StorageError, UnknownModelError
 from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
@@ -52,6 +52,9 @@ from aims_agent.storage.samples import (
 )
 from aims_agent.storage.schema import nonconformities
 from aims_agent.storage.store import Store
+
+if TYPE_CHECKING:  # the proxy (aiohttp) loads only when a model has one
+    from aims_agent.collectors.proxy import Exchange, Tap
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
@@ -275,7 +278,7 @@ class Runtime:
         try:
             await asyncio.wrap_future(pending)
         except StorageError:
-            self._resync(name)
+            await asyncio.to_thread(self._resync, name)
             raise
         self.metrics.received.labels(name).inc(len(decoded.rows))
         self.metrics.sampled.labels(name).inc(len(sampled.slots))
@@ -289,11 +292,9 @@ class Runtime:
             decoded.ids, decoded.cells, now=self.clock(), ttl=mr.cfg.window.label_ttl_seconds
         )
         joined = sum(len(b.slots) for b in result.batches)
-        for batch in result.batches:
-            pending = self.store.submit(append_batch(name, batch))
-        if joined:
-            await asyncio.wrap_future(pending)  # the writer commits in order: all are durable
-            self._logged[name] = self._logged.get(name, 0) + joined
+        writes = [self.store.submit(append_batch(name, b)) for b in result.batches]
+        await asyncio.gather(*map(asyncio.wrap_future, writes))  # each commits on its own
+        self._logged[name] = self._logged.get(name, 0) + joined
         counts = {"joined": joined, "unknown": result.unknown, "expired": result.expired}
         for outcome, n in counts.items():
             self.metrics.labels.labels(name, outcome).inc(n)
@@ -389,7 +390,12 @@ class Runtime:
             await tap.wait()
             if len(tap) < _TAP_BATCH:  # gather a batch: one commit per batch, not per request
                 await asyncio.sleep(_TAP_LINGER)
-            await self._ingest_exchanges(name, mapping, tap.take(_TAP_BATCH))
+            batch = tap.take(_TAP_BATCH)
+            try:
+                await self._ingest_exchanges(name, mapping, batch)
+            except Exception:  # noqa: BLE001 - the tap must outlive any one bad batch
+                log.exception("proxy tap of %s: a batch of %d samples was lost", name, len(batch))
+                self.metrics.proxy_samples.labels(name, "dropped").inc(len(batch))
 
     async def flush_tap(self, name: str, tap: Tap) -> None:
         """Ingest what the tap still holds (at shutdown, after the proxy stopped)."""
@@ -406,7 +412,7 @@ class Runtime:
         samples = self.metrics.proxy_samples
         rows, ids, stamps = [], [], []
         invalid = undecodable = 0
-        first: PayloadError | None = None
+        first: Exception | None = None
         for i, ex in enumerate(batch):
             try:
                 d = decode_exchange(
@@ -414,12 +420,12 @@ class Runtime:
                     mapping,
                     mr.schema,
                     ex.request,
-                    ex.response,
+                    ex.decoded(),
                     path=ex.path,
                     request_id=ex.request_id,
                     now=ex.received_at,
                 )
-            except PayloadError as exc:
+            except (PayloadError, ValueError) as exc:  # ValueError: content encoding
                 undecodable += 1
                 first = first or exc
             else:

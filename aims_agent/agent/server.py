@@ -17,6 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI
@@ -25,8 +26,9 @@ from aims_agent.agent.app import create_app, resolve_tokens
 from aims_agent.agent.config import Config
 from aims_agent.agent.runtime import Runtime
 from aims_agent.agent.scheduler import build_scheduler
-from aims_agent.collectors.proxy import Tap
-from aims_agent.exporters.notify import Notifier, resolve_secrets
+
+if TYPE_CHECKING:  # aiohttp and httpx load only when proxies or notifications are configured
+    from aims_agent.collectors.proxy import Tap
 
 log = logging.getLogger("aims_agent")
 
@@ -81,6 +83,10 @@ class _Proxy:
 
 
 def _proxies(cfg: Config, runtime: Runtime) -> list[_Proxy]:
+    if not any(m.proxy for m in cfg.models):
+        return []
+    from aims_agent.collectors.proxy import Tap
+
     out = []
     for m in cfg.models:
         if m.proxy is None:
@@ -126,9 +132,19 @@ async def _stop_proxies(proxies: list[_Proxy], runtime: Runtime) -> None:
             await asyncio.gather(p.draining, return_exceptions=True)
         try:
             await runtime.flush_tap(p.model, p.tap)
+        except Exception:  # noqa: BLE001 - the other taps still close
+            log.exception("proxy tap of %s: samples not flushed at shutdown", p.model)
         finally:
             await p.tap.close()
             p.sock.close()
+
+
+def _secrets(cfg: Config, environ: Mapping[str, str]) -> dict[str, bytes]:
+    if not cfg.agent.notifications:
+        return {}
+    from aims_agent.exporters.notify import resolve_secrets
+
+    return resolve_secrets(cfg.agent.notifications, environ)
 
 
 def serve(
@@ -138,10 +154,11 @@ def serve(
 
     `announce` gets a line with the API's URL, then a line per proxy tap."""
     tokens = resolve_tokens(cfg, environ)
-    secrets = resolve_secrets(cfg.agent.notifications, environ)
-    # the storage writer and check threads hand the GIL back to the event loop within 1 ms
-    # (default 5 ms), so a proxied request never waits long behind them
-    sys.setswitchinterval(0.001)
+    secrets = _secrets(cfg, environ)
+    if any(m.proxy for m in cfg.models):
+        # the storage writer and check threads hand the GIL back to the event loop within 1 ms
+        # (default 5 ms), so a proxied request never waits long behind them
+        sys.setswitchinterval(0.001)
     runtime = Runtime(cfg, environ=environ)
     scheduler = build_scheduler(cfg, runtime.run_check, store=runtime.store)
     ready = {"value": False}
@@ -160,6 +177,8 @@ def serve(
         ]
         tasks.append(asyncio.create_task(runtime.housekeeping(), name="housekeeping"))
         if cfg.agent.notifications:
+            from aims_agent.exporters.notify import Notifier
+
             notifier = Notifier(cfg.agent.notifications, secrets, runtime.store, runtime.metrics)
             await notifier.register()
             tasks.append(asyncio.create_task(notifier.run(), name="notifications"))

@@ -20,11 +20,13 @@ and counted; the request itself never waits for the monitor.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import os
 import random
 import re
 import time
+import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -69,11 +71,18 @@ class Exchange:
     """One sampled request / response pair, waiting to be decoded."""
 
     protocol: str
+    encoding: str  # the response's Content-Encoding ("" for none)
     path: str
     request_id: str | None  # the client's, or None when the proxy generated it
     request: bytes
-    response: bytes
+    response: bytes  # as the upstream sent it; `decoded()` undoes its content encoding
     received_at: float
+
+    def decoded(self) -> bytes:
+        """The response body without its content encoding; ValueError if it cannot be undone."""
+        if self.encoding in ("", "identity"):
+            return self.response
+        return _decompress(self.response, self.encoding)
 
     @property
     def size(self) -> int:
@@ -93,8 +102,8 @@ class Tap:
         chance: Callable[[], float] = random.random,
     ) -> None:
         self.cfg, self.model, self.clock, self.chance = cfg, model, clock, chance
+        self.metrics = metrics
         self.upstream = cfg.upstream.rstrip("/")
-        self._host = self.upstream.split("://", 1)[1].encode("latin-1")
         self._id_header = cfg.id_header.lower().encode("latin-1")
         self._requests = {
             o: metrics.proxy_requests.labels(model, o)
@@ -104,9 +113,9 @@ class Tap:
                 "upstream_timeout",
                 "upstream_broken",
                 "too_large",
+                "client_gone",
             )
         }
-        self.samples = metrics.proxy_samples
         self._not_sampled = metrics.proxy_samples.labels(model, "not_sampled")
         self._not_inference = metrics.proxy_samples.labels(model, "not_inference")
         self._not_2xx = metrics.proxy_samples.labels(model, "not_2xx")
@@ -224,7 +233,11 @@ class Tap:
             headers.append((self.cfg.id_header, request_id.decode()))
         echo = (self._id_header, request_id)
 
-        body = await self._read_body(receive)
+        try:
+            body = await self._read_body(receive)
+        except _ClientGone:  # a partial request is never forwarded
+            self._requests["client_gone"].inc()
+            return
         if body is None:
             self._requests["too_large"].inc()
             await _error(send, 413, f"request body exceeds {self.cfg.max_body_bytes} bytes", echo)
@@ -254,8 +267,13 @@ class Tap:
             return
         self._latency.observe(time.perf_counter() - started)
 
-        out = [(k, v) for k, v in upstream.raw_headers if k.lower() not in HOP_BY_HOP]
-        if not any(k.lower() == self._id_header for k, _ in out):
+        out, echoed = [], False
+        for k, v in upstream.raw_headers:
+            lower = k.lower()
+            if lower not in HOP_BY_HOP:
+                out.append((k, v))
+                echoed = echoed or lower == self._id_header
+        if not echoed:
             out.append(echo)
         keep = sampled and 200 <= upstream.status < 300
         captured: list[bytes] = []
@@ -274,33 +292,27 @@ class Tap:
         self._requests["forwarded"].inc()
         if sampled and not keep:
             self._not_2xx.inc()
-        if keep and protocol is not None:
-            response = b"".join(captured)
-            encoding = upstream.headers.get("Content-Encoding", "identity").lower()
-            if encoding not in ("identity", ""):
-                try:
-                    response = _decompress(response, encoding)
-                except ValueError:
-                    self.samples.labels(self.model, "undecodable").inc()
-                    return
+        if keep and protocol is not None:  # (keep implies a protocol; this tells mypy)
             self._enqueue(
                 Exchange(
                     protocol=protocol,
+                    encoding=upstream.headers.get("Content-Encoding", "").lower(),
                     path=scope["path"],
                     request_id=None if generated else request_id.decode("latin-1"),
                     request=body,
-                    response=response,
+                    response=b"".join(captured),
                     received_at=self.clock(),
                 )
             )
 
     async def _read_body(self, receive: Receive) -> bytes | None:
-        """The whole request body, or None (after reading it to the end) if it is too large."""
+        """The whole request body, or None (after reading it to the end) if it is too large.
+        Raises _ClientGone if the client left before sending all of it."""
         chunks, size, limit = [], 0, self.cfg.max_body_bytes
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                break
+                raise _ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size <= limit:
@@ -312,15 +324,16 @@ class Tap:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _ClientGone(Exception):
+    """The client disconnected before its request body was complete."""
+
+
 def _describe(exc: BaseException) -> str:
     detail = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {detail}"[:500]
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:
-    import gzip
-    import zlib
-
     try:
         if encoding in ("gzip", "x-gzip"):
             return gzip.decompress(body)

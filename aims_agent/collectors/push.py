@@ -84,9 +84,10 @@ def _decode_valid_batch(parts: list[bytes], schema: ModelSchema, *, now: float) 
         return None
     if len(records) != len(parts):  # e.g. two JSON objects on one NDJSON line
         return None
-    ids = [schema.record_id(r.id) for r in records]
-    if any(not rid or len(rid) > 256 for rid in ids):
+    raw = [str(r.id) for r in records]
+    if any(not rid or len(rid) > 256 for rid in raw):
         return None
+    ids = [schema.record_id(rid) for rid in raw]
     try:
         stamps = [now if r.timestamp is None else epoch(r.timestamp, default=now) for r in records]
     except ValueError:
@@ -116,7 +117,7 @@ def _decode_each(parts: list[bytes], schema: ModelSchema, *, now: float) -> Deco
     for index, raw in enumerate(parts):
         try:
             record = _decode_one(schema.decoder, raw, index)
-            rid = schema.record_id(record.id)
+            rid = str(record.id)
             if not rid or len(rid) > 256:
                 raise RecordError(
                     index=index,
@@ -134,7 +135,7 @@ def _decode_each(parts: list[bytes], schema: ModelSchema, *, now: float) -> Deco
             errors.append(err)
             continue
         rows.append(schema.row(record))
-        ids.append(rid)
+        ids.append(schema.record_id(rid))
         stamps.append(stamp)
     return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)
 

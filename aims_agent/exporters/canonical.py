@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -43,6 +44,11 @@ def canonical(value: object) -> bytes:
         return "".join(parts).encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate
         raise CanonicalJSONError(f"not valid Unicode: {exc.reason}") from exc
+
+
+def iso(ts: float) -> str:
+    """An epoch time as RFC 3339 UTC with a Z, as every evidence record writes it."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def sha256_hex(value: object) -> str:

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from aims_agent.errors import StorageError
 from aims_agent.exporters import ledger
-from aims_agent.exporters.canonical import json_safe
+from aims_agent.exporters.canonical import iso, json_safe
 from aims_agent.records import Assessment, CheckRun, Threshold
 from aims_agent.storage.schema import (
     attachments,
@@ -49,10 +48,6 @@ class EvidenceContext:
     window_span_seconds: float | None = None
     window_step_seconds: float | None = None  # sliding windows only
     effectiveness_windows: int = 3  # passing runs in a row that evidence a corrective action
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _threshold(t: Threshold | None) -> dict[str, Any] | None:

@@ -27,14 +27,13 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from itertools import groupby
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Text, cast, exists, select
 
-from aims_agent.exporters.canonical import CanonicalJSONError, sha256_hex
+from aims_agent.exporters.canonical import CanonicalJSONError, iso, sha256_hex
 from aims_agent.exporters.ledger import (
     CONTENT,
     GENESIS,
@@ -215,10 +214,6 @@ def _check_signed(
     return why is None and public_key is not None
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _columns_agree(row: Mapping[str, Any], _: Path | None) -> str | None:
     """The columns queried beside the body (streaks, listings) must say what the body says."""
     body = row["body"]
@@ -231,7 +226,7 @@ def _columns_agree(row: Mapping[str, Any], _: Path | None) -> str | None:
         "nonconformity_id": body.get("nonconformity_id"),
     }
     try:
-        stored = {**row, "executed_at": _iso(float(row["executed_at"]))}
+        stored = {**row, "executed_at": iso(float(row["executed_at"]))}
     except (TypeError, ValueError, OverflowError, OSError):
         return "record altered: column executed_at is not a time"
     wrong = [

@@ -26,7 +26,8 @@ from sqlalchemy import Connection, select, update
 
 from aims_agent.errors import AimsError
 from aims_agent.exporters import ledger
-from aims_agent.exporters.evidence import AGENT_ACTOR, iso
+from aims_agent.exporters.canonical import iso
+from aims_agent.exporters.evidence import AGENT_ACTOR
 from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
 
 Status = Literal["open", "investigating", "corrective_action", "verifying", "closed", "rejected"]
@@ -193,7 +194,8 @@ def apply(nc_id: str, change: Change, *, actor: str, now: float) -> Callable[[Co
             detail: dict[str, Any] = {"from": status, "to": new_status}
             if change.justification:
                 detail["justification"] = change.justification
-                body["rejection_justification"] = change.justification
+                if new_status == "rejected":
+                    body["rejection_justification"] = change.justification
             events.append((new_status, detail))
             if new_status in TERMINAL:
                 body["closed_at"] = iso(now)
@@ -224,8 +226,8 @@ def _incident(incident: SeriousIncident, now: float) -> dict[str, Any]:
     return {
         "possible": True,
         "kind": incident.kind,
-        "aware_at": aware.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-        "art73_reporting_deadline": deadline.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+        "aware_at": iso(aware.timestamp()),
+        "art73_reporting_deadline": iso(deadline.timestamp()),
         "art73_days": ART73_DAYS[incident.kind],
     }
 
@@ -276,9 +278,9 @@ def note_effectiveness(
     `windows` passing runs in a row since its last breach, record once that evidence of
     effectiveness is available (clause 10.2 d). Only a person closes the record."""
     row = conn.execute(
-        select(nonconformities.c.nc_id, nonconformities.c.body).where(
-            nonconformities.c.open_key == f"{model}/{check_id}"
-        )
+        select(nonconformities.c.nc_id, nonconformities.c.body)
+        .where(nonconformities.c.open_key == f"{model}/{check_id}")
+        .with_for_update()  # a person's change on another agent is not overwritten
     ).first()
     if row is None:
         return False
@@ -286,7 +288,12 @@ def note_effectiveness(
     # last windows - 1 of them passed, and the one before those did not (noted only once)
     before = conn.execute(
         select(monitoring_records.c.record_id, monitoring_records.c.outcome)
-        .where(monitoring_records.c.model == model, monitoring_records.c.check_id == check_id)
+        .where(
+            monitoring_records.c.model == model,
+            monitoring_records.c.check_id == check_id,
+            # runs that failed or lacked data neither break nor extend the streak
+            monitoring_records.c.outcome.in_(("pass", "warn", "breach")),
+        )
         .order_by(monitoring_records.c.executed_at.desc())
         .limit(windows)
     ).all()

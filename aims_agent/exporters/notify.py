@@ -33,7 +33,7 @@ from sqlalchemy import Connection, and_, func, select
 
 from aims_agent.agent.config import NotificationConfig
 from aims_agent.errors import ConfigError, StorageError
-from aims_agent.exporters.evidence import iso
+from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.prometheus import Metrics
 from aims_agent.storage.schema import (
     nonconformities,
@@ -45,6 +45,7 @@ from aims_agent.storage.store import UPSERT, Store
 
 log = logging.getLogger(__name__)
 _RETRYABLE_4XX = frozenset({408, 425, 429})
+ALERT_DAYS = 30  # an open record's Alertmanager alert lasts this long after its latest event
 _BATCH = 100  # events sent to one receiver per pass before the others get a turn
 
 
@@ -150,24 +151,26 @@ def slack(target: NotificationConfig, ev: Event, _: bytes, now: float) -> Reques
 
 def alertmanager(target: NotificationConfig, ev: Event, _: bytes, now: float) -> Request:
     """One alert per nonconformity (its labels identify it, so Alertmanager dedupes resends);
-    an event that ends the record ends the alert."""
+    an event that ends the record ends the alert. An open record's alert lasts ALERT_DAYS
+    past each event (Alertmanager would otherwise resolve it after its resolve_timeout); the
+    severity is an annotation, so escalating it keeps the alert's identity."""
     alert: dict[str, Any] = {
         "labels": {
             "alertname": "AimsNonconformity",
             "model": ev.model,
             "check": ev.check_id,
             "nonconformity_id": ev.nc_id,
-            "severity": str(ev.record.get("severity", "minor")),
         },
         "annotations": {
+            "severity": str(ev.record.get("severity", "minor")),
             "summary": ev.summary,
             "event": ev.event,
             "idempotency_key": ev.key,
         },
         "startsAt": ev.record.get("opened_at") or iso(ev.at),
     }
-    if ev.event in ("closed", "rejected"):
-        alert["endsAt"] = iso(ev.at)
+    ends = ev.at if ev.event in ("closed", "rejected") else ev.at + ALERT_DAYS * 86400
+    alert["endsAt"] = iso(ends)
     return Request(
         target.url.rstrip("/") + "/api/v2/alerts",
         {"Content-Type": "application/json", "Idempotency-Key": ev.key},

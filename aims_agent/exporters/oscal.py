@@ -17,7 +17,6 @@ no OSCAL tokens, and EU AI Act / NIST AI RMF tags are `props` in the namespace `
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import uuid
@@ -32,7 +31,8 @@ from urllib.parse import urlencode
 from sqlalchemy import Connection, select
 
 from aims_agent import __version__
-from aims_agent.exporters.evidence import AGENT_ACTOR, iso
+from aims_agent.exporters.canonical import iso, sha256_hex
+from aims_agent.exporters.evidence import AGENT_ACTOR
 from aims_agent.storage.schema import (
     attachments,
     monitoring_records,
@@ -108,12 +108,6 @@ def _prop(name: str, value: object, **extra: str) -> JsonDict:
 def _token(value: object) -> str:
     text = re.sub(r"[^A-Za-z0-9_.-]", "-", str(value))
     return text if re.match(r"[A-Za-z_]", text) else f"_{text}"
-
-
-def _digest(body: object) -> str:
-    """SHA-256 of a record's canonical JSON (keys sorted, no blanks, UTF-8)."""
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def control_id(control: str) -> str:
@@ -200,7 +194,7 @@ def _observation(rec: Any, subject: JsonDict, agent: str, atts: Sequence[Any]) -
             "agent's API serves it",
             "props": [
                 _prop("monitoring-record-id", rec.record_id),
-                _prop("record-sha256", _digest(rec.body)),
+                _prop("record-sha256", sha256_hex(rec.body)),
             ],
         }
     ]
@@ -624,5 +618,5 @@ def assessment_results(
         "results": [_compact(result)],
         "back-matter": _back_matter(ev, plan, cfg),
     }
-    doc["metadata"]["version"] = f"sha256-{_digest(doc)[:16]}"
+    doc["metadata"]["version"] = f"sha256-{sha256_hex(doc)[:16]}"
     return {"assessment-results": doc}

@@ -135,7 +135,8 @@ class Metrics:
         self.proxy_requests = Counter(
             "aims_proxy_requests",
             "Requests through the proxy tap by outcome: forwarded, upstream_unreachable (502), "
-            "upstream_timeout (504), upstream_broken (failed mid-response), too_large (413)",
+            "upstream_timeout (504), upstream_broken (failed mid-response), too_large (413), "
+            "client_gone (the client left mid-request: not forwarded)",
             ["model", "outcome"],
             registry=r,
         )

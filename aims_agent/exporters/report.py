@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from aims_agent import __version__
 from aims_agent.errors import AimsError, UnknownAliasError, UnknownModelError
 from aims_agent.exporters import report_sections as sections
+from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.report_html import to_html
 from aims_agent.exporters.report_md import to_markdown
 from aims_agent.exporters.report_sections import OUTCOMES
@@ -73,10 +74,6 @@ def renderer(fmt: str) -> Callable[[Mapping[str, Any]], str]:
         return RENDERERS[fmt]
     except KeyError:
         raise UnknownAliasError("report format", fmt, RENDERERS) from None
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def period_bounds(text: str) -> tuple[datetime, datetime]:
@@ -149,13 +146,13 @@ def build(
         "standard": "ISO/IEC 42001:2023 clause 9.3.2 (results of 9.1 and 10.2)",
         "period": {
             "label": label,
-            "start": _iso(t0),
-            "end": _iso(t1),
-            "as_of": _iso(as_of),
+            "start": iso(t0),
+            "end": iso(t1),
+            "as_of": iso(as_of),
             "complete": now >= t1,
         },
         "scope": {"model": model, "models": names},
-        "generated_at": _iso(now),
+        "generated_at": iso(now),
         "generator": {
             "name": "aims-agent",
             "version": __version__,
@@ -258,12 +255,14 @@ def write_report(
     target = out or default_path(cfg, label, model, fmt)
     evidence = cfg.agent.evidence_dir
     archive = evidence / "reports" / "archive" / f"{rid}-{digest[:16]}.{fmt}"
-    for path in (target, archive):
-        try:
-            if path is target or not path.is_file():
-                write_atomic(path, payload)
-        except OSError as exc:
-            raise ReportWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    path = target
+    try:
+        write_atomic(target, payload)
+        path = archive
+        if not archive.is_file():  # the archived copy, named by content, is never rewritten
+            write_atomic(archive, payload)
+    except OSError as exc:
+        raise ReportWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
     att = _Attachment(
         attachment_id=f"ATT-{uuid.uuid4().hex}",
         kind=ATTACHMENT_KIND,

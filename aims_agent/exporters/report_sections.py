@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.soa import control_titles
 
 if TYPE_CHECKING:
@@ -25,10 +26,6 @@ OUTCOMES = ("pass", "warn", "breach", "insufficient_data", "error")
 TERMINAL = ("closed", "rejected")
 DAY = 86400.0
 JsonDict = dict[str, Any]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 # --- building --------------------------------------------------------------------------------

@@ -101,6 +101,8 @@ def _value_panel(
     lo = min([0.0, *known, *lines.values()])
     hi = max([*known, *highs, *lines.values()]) or 1.0
     hi += (hi - lo) * 0.08
+    if hi <= lo:  # one value at or below zero and no threshold: any positive height will do
+        hi = lo + 1.0
 
     def y(v: float) -> float:
         return top + vh - (v - lo) / (hi - lo) * vh

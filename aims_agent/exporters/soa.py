@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
+
+from aims_agent.exporters.canonical import iso
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -30,9 +32,7 @@ _STANDARD = "ISO/IEC 42001:2023"
 
 
 def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+    return None if ts is None else iso(ts)
 
 
 @cache

@@ -18,7 +18,8 @@ from tests.conftest import as_records, base_config, make_rows
 
 
 def test_a_failed_write_leaves_the_window_as_stored(tmp_path, reference_csv, monkeypatch):
-    runtime = Runtime(parse_config(base_config(reference_csv, tmp_path / "ev"), base_dir=tmp_path))
+    cfg = parse_config(base_config(reference_csv, tmp_path / "ev"), base_dir=tmp_path)
+    runtime = Runtime(cfg, clock=lambda: 1000.0)  # one window, whatever the time of day
     try:
         schema = runtime.model("m1").schema
 

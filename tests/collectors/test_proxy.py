@@ -105,10 +105,10 @@ async def tapped(upstream_url: str, **cfg: Any) -> AsyncIterator[tuple[Tap, http
         await tap.close()
 
 
-def count(tap: Tap, metric: str, outcome: str) -> float:
-    value = tap.samples if metric == "samples" else None
-    assert value is not None
-    return value.labels("m", outcome)._value.get()  # type: ignore[attr-defined,no-any-return]
+def count(tap: Tap, outcome: str) -> float:
+    """aims_proxy_samples_total{outcome} of the tap's model."""
+    sample = tap.metrics.proxy_samples.labels("m", outcome)
+    return sample._value.get()  # type: ignore[attr-defined,no-any-return]
 
 
 async def post(url: str, **kw: Any) -> httpx.Response:
@@ -192,8 +192,9 @@ def test_compressed_responses_pass_raw_and_are_decoded_for_the_sample():
             r = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
             assert r.headers["content-encoding"] == "gzip"
             assert r.content == direct.content  # httpx decoded both the same way
-            ex = tap.take(1)[0]
-            assert json.loads(ex.response)["outputs"][0]["data"] == [1, 1]
+            ex = tap.take(1)[0]  # queued as sent; decompressed only when decoded, off the path
+            assert ex.encoding == "gzip" and ex.response[:2] == b"\x1f\x8b"
+            assert json.loads(ex.decoded())["outputs"][0]["data"] == [1, 1]
 
     run(main())
 
@@ -207,7 +208,7 @@ def test_non_inference_calls_and_errors_pass_through_unsampled():
             r = await client.post("/v2/models/credit/teapot", json={})
             assert r.status_code == 418 and r.json() == {"error": "short and stout"}
             assert len(tap) == 0
-            assert count(tap, "samples", "not_inference") == 2
+            assert count(tap, "not_inference") == 2
 
     run(main())
 
@@ -229,14 +230,14 @@ def test_sampling_rate_and_the_byte_bounded_queue():
         async with serving(up) as up_url:
             async with tapped(up_url, sample_rate=0.0) as (tap, client):
                 await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
-                assert len(tap) == 0 and count(tap, "samples", "not_sampled") == 1
+                assert len(tap) == 0 and count(tap, "not_sampled") == 1
             async with tapped(up_url, max_queued_bytes=500) as (tap, client):
                 for _ in range(5):
                     r = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
                     assert r.status_code == 200  # the client never notices the monitor
                 queued = tap.take(10)
                 assert len(queued) == 500 // queued[0].size == 2  # 172 bytes each
-                assert count(tap, "samples", "dropped") == 3
+                assert count(tap, "dropped") == 3
 
     run(main())
 

@@ -59,10 +59,11 @@ def test_alertmanager_alert_per_record_ends_when_closed():
     req = FORMATS["alertmanager"](target("alertmanager"), EVENT, b"", 0)
     assert req.url == "http://127.0.0.1:9/hook/api/v2/alerts"
     [alert] = json.loads(req.body)
-    assert alert["labels"]["nonconformity_id"] == "NC-abc" and "endsAt" not in alert
+    assert alert["labels"]["nonconformity_id"] == "NC-abc" and "severity" not in alert["labels"]
+    assert alert["endsAt"] == "2026-12-31T00:00:00Z"  # 30 days after the event: still firing
     closed = Event(**{**{f: getattr(EVENT, f) for f in EVENT.__slots__}, "event": "closed"})
     [alert] = json.loads(FORMATS["alertmanager"](target("alertmanager"), closed, b"", 0).body)
-    assert alert["endsAt"].endswith("Z")
+    assert alert["endsAt"] == "2026-12-01T00:00:00Z"  # the event's time: resolved
 
 
 def test_webhooks_need_a_secret_and_secrets_come_from_the_environment():

@@ -440,7 +440,9 @@ def test_markdown_and_json_say_the_same(ev):
 
 
 def test_formats_come_from_one_registry():
-    assert set(RENDERERS) == set(get_args(ReportFormat)) == {"html", "json", "md"}
+    from aims_agent.agent.commands.report import FORMATS
+
+    assert set(RENDERERS) == set(get_args(ReportFormat)) == set(FORMATS) == {"html", "json", "md"}
     assert report.renderer("md") is to_markdown
     with pytest.raises(UnknownAliasError, match="known: html, json, md"):
         report.renderer("pdf")
@@ -550,3 +552,12 @@ def test_a_period_without_evidence_still_renders(tmp_path, reference_csv):
     assert any("no check ran" in n for n in data["notes"])
     for render in RENDERERS.values():
         assert "m1" in render(data)
+
+
+def test_a_flat_negative_series_without_threshold_still_draws():
+    from aims_agent.exporters.report_svg import chart
+
+    day = {"date": "2026-11-01", "runs": 1, "value_mean": -0.2, "value_max": -0.2}
+    day |= dict.fromkeys(("pass", "warn", "breach", "insufficient_data", "error"), 0) | {"pass": 1}
+    # an r2 of -0.2 every day and no threshold: no division by zero
+    assert "<svg" in chart([day], label="r2", values=True)

@@ -14,12 +14,12 @@ import os
 import sys
 import time
 from dataclasses import asdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aims_agent.agent.commands import open_evidence
 from aims_agent.errors import AimsError
+from aims_agent.exporters.canonical import iso
 
 NAME = "evidence"
 HELP = "verify the evidence ledger (hash chain) and show or sign its head"
@@ -40,10 +40,6 @@ def arguments(p: argparse.ArgumentParser) -> None:
         help="Ed25519 public key (PEM or 64 hex digits) that must have signed the latest head",
     )
     h.add_argument("--sign", action="store_true", help="sign the head with the configured key")
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _usage(message: str) -> int:
@@ -111,7 +107,7 @@ def _summary(report: Any) -> str:
     if s is not None:
         how = "with the trusted key" if report.signature_trusted else "no trusted key given"
         lines.append(
-            f"signed head: seq {s.seq}, signed {_iso(s.signed_at)} by key {s.public_key[:16]}... "
+            f"signed head: seq {s.seq}, signed {iso(s.signed_at)} by key {s.public_key[:16]}... "
             f"({how})"
         )
     return "\n".join(lines)
@@ -152,10 +148,10 @@ def _head(args: argparse.Namespace, cfg: Any, store: Any) -> int:
             data["signature"] = asdict(signed)
         print(json.dumps(data, indent=2))
         return EXIT_OK
-    print(f"head: seq {entry.seq}, hash {entry.hash}, at {_iso(entry.at)}")
+    print(f"head: seq {entry.seq}, hash {entry.hash}, at {iso(entry.at)}")
     if signed is None:
         print("signature: none (sign with --sign)")
     else:
         print(f"signature: {signed.signature}")
-        print(f"  by key {signed.public_key}, signed {_iso(signed.signed_at)}")
+        print(f"  by key {signed.public_key}, signed {iso(signed.signed_at)}")
     return EXIT_OK
