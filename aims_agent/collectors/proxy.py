@@ -136,6 +136,7 @@ class Tap:
                 total=None, connect=cfg.connect_timeout_seconds, sock_read=cfg.timeout_seconds
             ),
             auto_decompress=False,  # the raw bytes go back to the client
+            cookie_jar=aiohttp.DummyCookieJar(),  # one client's cookies are never another's
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             trust_env=False,
         )

@@ -31,6 +31,7 @@ class Upstream:
         self.seen: list[dict[str, Any]] = []
         self.delay = 0.0
         self.gzip = False
+        self.cookie = False
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -61,6 +62,8 @@ class Upstream:
         else:
             status, out = 200, b'{"ready": true}'
         headers = [(b"content-type", b"application/json"), (b"x-upstream", b"yes")]
+        if self.cookie:
+            headers.append((b"set-cookie", b"session=alice; Path=/"))
         if self.gzip:
             out = gzip.compress(out)
             headers.append((b"content-encoding", b"gzip"))
@@ -179,6 +182,26 @@ def test_hop_by_hop_headers_stay_with_the_hop():
             assert "proxy-authorization" not in headers
             assert headers["authorization"] == "Bearer for-the-model"
             assert headers["x-forwarded-host"].startswith("127.0.0.1:")
+
+    run(main())
+
+
+def test_cookies_are_the_clients_not_the_proxys():
+    """The tap keeps no cookie jar: a Set-Cookie reaches the client that caused it, and the
+    upstream never sees one client's cookie on another client's request."""
+
+    async def main() -> None:
+        up = Upstream()
+        async with serving(up) as up_url:
+            host_url = up_url.replace("127.0.0.1", "localhost")  # a jar would take a host's cookie
+            async with tapped(host_url) as (_, client):
+                up.cookie = True
+                first = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
+                assert first.headers["set-cookie"] == "session=alice; Path=/"
+                up.cookie = False
+                async with httpx.AsyncClient(base_url=str(client.base_url)) as other:
+                    await other.post("/v2/models/credit/infer", json=OIP_REQUEST)
+                assert "cookie" not in up.seen[-1]["headers"]
 
     run(main())
 
