@@ -64,6 +64,7 @@ HOP_BY_HOP = frozenset(
 )
 _MODEL_IN_PATH = re.compile(r"/v[12]/models/([^/:]+)")
 _json = msgspec.json.Encoder()
+_WHOLE = 1 << 20  # responses up to this Content-Length are read whole before answering
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,17 +278,26 @@ class Tap:
         if not echoed:
             out.append(echo)
         keep = sampled and 200 <= upstream.status < 300
-        captured: list[bytes] = []
+        start = {"type": "http.response.start", "status": upstream.status, "headers": out}
+        length = upstream.content_length
         try:
-            await send({"type": "http.response.start", "status": upstream.status, "headers": out})
-            async for chunk in upstream.content.iter_any():
-                if keep:
-                    captured.append(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (aiohttp.ClientError, TimeoutError):
-            self._requests["upstream_broken"].inc()
-            raise  # the client sees the connection end mid-response
+            if length is not None and length <= _WHOLE:
+                # read first, then answer in one go: the client wakes once, not for headers
+                # and again for the body, and a failed read can still be a clean 502 / 504
+                try:
+                    whole = await upstream.read()
+                except TimeoutError as exc:
+                    self._requests["upstream_timeout"].inc()
+                    await _error(send, 504, f"upstream timed out: {_describe(exc)}", echo)
+                    return
+                except aiohttp.ClientError as exc:
+                    self._requests["upstream_broken"].inc()
+                    await _error(send, 502, f"upstream response broken: {_describe(exc)}", echo)
+                    return
+                await send(start)
+                await send({"type": "http.response.body", "body": whole, "more_body": False})
+            else:
+                whole = await self._stream(upstream, start, send, keep)
         finally:
             upstream.release()
         self._requests["forwarded"].inc()
@@ -301,10 +311,27 @@ class Tap:
                     path=scope["path"],
                     request_id=None if generated else request_id.decode("latin-1"),
                     request=body,
-                    response=b"".join(captured),
+                    response=whole,
                     received_at=self.clock(),
                 )
             )
+
+    async def _stream(
+        self, upstream: aiohttp.ClientResponse, start: Message, send: Send, keep: bool
+    ) -> bytes:
+        """Pass a large or unsized response on as it arrives; returns it whole if `keep`."""
+        captured: list[bytes] = []
+        try:
+            await send(start)
+            async for chunk in upstream.content.iter_any():
+                if keep:
+                    captured.append(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (aiohttp.ClientError, TimeoutError):
+            self._requests["upstream_broken"].inc()
+            raise  # the client sees the connection end mid-response
+        return b"".join(captured)
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole request body, or None (after reading it to the end) if it is too large.

@@ -32,6 +32,7 @@ class Upstream:
         self.delay = 0.0
         self.gzip = False
         self.cookie = False
+        self.mode = ""  # "chunked": no Content-Length, three parts; "short": dies mid-body
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -67,8 +68,18 @@ class Upstream:
         if self.gzip:
             out = gzip.compress(out)
             headers.append((b"content-encoding", b"gzip"))
+        if self.mode == "chunked":
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            for part in (out[:5], out[5:9], out[9:]):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+                await asyncio.sleep(0.01)
+            await send({"type": "http.response.body", "body": b""})
+            return
         headers.append((b"content-length", str(len(out)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
+        if self.mode == "short":
+            await send({"type": "http.response.body", "body": out[:5], "more_body": True})
+            raise RuntimeError("the model server died mid-response")
         await send({"type": "http.response.body", "body": out})
 
 
@@ -202,6 +213,39 @@ def test_cookies_are_the_clients_not_the_proxys():
                 async with httpx.AsyncClient(base_url=str(client.base_url)) as other:
                     await other.post("/v2/models/credit/infer", json=OIP_REQUEST)
                 assert "cookie" not in up.seen[-1]["headers"]
+
+    run(main())
+
+
+def test_an_unsized_response_streams_through_and_is_sampled_whole():
+    async def main() -> None:
+        up = Upstream()
+        up.mode = "chunked"
+        async with serving(up) as up_url, tapped(up_url) as (tap, client):
+            direct = await post(f"{up_url}/v2/models/credit/infer", json=OIP_REQUEST)
+            r = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
+            assert r.status_code == 200 and r.headers["transfer-encoding"] == "chunked"
+            assert r.content == direct.content
+            assert tap.take(1)[0].response == direct.content
+
+    run(main())
+
+
+def test_an_upstream_that_dies_mid_response_is_502_and_not_sampled():
+    async def main() -> None:
+        up = Upstream()
+        async with serving(up) as up_url, tapped(up_url) as (tap, client):
+            up.mode = "short"
+            r = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
+            assert r.status_code == 502
+            assert r.json()["error"].startswith("upstream response broken: ")
+            assert r.headers["x-request-id"]
+            assert len(tap) == 0
+            assert tap.metrics.proxy_requests.labels("m", "upstream_broken")._value.get() == 1
+            up.mode = ""
+            assert (
+                await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
+            ).status_code == 200
 
     run(main())
 
