@@ -1,15 +1,17 @@
 """The reverse-proxy tap: an ASGI app in front of the model server.
 
 Every request is forwarded to the upstream over pooled keep-alive connections and its response
-streamed back unchanged: status, headers and the raw body bytes, whatever the content encoding.
-Only hop-by-hop headers are dropped, `X-Forwarded-For` / `-Host` are added, and the request id
-header (default `X-Request-ID`) is generated when the client sent none and echoed on the
-response. An upstream that cannot be reached answers 502, one that does not answer in time 504,
-each with the upstream's error in a JSON body.
+passed back unchanged: status, headers and the raw body bytes, whatever the content encoding.
+A response of up to 1 MiB with a Content-Length is read whole first, larger or unsized ones
+stream. Only hop-by-hop headers are dropped, `X-Forwarded-For` / `-Host` are added, and the
+request id header (default `X-Request-ID`) is generated when the client sent none and echoed on
+the response. An upstream that cannot be reached answers 502, one that does not answer in time
+504, one that breaks off a response not yet passed on 502, each with the error in a JSON body.
+No cookie jar: the tap never keeps one client's cookies for another.
 
 The upstream client is aiohttp's: on one core it carries several times the requests per
-second of httpx's async client (measured by `bench/proxy.py`), which decides whether the tap
-keeps up with the model server.
+second of httpx's async client (measured with `wrk` against a trivial upstream), which decides
+whether the tap keeps up with the model server.
 
 A sampled exchange with a 2xx answer is queued after its response has been sent and decoded
 later by the runtime's `drain_tap` task, so decoding and storage are never on the response path.
