@@ -34,7 +34,12 @@ from aims_agent.collectors.kserve import Event, PairBuffer, decode_pair
 from aims_agent.collectors.logtail import LogTail, Position
 from aims_agent.collectors.push import Decoded, DecodedLabels, decode_records, rename_fields
 from aims_agent.errors import BackpressureError, PayloadError, StorageError, UnknownModelError
-from aims_agent.exporters.evidence import EvidenceContext, record_run, save_attachment
+from aims_agent.exporters.evidence import (
+    EvidenceContext,
+    latest_records,
+    record_run,
+    save_attachment,
+)
 from aims_agent.exporters.evidently_report import Attachment, ReportError
 from aims_agent.exporters.evidently_report import render as render_report
 from aims_agent.exporters.lifecycle import overdue
@@ -138,6 +143,7 @@ class Runtime:
             self.metrics.sampled.labels(name)
             self._restore(name, mr)
             self._publish_window(name, mr.window)
+        self._restore_gauges()
         self.refresh_open_nonconformities()
 
     def _build(self, m: ModelConfig, reference: Reference, config_hash: str) -> ModelRuntime:
@@ -228,6 +234,14 @@ class Runtime:
                 mr.window.replay([entry])
         self._logged[name] = sum(len(e.slots) for e in entries if isinstance(e, Contents))
         log.info("restored window of %s: %d seen, %d sampled", name, mr.window.seen, mr.window.size)
+
+    def _restore_gauges(self) -> None:
+        """The check gauges as the latest stored runs left them (see `Metrics.restore_run`)."""
+        pairs = [(name, c.id) for name, mr in self.models.items() for c in mr.cfg.checks]
+        found = self.store.read(lambda conn: [latest_records(conn, *pair) for pair in pairs])
+        for (name, check_id), (latest, succeeded) in zip(pairs, found, strict=True):
+            if latest is not None:
+                self.metrics.restore_run(name, check_id, latest, succeeded)
 
     def model(self, name: str) -> ModelRuntime:
         try:

@@ -180,6 +180,22 @@ def _nature(run: CheckRun) -> dict[str, Any]:
     }
 
 
+def latest_records(
+    conn: Connection, model: str, check_id: str
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The bodies of a check's latest monitoring record and of its latest one without an error."""
+    t = monitoring_records.c
+
+    def newest(*where: Any) -> dict[str, Any] | None:
+        query = select(t.body).where(t.model == model, t.check_id == check_id, *where)
+        return conn.execute(query.order_by(t.executed_at.desc()).limit(1)).scalar()
+
+    latest = newest()
+    if latest is None or latest["result"]["outcome"] != "error":
+        return latest, latest
+    return latest, newest(t.outcome != "error")
+
+
 def _streak(conn: Connection, run: CheckRun, limit: int) -> int:
     """Breaching runs in a row of this model and check just before this one (up to `limit`)."""
     outcomes = conn.execute(

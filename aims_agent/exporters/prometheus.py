@@ -6,7 +6,10 @@ set of reject reasons. Record ids never become labels.
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
 
 from prometheus_client import (
     CollectorRegistry,
@@ -180,6 +183,29 @@ class Metrics:
             ["model"],
             registry=r,
         )
+
+    def restore_run(
+        self,
+        model: str,
+        check_id: str,
+        latest: Mapping[str, Any],
+        succeeded: Mapping[str, Any] | None,
+    ) -> None:
+        """Publish the gauges of a check's latest stored runs (monitoring record bodies), as
+        `observe_run` left them: at start-up, so a restart neither resolves a breach alert
+        nor makes a check look stale until it runs again."""
+        labels = (model, check_id)
+        self.verdict.labels(*labels).state(latest["result"]["outcome"])
+        if succeeded is None:
+            return
+        finished = datetime.fromisoformat(succeeded["created_at"]).timestamp()
+        self.last_success.labels(*labels).set(finished)
+        for m in succeeded["result"]["measurements"]:
+            key = (*labels, m["metric"], m["feature"] or "")
+            self.value.labels(*key).set(math.nan if m["value"] is None else m["value"])
+            if m["threshold"] is not None:
+                self.threshold.labels(*key).set(m["threshold"]["breach"])
+            self.breached.labels(*key).set(1 if m["verdict"] == "breach" else 0)
 
     def observe_run(self, run: CheckRun) -> None:
         """Publish a judged check run."""

@@ -46,3 +46,51 @@ def test_a_failed_write_leaves_the_window_as_stored(tmp_path, reference_csv, mon
         assert data.info.seen == 40 and len(set(data.record_ids)) == 40
     finally:
         runtime.close()
+
+
+def _check_gauges(runtime: Runtime) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every aims_check_* gauge sample (the per-run counters and histogram aside)."""
+    out = {}
+    for family in runtime.metrics.registry.collect():
+        if family.type in ("gauge", "stateset") and family.name.startswith("aims_check_"):
+            for s in family.samples:
+                out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_a_restart_publishes_the_latest_runs_again(
+    tmp_path, reference_csv, storage_url, monkeypatch
+):
+    """A breach alert must not resolve, nor a check look stale, because the agent restarted:
+    the check gauges come back from the latest stored runs as the runs had left them."""
+    data = base_config(reference_csv, tmp_path / "ev", threshold=0.3, report_on_breach=False)
+    data["agent"]["storage_url"] = storage_url
+    cfg = parse_config(data, base_dir=tmp_path)
+    runtime = Runtime(cfg)
+    try:
+        schema = runtime.model("m1").schema
+        rows = as_records(make_rows(np.random.default_rng(3), 400, shift=2.0), start=0)
+        asyncio.run(
+            runtime.ingest(
+                "m1", decode_records(json.dumps(rows).encode(), "application/json", schema, now=0)
+            )
+        )
+        assert runtime.run_check("m1", "drift").run.verdict == "breach"
+        breached = _check_gauges(runtime)
+        assert any(k[0] == "aims_check_breached" and v == 1 for k, v in breached.items())
+
+        def boom(data: object) -> object:
+            raise RuntimeError("the check itself failed")
+
+        monkeypatch.setattr(runtime.model("m1").checks["drift"], "run", boom)
+        assert runtime.run_check("m1", "drift").run.error
+        before = _check_gauges(runtime)  # verdict error; values and last success of the breach
+        assert before != breached
+    finally:
+        runtime.close()
+    again = Runtime(cfg)
+    try:
+        after = _check_gauges(again)  # times as evidence stores them: to the microsecond
+        assert after == pytest.approx(before, rel=0, abs=1e-6, nan_ok=True)
+    finally:
+        again.close()
