@@ -65,6 +65,10 @@ class StorageError(AimsError, RuntimeError):
     """The evidence store failed; the underlying driver error is chained."""
 
 
+class StaleWindowError(StorageError):
+    """A write computed from a window that an earlier failed write left ahead of storage."""
+
+
 class BackpressureError(StorageError):
     """Too many writes are waiting for storage: refuse new data instead of growing memory."""
 

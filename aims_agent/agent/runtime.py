@@ -14,8 +14,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 from sqlalchemy import Connection, func, select
@@ -33,7 +34,13 @@ from aims_agent.collectors.exchange import decode_exchange, mapping_for
 from aims_agent.collectors.kserve import Event, PairBuffer, decode_pair
 from aims_agent.collectors.logtail import LogTail, Position
 from aims_agent.collectors.push import Decoded, DecodedLabels, decode_records, rename_fields
-from aims_agent.errors import BackpressureError, PayloadError, StorageError, UnknownModelError
+from aims_agent.errors import (
+    BackpressureError,
+    PayloadError,
+    StaleWindowError,
+    StorageError,
+    UnknownModelError,
+)
 from aims_agent.exporters.evidence import (
     EvidenceContext,
     latest_records,
@@ -63,6 +70,7 @@ if TYPE_CHECKING:  # the proxy (aiohttp) loads only when a model has one
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], float]
+T = TypeVar("T")
 _TAP_BATCH = 1024  # exchanges decoded into one ingest batch, at most
 _TAP_LINGER = 0.2  # seconds the tap's samples wait to be batched
 
@@ -121,6 +129,9 @@ class Runtime:
         self._in_flight = 0
         self._logged: dict[str, int] = {}  # rows in each model's sample log since its snapshot
         self._warned: dict[str, float] = {}  # when each model's tap last logged a decode failure
+        # the generation of each model's in-memory window, and the last one a write failed in
+        self._epoch = {m.name: 0 for m in cfg.models}
+        self._failed: dict[str, int] = {}
         self._pairs = {
             m.name: PairBuffer(
                 timeout=m.kserve_logger.pair_timeout_seconds, capacity=m.kserve_logger.max_pending
@@ -208,17 +219,42 @@ class Runtime:
             rng=rng,
         )
 
-    def _resync(self, name: str) -> None:
-        """After a failed write, rebuild the window from storage: the rows offered to it were
-        not stored, and the client (or the log tail) will send them again."""
+    def _submit(self, name: str, epoch: int, write: Callable[[Connection], T]) -> Future[T]:
+        """Queue a write computed from the model's window of generation `epoch`.
+
+        Once one such write has failed, the later ones of that generation are refused: they
+        were computed on rows that storage does not hold, and would leave slots in the stored
+        window that no record fills. `_recover` then starts the next generation from storage."""
+
+        def guarded(conn: Connection) -> T:
+            if self._failed.get(name) == epoch:
+                raise StaleWindowError(f"window of {name!r} is rebuilt after a failed write")
+            return write(conn)
+
+        def note(fut: Future[T]) -> None:  # runs before the writer takes its next write
+            if fut.exception() is not None:
+                self._failed[name] = epoch
+
+        fut = self.store.submit(guarded)
+        fut.add_done_callback(note)
+        return fut
+
+    async def _recover(self, name: str, epoch: int) -> None:
+        """After a failed write of generation `epoch`, rebuild the window from storage, which
+        no write of that generation changes any more; the clients send the refused rows again."""
+        if self._epoch[name] != epoch:
+            return  # already rebuilt
         mr = self.model(name)
         fresh = dataclasses.replace(mr, window=self._new_window(mr.cfg, mr.schema, mr.reference))
         self._logged[name] = 0
         try:
-            self._restore(name, fresh)
-        except StorageError as exc:
+            await asyncio.to_thread(self._restore, name, fresh)
+        except StorageError as exc:  # the generation stays refused; the next failure retries
             log.error("window of %s not rebuilt from storage: %s", name, exc)
             return
+        if self._epoch[name] != epoch:
+            return
+        self._epoch[name] = epoch + 1
         self.models[name] = fresh
         self._publish_window(name, fresh.window)
 
@@ -268,7 +304,7 @@ class Runtime:
         if self.store.pending >= self.cfg.agent.max_pending_writes:
             raise BackpressureError(self.store.pending, retry_after=1.0)
         # offer and submit without an await between them: storage sees batches in window order
-        window = mr.window
+        window, epoch = mr.window, self._epoch[name]
         before = window.start
         sampled = window.offer(decoded.rows, decoded.ids, decoded.timestamps, now=self.clock())
         rolled = sampled.window_start != before
@@ -283,16 +319,16 @@ class Runtime:
         write = append_batch(
             name, batch, drop_before=batch.window_start - window.horizon if rolled else None
         )
-        pending = self.store.submit(write if also is None else _both(write, also))
+        pending = self._submit(name, epoch, write if also is None else _both(write, also))
         logged = (0 if rolled else self._logged.get(name, 0)) + len(batch.slots)
         if logged > 2 * window.capacity:  # keep the log within a few window sizes
-            self.store.submit(write_snapshot(name, window.export))
+            self._submit(name, epoch, write_snapshot(name, window.export))
             logged = 0
         self._logged[name] = logged
         try:
             await asyncio.wrap_future(pending)
         except StorageError:
-            await asyncio.to_thread(self._resync, name)
+            await self._recover(name, epoch)
             raise
         self.metrics.received.labels(name).inc(len(decoded.rows))
         self.metrics.sampled.labels(name).inc(len(sampled.slots))
@@ -301,13 +337,17 @@ class Runtime:
 
     async def join_labels(self, name: str, decoded: DecodedLabels) -> dict[str, int]:
         """Join late labels to sampled records; returns once the joined rows are durable."""
-        mr = self.model(name)
+        mr, epoch = self.model(name), self._epoch[name]
         result = mr.window.label(
             decoded.ids, decoded.cells, now=self.clock(), ttl=mr.cfg.window.label_ttl_seconds
         )
         joined = sum(len(b.slots) for b in result.batches)
-        writes = [self.store.submit(append_batch(name, b)) for b in result.batches]
-        await asyncio.gather(*map(asyncio.wrap_future, writes))  # each commits on its own
+        writes = [self._submit(name, epoch, append_batch(name, b)) for b in result.batches]
+        try:
+            await asyncio.gather(*map(asyncio.wrap_future, writes))  # each commits on its own
+        except StorageError:
+            await self._recover(name, epoch)
+            raise
         self._logged[name] = self._logged.get(name, 0) + joined
         counts = {"joined": joined, "unknown": result.unknown, "expired": result.expired}
         for outcome, n in counts.items():

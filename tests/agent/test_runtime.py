@@ -48,6 +48,59 @@ def test_a_failed_write_leaves_the_window_as_stored(tmp_path, reference_csv, mon
         runtime.close()
 
 
+def test_writes_behind_a_failed_one_are_refused_so_no_slot_is_left_empty(
+    tmp_path, reference_csv, monkeypatch
+):
+    """Two batches in flight; the first one's write fails. The second was sampled on top of
+    rows storage never got: stored, it would leave their slots empty (phantom rows on the next
+    rebuild). It is refused too, the window is rebuilt once, and both batches sent again land
+    whole, in memory and after a restart."""
+    cfg = parse_config(base_config(reference_csv, tmp_path / "ev"), base_dir=tmp_path)
+    runtime = Runtime(cfg, clock=lambda: 1000.0)
+    schema = runtime.model("m1").schema
+
+    def body(start: int):
+        rows = as_records(make_rows(np.random.default_rng(start), 20), start=start)
+        return decode_records(json.dumps(rows).encode(), "application/json", schema, now=0)
+
+    real, calls = runtime_module.append_batch, []
+
+    def first_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 1:
+            return real(*args, **kwargs)
+
+        def write(conn: Connection) -> None:
+            conn.exec_driver_sql("INSERT INTO no_such_table VALUES (1)")
+
+        return write
+
+    async def both() -> list[object]:
+        return await asyncio.gather(
+            runtime.ingest("m1", body(0)), runtime.ingest("m1", body(20)), return_exceptions=True
+        )
+
+    try:
+        monkeypatch.setattr(runtime_module, "append_batch", first_fails)
+        first, second = asyncio.run(both())
+        assert isinstance(first, StorageError) and isinstance(second, StorageError)
+        assert runtime.model("m1").window.seen == 0
+        monkeypatch.undo()
+        asyncio.run(both())  # the clients send both again
+        data = runtime.model("m1").window.snapshot(now=runtime.clock())
+        assert data.info.seen == 40 and sorted(data.record_ids) == sorted(
+            rid for b in (body(0), body(20)) for rid in b.ids
+        )
+    finally:
+        runtime.close()
+    again = Runtime(cfg, clock=lambda: 1000.0)
+    try:
+        data = again.model("m1").window.snapshot(now=again.clock())
+        assert data.info.seen == 40 and len(set(data.record_ids)) == 40 and all(data.record_ids)
+    finally:
+        again.close()
+
+
 def _check_gauges(runtime: Runtime) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every aims_check_* gauge sample (the per-run counters and histogram aside)."""
     out = {}
