@@ -276,8 +276,12 @@ class Runtime:
         pairs = [(name, c.id) for name, mr in self.models.items() for c in mr.cfg.checks]
         found = self.store.read(lambda conn: [latest_records(conn, *pair) for pair in pairs])
         for (name, check_id), (latest, succeeded) in zip(pairs, found, strict=True):
-            if latest is not None:
+            if latest is None:
+                continue
+            try:
                 self.metrics.restore_run(name, check_id, latest, succeeded)
+            except (KeyError, TypeError, ValueError) as exc:  # a record this version cannot read
+                log.warning("gauges of %s/%s not restored: %r", name, check_id, exc)
 
     def model(self, name: str) -> ModelRuntime:
         try:

@@ -284,8 +284,7 @@ class Tap:
         length = upstream.content_length
         try:
             if length is not None and length <= _WHOLE:
-                # read first, then answer in one go: the client wakes once, not for headers
-                # and again for the body, and a failed read can still be a clean 502 / 504
+                # read first: an upstream that fails mid-body is still a clean 502 / 504
                 try:
                     whole = await upstream.read()
                 except TimeoutError as exc:
