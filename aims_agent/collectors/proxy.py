@@ -261,13 +261,8 @@ class Tap:
             upstream = await self._session.request(
                 method, url, headers=headers, data=body, allow_redirects=False
             )
-        except TimeoutError as exc:
-            self._requests["upstream_timeout"].inc()
-            await _error(send, 504, f"upstream timed out: {_describe(exc)}", echo)
-            return
-        except aiohttp.ClientError as exc:
-            self._requests["upstream_unreachable"].inc()
-            await _error(send, 502, f"upstream unreachable: {_describe(exc)}", echo)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            await self._upstream_failed(send, exc, echo, "unreachable")
             return
         self._latency.observe(time.perf_counter() - started)
 
@@ -287,13 +282,8 @@ class Tap:
                 # read first: an upstream that fails mid-body is still a clean 502 / 504
                 try:
                     whole = await upstream.read()
-                except TimeoutError as exc:
-                    self._requests["upstream_timeout"].inc()
-                    await _error(send, 504, f"upstream timed out: {_describe(exc)}", echo)
-                    return
-                except aiohttp.ClientError as exc:
-                    self._requests["upstream_broken"].inc()
-                    await _error(send, 502, f"upstream response broken: {_describe(exc)}", echo)
+                except (TimeoutError, aiohttp.ClientError) as exc:
+                    await self._upstream_failed(send, exc, echo, "broken")
                     return
                 await send(start)
                 await send({"type": "http.response.body", "body": whole, "more_body": False})
@@ -316,6 +306,18 @@ class Tap:
                     received_at=self.clock(),
                 )
             )
+
+    async def _upstream_failed(
+        self, send: Send, exc: Exception, echo: tuple[bytes, bytes], otherwise: str
+    ) -> None:
+        """Answer 504 for a timeout, else 502 for an upstream `otherwise` (unreachable, or a
+        response broken off before any of it was passed on), and count it."""
+        if isinstance(exc, TimeoutError):
+            self._requests["upstream_timeout"].inc()
+            await _error(send, 504, f"upstream timed out: {_describe(exc)}", echo)
+        else:
+            self._requests[f"upstream_{otherwise}"].inc()
+            await _error(send, 502, f"upstream {otherwise}: {_describe(exc)}", echo)
 
     async def _stream(
         self, upstream: aiohttp.ClientResponse, start: Message, send: Send, keep: bool

@@ -238,7 +238,7 @@ def test_an_upstream_that_dies_mid_response_is_502_and_not_sampled():
             up.mode = "short"
             r = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
             assert r.status_code == 502
-            assert r.json()["error"].startswith("upstream response broken: ")
+            assert r.json()["error"].startswith("upstream broken: ")
             assert r.headers["x-request-id"]
             assert len(tap) == 0
             assert tap.metrics.proxy_requests.labels("m", "upstream_broken")._value.get() == 1
