@@ -6,9 +6,6 @@ reported at once (`models[0].checks[1].threshold: must be > 0, got -1`).
 
 from __future__ import annotations
 
-import json
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +13,8 @@ import yaml
 from pydantic import ValidationError
 
 from aims_agent.agent.config import Config, SchemaConfig
+from aims_agent.agent.controls import controls_by_id
 from aims_agent.errors import ConfigError
-
-
-@cache
-def annex_a_ids() -> frozenset[str]:
-    text = resources.files("aims_agent.configs").joinpath("iso42001_annex_a.json").read_text()
-    data = json.loads(text)
-    ids = {c["id"] for c in data["annex_a_controls"]} | {c["id"] for c in data["clauses"]}
-    return frozenset(ids)
 
 
 def _path(loc: tuple[int | str, ...]) -> str:
@@ -79,7 +69,7 @@ def _problem(err: Any) -> str:
 def _semantic_problems(cfg: Config) -> list[str]:
     """Checks that need the whole config or the disk: control ids, column names, reference files."""
     problems: list[str] = []
-    known = annex_a_ids()
+    known = controls_by_id()
     for i, model in enumerate(cfg.models):
         s = model.schema_
         columns = {*s.numeric, *s.categorical, s.prediction, *s.sensitive}

@@ -23,16 +23,17 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from sqlalchemy import Connection, select
 
 from aims_agent import __version__
+from aims_agent.agent.controls import annex_reference, control_order
 from aims_agent.exporters.canonical import iso, sha256_hex
 from aims_agent.exporters.evidence import AGENT_ACTOR
+from aims_agent.exporters.lifecycle import TERMINAL
+from aims_agent.exporters.soa import control_titles
 from aims_agent.storage.schema import (
     attachments,
     monitoring_records,
@@ -47,7 +48,6 @@ JsonDict = dict[str, Any]
 OSCAL_VERSION = "1.2.1"  # what compliance-trestle 5.2's models implement
 NS = "urn:aims-agent:oscal"
 _UUIDS = uuid.uuid5(uuid.NAMESPACE_URL, NS)
-TERMINAL = ("closed", "rejected")
 RISK_STATUS = {  # nonconformity lifecycle -> OSCAL risk status
     "open": "open",
     "investigating": "investigating",
@@ -116,18 +116,8 @@ def control_id(control: str) -> str:
     return control.lower() if _ANNEX_A.fullmatch(control) else f"clause-{control}"
 
 
-def _order(control: str) -> tuple[tuple[int, int | str], ...]:
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in control.split("."))
-
-
-@cache
-def _annex() -> Mapping[str, Any]:
-    text = resources.files("aims_agent.configs").joinpath("iso42001_annex_a.json").read_text()
-    data = json.loads(text)
-    return {
-        "urn": data["ciso_assistant_framework_urn"],
-        **{c["id"]: c for c in (*data["annex_a_controls"], *data["clauses"])},
-    }
+def _framework_urn() -> str:
+    return str(annex_reference()["ciso_assistant_framework_urn"])
 
 
 def _as_float(t: float | datetime) -> float:
@@ -380,7 +370,7 @@ def _nonconformity(
     if isinstance(incident, Mapping) and incident.get("possible"):
         props.append(_prop("possible-serious-incident", incident.get("kind") or "general"))
         props.append(_prop("art73-reporting-deadline", incident.get("art73_reporting_deadline")))
-    urn = f"{_annex()['urn'].replace(':framework:', ':req_node:')}:{target.lower()}"
+    urn = f"{_framework_urn().replace(':framework:', ':req_node:')}:{target.lower()}"
     finding: JsonDict = {
         "uuid": _uuid("finding", nc.nc_id),
         "title": _line(f"Nonconformity {nc.nc_id}: {nc.model}/{nc.check_id} against {target}"),
@@ -390,7 +380,7 @@ def _nonconformity(
         "target": {
             "type": "objective-id",
             "target-id": control_id(target),
-            "title": _line(f"ISO/IEC 42001 {target} {_annex().get(target, {}).get('title', '')}"),
+            "title": _line(f"ISO/IEC 42001 {target} {control_titles().get(target, '')}"),
             "props": [_prop("ciso-assistant-urn", urn)],
             "status": {
                 "state": "satisfied" if state.status in TERMINAL else "not-satisfied",
@@ -462,15 +452,15 @@ def _reviewed(records: Sequence[Any], ncs: Sequence[Any], cfg_models: Sequence[A
             for k in m.checks
             for c in controls_for(k.kind, k.controls).iso42001
         }
-    annex = sorted((c for c in found if _ANNEX_A.fullmatch(c)), key=_order)
+    annex = sorted((c for c in found if _ANNEX_A.fullmatch(c)), key=control_order)
     clauses = {"9.1", *(c for c in found if not _ANNEX_A.fullmatch(c))} | (
         {"10.2"} if ncs else set()
     )
     return {
         "description": "ISO/IEC 42001:2023 Annex A controls evidenced by the period's monitoring "
         "records and nonconformities (ids in lower case, as CISO Assistant names them).",
-        "props": [_prop("framework", _annex()["urn"])]
-        + [_prop("iso42001-clause", c) for c in sorted(clauses, key=_order)],
+        "props": [_prop("framework", _framework_urn())]
+        + [_prop("iso42001-clause", c) for c in sorted(clauses, key=control_order)],
         "control-selections": [
             {"include-controls": [{"control-id": control_id(c)} for c in annex]}
             if annex

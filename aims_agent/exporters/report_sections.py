@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from aims_agent.agent.controls import control_order
 from aims_agent.exporters.canonical import iso
+from aims_agent.exporters.lifecycle import TERMINAL
 from aims_agent.exporters.soa import control_titles
 
 if TYPE_CHECKING:
@@ -23,7 +25,6 @@ if TYPE_CHECKING:
     from aims_agent.agent.config import CheckConfig, ModelConfig
 
 OUTCOMES = ("pass", "warn", "breach", "insufficient_data", "error")
-TERMINAL = ("closed", "rejected")
 DAY = 86400.0
 JsonDict = dict[str, Any]
 
@@ -172,11 +173,6 @@ def _check_section(
     }
 
 
-def _order(control: str) -> tuple[tuple[int, int | str], ...]:
-    """`A.6.2.10` after `A.6.2.9`; clauses (`9.1`) before Annex A."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in control.split("."))
-
-
 def _control_sections(
     checks: Sequence[JsonDict], rows: Sequence[Any], t0: float, ndays: int
 ) -> list[JsonDict]:
@@ -199,7 +195,7 @@ def _control_sections(
             "checks": sorted(ids[c]),
             **_tally(runs[c], t0, ndays, values=False),
         }
-        for c in sorted(runs, key=_order)
+        for c in sorted(runs, key=control_order)
     ]
 
 

@@ -12,13 +12,12 @@ Call it from a read connection: `store.read(lambda conn: build_soa(conn, cfg))`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from aims_agent.agent.controls import annex_reference, control_mapping, controls_by_id
 from aims_agent.exporters.canonical import iso
 
 if TYPE_CHECKING:
@@ -38,22 +37,17 @@ def _iso(ts: float | None) -> str | None:
 @cache
 def annex_a() -> tuple[Mapping[str, str], ...]:
     """The Annex A controls (id, title, group, CISO Assistant URN), in the standard's order."""
-    text = resources.files("aims_agent.configs").joinpath("iso42001_annex_a.json").read_text()
-    return tuple(json.loads(text)["annex_a_controls"])
+    return tuple(annex_reference()["annex_a_controls"])
 
 
 @cache
 def control_titles() -> Mapping[str, str]:
     """Title by id of every Annex A control and clause in the reference file."""
-    text = resources.files("aims_agent.configs").joinpath("iso42001_annex_a.json").read_text()
-    data = json.loads(text)
-    return {c["id"]: c["title"] for c in (*data["annex_a_controls"], *data["clauses"])}
+    return {cid: c["title"] for cid, c in controls_by_id().items()}
 
 
 def _check_controls(model: ModelConfig) -> dict[str, list[JsonDict]]:
     """Control id -> the model's checks that evidence it, with the role the mapping gives."""
-    from aims_agent.agent.controls import control_mapping
-
     out: dict[str, list[JsonDict]] = {}
     for check in model.checks:
         entry = control_mapping().get(check.kind, {})
@@ -92,6 +86,7 @@ def _open_ncs(conn: Connection, model: str, until: float | None) -> list[Any]:
     """The model's nonconformities still open at `until` (now when None)."""
     from sqlalchemy import select
 
+    from aims_agent.exporters.lifecycle import TERMINAL
     from aims_agent.storage.schema import nonconformities
 
     nc = nonconformities.c
@@ -102,7 +97,7 @@ def _open_ncs(conn: Connection, model: str, until: float | None) -> list[Any]:
     out = []
     for r in rows:
         closed = (r.body or {}).get("closed_at")
-        if r.status not in ("closed", "rejected") or (
+        if r.status not in TERMINAL or (
             closed and datetime.fromisoformat(closed).timestamp() >= until
         ):
             out.append(r)
