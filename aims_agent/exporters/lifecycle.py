@@ -243,30 +243,28 @@ def overdue(now: float) -> Callable[[Connection], list[tuple[str, str]]]:
             )
         ).all()
         today = datetime.fromtimestamp(now, UTC).date()
-        late = []
+        late = []  # (row, its corrective action)
         for row in rows:
             action = (row.body or {}).get("corrective_action") or {}
             due = action.get("due_date")
-            if not due or action.get("status") == "done" or date.fromisoformat(due) >= today:
-                continue
-            seen = conn.execute(
-                select(nonconformity_events.c.event_id).where(
-                    nonconformity_events.c.nc_id == row.nc_id,
-                    nonconformity_events.c.event == "past_due",
-                    nonconformity_events.c.body["due_date"].as_string() == due,
-                )
-            ).first()
-            if seen is None:
+            if due and action.get("status") != "done" and date.fromisoformat(due) < today:
+                late.append((row, action))
+        e = nonconformity_events.c
+        query = select(e.nc_id, e.body["due_date"].as_string()).where(
+            e.event == "past_due", e.nc_id.in_([row.nc_id for row, _ in late])
+        )
+        noted = {(nc_id, due) for nc_id, due in conn.execute(query)}
+        for row, action in late:
+            if (row.nc_id, action["due_date"]) not in noted:
                 ledger.insert_event(
                     conn,
                     nc_id=str(row.nc_id),
                     at=now,
                     actor=AGENT_ACTOR,
                     event="past_due",
-                    body={"due_date": due, "owner": action.get("owner")},
+                    body={"due_date": action["due_date"], "owner": action.get("owner")},
                 )
-            late.append((str(row.nc_id), str(row.model)))
-        return late
+        return [(str(row.nc_id), str(row.model)) for row, _ in late]
 
     return write
 

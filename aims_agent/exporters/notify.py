@@ -209,18 +209,18 @@ def resolve_secrets(
 
 
 def register(names: list[str], now: float) -> Callable[[Connection], None]:
-    """A store write: receivers seen for the first time start after the latest event."""
+    """A store write: receivers seen for the first time start after the latest event (an
+    agent starting beside another that registers the same receiver leaves its row alone)."""
 
     def write(conn: Connection) -> None:
-        known = set(conn.execute(select(notification_targets.c.target)).scalars())
         last = conn.execute(select(func.max(nonconformity_events.c.event_id))).scalar() or 0
+        ins: Any = UPSERT[conn.dialect.name](notification_targets)
         for name in names:
-            if name not in known:
-                conn.execute(
-                    notification_targets.insert().values(
-                        target=name, since_event_id=int(last), added_at=now
-                    )
-                )
+            conn.execute(
+                ins.values(
+                    target=name, since_event_id=int(last), added_at=now
+                ).on_conflict_do_nothing(index_elements=[notification_targets.c.target])
+            )
 
     return write
 
@@ -255,19 +255,19 @@ def next_event(target: NotificationConfig) -> Callable[[Connection], tuple[Event
                 e.c.body,
                 d.c.attempts,
                 d.c.next_attempt_at,
+                nc.c.model,
+                nc.c.check_id,
+                nc.c.status,
+                nc.c.recurrences,
+                nc.c.body.label("record"),
             )
-            .select_from(joined)
+            .select_from(joined.join(nc, nc.c.nc_id == e.c.nc_id))
             .where(where)
             .order_by(e.c.event_id)
             .limit(1)
         ).first()
         if row is None:
             return None, 0.0
-        record = conn.execute(
-            select(nc.c.model, nc.c.check_id, nc.c.status, nc.c.recurrences, nc.c.body).where(
-                nc.c.nc_id == row.nc_id
-            )
-        ).one()
         event = Event(
             event_id=int(row.event_id),
             nc_id=str(row.nc_id),
@@ -275,11 +275,11 @@ def next_event(target: NotificationConfig) -> Callable[[Connection], tuple[Event
             actor=str(row.actor),
             event=str(row.event),
             details=row.body or {},
-            model=str(record.model),
-            check_id=str(record.check_id),
-            status=str(record.status),
-            recurrences=int(record.recurrences),
-            record=record.body or {},
+            model=str(row.model),
+            check_id=str(row.check_id),
+            status=str(row.status),
+            recurrences=int(row.recurrences),
+            record=row.record or {},
             attempts=int(row.attempts or 0),
         )
         return event, float(row.next_attempt_at or 0.0)
@@ -323,6 +323,7 @@ def record_attempt(
                     notification_deliveries.c.target,
                 ],
                 set_=values,
+                where=notification_deliveries.c.outcome.is_(None),  # another agent's outcome stays
             )
         )
 
@@ -368,7 +369,7 @@ class Notifier:
 
     async def send_ready(self, client: httpx.AsyncClient, target: NotificationConfig) -> int:
         """Send the receiver's events that are due, in order; the number delivered."""
-        sent = 0
+        sent, event = 0, None
         for _ in range(_BATCH):
             event, not_before = await asyncio.to_thread(self.store.read, next_event(target))
             if event is None or not_before > self.clock():
@@ -376,7 +377,9 @@ class Notifier:
             if not await self._send(client, target, event):
                 break
             sent += 1
-        backlog = await asyncio.to_thread(self.store.read, pending(target))
+        backlog = 0  # nothing undelivered: no need to count it
+        if event is not None:
+            backlog = await asyncio.to_thread(self.store.read, pending(target))
         self.metrics.notifications_pending.labels(target.name).set(backlog)
         return sent
 
