@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aims_agent.agent.process import start_agent  # noqa: E402
+from tests.integration.upstreams import free_port, start_upstream  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
 ECHO = """
@@ -67,7 +68,7 @@ async def app(scope, receive, send):
 
 def start_echo(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     (tmp / "echo_app.py").write_text(ECHO)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(tmp), "echo_app:app"]
         + ["--port", str(port), "--log-level", "warning", "--no-access-log"],
@@ -75,14 +76,6 @@ def start_echo(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     url = f"http://127.0.0.1:{port}"
     _wait(url + "/v2/health/ready")
     return proc, url
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait(url: str, timeout: float = 60) -> None:
@@ -265,8 +258,6 @@ def main() -> None:
             echo, up_url = start_echo(tmp)
             model = "credit"
         else:
-            from tests.integration.upstreams import start_upstream
-
             server = start_upstream(args.upstream, tmp / "upstream")
             up_url, model = server.url, server.model
         agent, _, taps = start_agent(

@@ -175,8 +175,7 @@ def create_app(
             metrics.rejected.labels(model, "invalid_payload").inc()
             raise ApiError(400, str(exc)) from None
         if decoded.errors:
-            metrics.rejected.labels(model, "invalid_record").inc(len(decoded.errors))
-            runtime.models[model].window.reject(len(decoded.errors), now=runtime.clock())
+            runtime.reject_invalid(model, len(decoded.errors))
             if on_error == "reject":
                 raise ApiError(
                     422,

@@ -128,6 +128,8 @@ class Runtime:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._logged: dict[str, int] = {}  # rows in each model's sample log since its snapshot
+        self._stored_start: dict[str, float] = {}  # the window (pane) start last sent to storage
+        self._recovering: dict[tuple[str, int], asyncio.Future[None]] = {}
         self._warned: dict[str, float] = {}  # when each model's tap last logged a decode failure
         # the generation of each model's in-memory window, and the last one a write failed in
         self._epoch = {m.name: 0 for m in cfg.models}
@@ -241,7 +243,16 @@ class Runtime:
 
     async def _recover(self, name: str, epoch: int) -> None:
         """After a failed write of generation `epoch`, rebuild the window from storage, which
-        no write of that generation changes any more; the clients send the refused rows again."""
+        no write of that generation changes any more; the clients send the refused rows again.
+        Every write refused in that generation waits for the one rebuild."""
+        key = (name, epoch)
+        rebuild = self._recovering.get(key)
+        if rebuild is None:
+            rebuild = self._recovering[key] = asyncio.ensure_future(self._rebuild(name, epoch))
+            rebuild.add_done_callback(lambda _: self._recovering.pop(key, None))
+        await asyncio.shield(rebuild)
+
+    async def _rebuild(self, name: str, epoch: int) -> None:
         if self._epoch[name] != epoch:
             return  # already rebuilt
         mr = self.model(name)
@@ -269,6 +280,7 @@ class Runtime:
             else:
                 mr.window.replay([entry])
         self._logged[name] = sum(len(e.slots) for e in entries if isinstance(e, Contents))
+        self._stored_start[name] = mr.window.start
         log.info("restored window of %s: %d seen, %d sampled", name, mr.window.seen, mr.window.size)
 
     def _restore_gauges(self) -> None:
@@ -309,9 +321,10 @@ class Runtime:
             raise BackpressureError(self.store.pending, retry_after=1.0)
         # offer and submit without an await between them: storage sees batches in window order
         window, epoch = mr.window, self._epoch[name]
-        before = window.start
         sampled = window.offer(decoded.rows, decoded.ids, decoded.timestamps, now=self.clock())
-        rolled = sampled.window_start != before
+        # against what storage was last sent: a label join or a reject may have rolled it first
+        rolled = sampled.window_start != self._stored_start.get(name)
+        self._stored_start[name] = sampled.window_start
         batch = Contents(
             window_start=sampled.window_start,
             seen=sampled.seen,
@@ -325,7 +338,7 @@ class Runtime:
         )
         pending = self._submit(name, epoch, write if also is None else _both(write, also))
         logged = (0 if rolled else self._logged.get(name, 0)) + len(batch.slots)
-        if logged > 2 * window.capacity:  # keep the log within a few window sizes
+        if logged > 2 * window.pane_capacity:  # keep the log within a few snapshot sizes
             self._submit(name, epoch, write_snapshot(name, window.export))
             logged = 0
         self._logged[name] = logged
@@ -338,6 +351,12 @@ class Runtime:
         self.metrics.sampled.labels(name).inc(len(sampled.slots))
         self._publish_window(name, mr.window)
         return len(sampled.slots)
+
+    def reject_invalid(self, name: str, n: int) -> None:
+        """Count `n` records of the model that failed validation: in the metrics, and in the
+        window for the data-quality check."""
+        self.metrics.rejected.labels(name, "invalid_record").inc(n)
+        self.model(name).window.reject(n, now=self.clock())
 
     async def join_labels(self, name: str, decoded: DecodedLabels) -> dict[str, int]:
         """Join late labels to sampled records; returns once the joined rows are durable."""
@@ -377,8 +396,7 @@ class Runtime:
         decoded = decode_pair(cfg, mr.schema, event.ce_id, *pair, now=now)
         counter.labels(name, "paired").inc()
         if decoded.errors:
-            self.metrics.rejected.labels(name, "invalid_record").inc(len(decoded.errors))
-            mr.window.reject(len(decoded.errors), now=now)
+            self.reject_invalid(name, len(decoded.errors))
         await self.ingest(name, decoded)
         return {"status": "paired", "records": len(decoded.rows), "rejected": len(decoded.errors)}
 
@@ -435,8 +453,7 @@ class Runtime:
                 first.field,
                 first.reason,
             )
-            self.metrics.rejected.labels(name, "invalid_record").inc(len(decoded.errors))
-            mr.window.reject(len(decoded.errors), now=self.clock())
+            self.reject_invalid(name, len(decoded.errors))
         await self.ingest(name, decoded, also=checkpoint)
 
     async def drain_tap(self, name: str, tap: Tap) -> None:
@@ -448,12 +465,7 @@ class Runtime:
             await tap.wait()
             if len(tap) < _TAP_BATCH:  # gather a batch: one commit per batch, not per request
                 await asyncio.sleep(_TAP_LINGER)
-            batch = tap.take(_TAP_BATCH)
-            try:
-                await self._ingest_exchanges(name, mapping, batch)
-            except Exception:  # noqa: BLE001 - the tap must outlive any one bad batch
-                log.exception("proxy tap of %s: a batch of %d samples was lost", name, len(batch))
-                self.metrics.proxy_samples.labels(name, "dropped").inc(len(batch))
+            await self._ingest_taken(name, mapping, tap)
 
     async def flush_tap(self, name: str, tap: Tap) -> None:
         """Ingest what the tap still holds (at shutdown, after the proxy stopped)."""
@@ -461,7 +473,15 @@ class Runtime:
         assert mr.cfg.proxy is not None
         mapping = mapping_for(mr.cfg.proxy, mr.schema)
         while len(tap):
-            await self._ingest_exchanges(name, mapping, tap.take(_TAP_BATCH))
+            await self._ingest_taken(name, mapping, tap)
+
+    async def _ingest_taken(self, name: str, mapping: protocols.Mapping, tap: Tap) -> None:
+        batch = tap.take(_TAP_BATCH)
+        try:
+            await self._ingest_exchanges(name, mapping, batch)
+        except Exception:  # noqa: BLE001 - the tap must outlive any one bad batch
+            log.exception("proxy tap of %s: a batch of %d samples was lost", name, len(batch))
+            self.metrics.proxy_samples.labels(name, "dropped").inc(len(batch))
 
     async def _ingest_exchanges(
         self, name: str, mapping: protocols.Mapping, batch: list[Exchange]
@@ -502,8 +522,7 @@ class Runtime:
                     "proxy tap of %s: %d undecodable exchange(s): %s", name, undecodable, first
                 )
         if invalid:
-            self.metrics.rejected.labels(name, "invalid_record").inc(invalid)
-            mr.window.reject(invalid, now=self.clock())
+            self.reject_invalid(name, invalid)
         decoded = len(batch) - undecodable
         try:
             await self.ingest(name, Decoded(rows=rows, ids=ids, timestamps=stamps, errors=[]))

@@ -134,6 +134,7 @@ class Window:
     ) -> None:
         self.schema = schema
         self.capacity = capacity
+        self.pane_capacity = capacity  # what one stored snapshot holds: the whole window
         self.span = span
         self.horizon = 0.0  # seconds of earlier windows kept besides the current one
         self._rolls = rolls  # False: a pane of a sliding window, started and ended by it

@@ -123,6 +123,9 @@ class Store:
         if self._closed:
             raise StorageError("storage is closed")
         fut: Future[T] = Future()
+        # running from now: a submitted write is always carried out, also when whoever awaits
+        # it is cancelled (the window it came from already holds its rows)
+        fut.set_running_or_notify_cancel()
         with self._pending_lock:
             self._pending += 1
         fut.add_done_callback(self._done)

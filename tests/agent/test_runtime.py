@@ -82,9 +82,13 @@ def test_writes_behind_a_failed_one_are_refused_so_no_slot_is_left_empty(
 
     try:
         monkeypatch.setattr(runtime_module, "append_batch", first_fails)
+        rebuilds = []
+        restore = runtime._restore
+        monkeypatch.setattr(runtime, "_restore", lambda *a: rebuilds.append(a) or restore(*a))
         first, second = asyncio.run(both())
         assert isinstance(first, StorageError) and isinstance(second, StorageError)
         assert runtime.model("m1").window.seen == 0
+        assert len(rebuilds) == 1  # both refused writes waited for the one rebuild
         monkeypatch.undo()
         asyncio.run(both())  # the clients send both again
         data = runtime.model("m1").window.snapshot(now=runtime.clock())
@@ -145,5 +149,70 @@ def test_a_restart_publishes_the_latest_runs_again(
     try:
         after = _check_gauges(again)  # times as evidence stores them: to the microsecond
         assert after == pytest.approx(before, rel=0, abs=1e-6, nan_ok=True)
+    finally:
+        again.close()
+
+
+def _log_entries(runtime: Runtime) -> list[tuple[float, str, int]]:
+    """(window_start, kind, rows) of every sample-log entry of model m1."""
+    from sqlalchemy import select
+
+    from aims_agent.storage.schema import sample_log as t
+
+    query = (
+        select(t.c.window_start, t.c.kind, t.c.n_rows)
+        .where(t.c.model == "m1")
+        .order_by(t.c.entry_id)
+    )
+    return [tuple(r) for r in runtime.store.read(lambda c: c.execute(query).all())]
+
+
+def _pushed(runtime: Runtime, seed: int, n: int):
+    rows = as_records(make_rows(np.random.default_rng(seed), n), start=seed * 1000)
+    schema = runtime.model("m1").schema
+    return decode_records(json.dumps(rows).encode(), "application/json", schema, now=0)
+
+
+def test_a_window_rolled_by_a_reject_still_drops_the_old_windows_log(tmp_path, reference_csv):
+    """The roll is judged against what storage was last sent, not against the window in
+    memory, which a reject (or a label join) may already have rolled."""
+    data = base_config(reference_csv, tmp_path / "ev")
+    data["models"][0]["window"] = {"span_seconds": 100, "max_sample": 1000}
+    cfg = parse_config(data, base_dir=tmp_path)
+    now = [1000.0]
+    runtime = Runtime(cfg, clock=lambda: now[0])
+    try:
+        asyncio.run(runtime.ingest("m1", _pushed(runtime, 1, 20)))
+        now[0] = 1100.0
+        runtime.model("m1").window.reject(1, now=now[0])  # rolls the window in memory
+        asyncio.run(runtime.ingest("m1", _pushed(runtime, 2, 20)))
+        assert {start for start, _, _ in _log_entries(runtime)} == {1100.0}
+    finally:
+        runtime.close()
+
+
+def test_a_sliding_windows_log_is_compacted_per_pane(tmp_path, reference_csv):
+    """A pane holds max_sample / panes rows, so its log is snapshotted at twice that, not at
+    twice the whole window's capacity, which a pane's log reaches only after a long time."""
+    data = base_config(reference_csv, tmp_path / "ev")
+    window = {"kind": "sliding", "span_seconds": 1200, "step_seconds": 100, "max_sample": 1200}
+    data["models"][0]["window"] = window  # 12 panes of 100 rows
+    cfg = parse_config(data, base_dir=tmp_path)
+    runtime = Runtime(cfg, clock=lambda: 1000.0)
+    try:
+        for seed in range(200):
+            asyncio.run(runtime.ingest("m1", _pushed(runtime, seed, 50)))
+        entries = _log_entries(runtime)
+        # a 100-row snapshot, then at most 200 rows of batches: 560 or so without compaction
+        assert sum(rows for _, _, rows in entries) <= 300 + 50, entries
+        assert entries[0][1] == "snapshot"
+        data = runtime.model("m1").window.snapshot(now=1000.0)
+    finally:
+        runtime.close()
+    again = Runtime(cfg, clock=lambda: 1000.0)
+    try:  # and the compacted log rebuilds the same pane
+        rebuilt = again.model("m1").window.snapshot(now=1000.0)
+        assert rebuilt.info.seen == data.info.seen == 10_000
+        assert sorted(rebuilt.record_ids) == sorted(data.record_ids)
     finally:
         again.close()
