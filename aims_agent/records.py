@@ -98,6 +98,17 @@ class ControlTags:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Attachment:
+    """A file kept as evidence of a monitoring record (a drift report, a period report)."""
+
+    attachment_id: str
+    kind: str
+    path: str  # relative to the evidence directory
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CheckRun:
     """One execution of one check on one window, judged."""
 

@@ -8,7 +8,6 @@ codes into the sorted set of reference labels, the same vocabulary the window st
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from aims_agent.agent.config import ModelConfig
 from aims_agent.agent.window import WindowData
 from aims_agent.checks.base import Reference
 from aims_agent.errors import AimsError, ReferenceDataError
+from aims_agent.exporters.canonical import sha256_file
 from aims_agent.records import WindowInfo
 from aims_agent.schema import ModelSchema
 
@@ -61,14 +61,6 @@ def _labels(column: Any) -> list[str | None]:
         values = column.to_pylist()
         return [None if v is None else str(int(v)) if v.is_integer() else str(v) for v in values]
     return column.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def load_reference(path: Path, schema: ModelSchema, *, fmt: str = "auto") -> Reference:

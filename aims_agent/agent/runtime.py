@@ -47,12 +47,12 @@ from aims_agent.exporters.evidence import (
     record_run,
     save_attachment,
 )
-from aims_agent.exporters.evidently_report import Attachment, ReportError
+from aims_agent.exporters.evidently_report import ReportError
 from aims_agent.exporters.evidently_report import render as render_report
 from aims_agent.exporters.lifecycle import overdue
 from aims_agent.exporters.prometheus import Metrics
 from aims_agent.privacy import privacy_for
-from aims_agent.records import Assessment, CheckRun, ControlTags, Verdict
+from aims_agent.records import Assessment, Attachment, CheckRun, ControlTags, Verdict
 from aims_agent.schema import ModelSchema
 from aims_agent.storage.samples import (
     append_batch,

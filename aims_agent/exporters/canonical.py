@@ -27,6 +27,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from aims_agent.errors import AimsError
@@ -49,6 +50,12 @@ def canonical(value: object) -> bytes:
 def iso(ts: float) -> str:
     """An epoch time as RFC 3339 UTC with a Z, as every evidence record writes it."""
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's bytes, as 64 hex digits (read in chunks, never whole)."""
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def sha256_hex(value: object) -> str:

@@ -7,6 +7,7 @@ nonconformity a breach calls for and stores the run's monitoring record linked t
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from sqlalchemy import Connection, insert, select, update
 from aims_agent.errors import StorageError
 from aims_agent.exporters import ledger
 from aims_agent.exporters.canonical import iso, json_safe
-from aims_agent.records import Assessment, CheckRun, Threshold
+from aims_agent.records import Assessment, Attachment, CheckRun, Threshold
 from aims_agent.storage.schema import (
     attachments,
     monitoring_records,
@@ -352,7 +353,9 @@ def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
     return write
 
 
-def save_attachment(att: Any, monitoring_record_id: str, at: float) -> Any:
+def save_attachment(
+    att: Attachment, monitoring_record_id: str, at: float
+) -> Callable[[Connection], None]:
     """A store write: an attachment (its path and SHA-256) linked to a monitoring record."""
 
     def write(conn: Connection) -> None:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from aims_agent.agent.window import WindowData
 from aims_agent.errors import AimsError
+from aims_agent.records import Attachment
 from aims_agent.schema import ModelSchema
 
 KIND = "evidently-data-drift-html"
@@ -29,15 +29,6 @@ KIND = "evidently-data-drift-html"
 
 class ReportError(AimsError, RuntimeError):
     """The report could not be rendered (Evidently missing, bad data, timeout)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Attachment:
-    attachment_id: str
-    kind: str
-    path: str  # relative to the evidence directory
-    sha256: str
-    bytes: int
 
 
 def _archive(window: WindowData, schema: ModelSchema, path: Path) -> None:

@@ -23,7 +23,6 @@ Each read is one statement, so a verify beside a running agent sees no half-writ
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -33,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Text, cast, exists, select
 
-from aims_agent.exporters.canonical import CanonicalJSONError, iso, sha256_hex
+from aims_agent.exporters.canonical import CanonicalJSONError, iso, sha256_file, sha256_hex
 from aims_agent.exporters.ledger import (
     CONTENT,
     GENESIS,
@@ -244,16 +243,13 @@ def _file_agrees(row: Mapping[str, Any], evidence_dir: Path | None) -> str | Non
     path = (root / str(row["path"])).resolve()
     if not path.is_relative_to(root):
         return "attachment path leaves the evidence directory"
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as fh:
-            while chunk := fh.read(1 << 20):
-                digest.update(chunk)
+        digest = sha256_file(path)
     except FileNotFoundError:
         return f"attachment file missing: {row['path']}"
     except OSError as exc:
         return f"attachment file unreadable: {exc.strerror}"
-    if digest.hexdigest() != row["sha256"]:
+    if digest != row["sha256"]:
         return f"attachment file altered: sha256 of {row['path']} differs"
     return None
 

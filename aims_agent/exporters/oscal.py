@@ -557,14 +557,16 @@ def assessment_results(
             components[key] = _model_component(r.model, key[1], ais, r_env)
         atts = ev.attachments.get(r.record_id, [])
         observations.append(_observation(r, components[key], agent, atts))
+    position = {r.record_id: i for i, r in enumerate(ev.records)}
+    by_nc: dict[str, set[int]] = {}
+    for i, r in enumerate(ev.records):
+        if r.nonconformity_id is not None:
+            by_nc.setdefault(r.nonconformity_id, set()).add(i)
     findings, risks = [], []
     for n in ev.ncs:
         effective = (n.body.get("effectiveness_evidence") or {}).get("monitoring_records") or ()
-        observed = [
-            {"observation-uuid": o["uuid"]}
-            for r, o in zip(ev.records, observations, strict=True)
-            if r.nonconformity_id == n.nc_id or r.record_id in effective
-        ]
+        linked = by_nc.get(n.nc_id, set()) | {position[r] for r in effective if r in position}
+        observed = [{"observation-uuid": observations[i]["uuid"]} for i in sorted(linked)]
         finding, risk = _nonconformity(n, ev.events[n.nc_id], t1, observed, agent, party)
         findings.append(finding)
         risks.append(risk)

@@ -42,6 +42,7 @@ from aims_agent.exporters.report_html import to_html
 from aims_agent.exporters.report_md import to_markdown
 from aims_agent.exporters.report_sections import OUTCOMES
 from aims_agent.exporters.soa import build_soa
+from aims_agent.records import Attachment
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -185,16 +186,6 @@ class WrittenReport:
     sha256: str
     bytes: int
     attachment_id: str
-    archived: str  # the attachment's path, relative to the evidence directory
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Attachment:
-    attachment_id: str
-    kind: str
-    path: str
-    sha256: str
-    bytes: int
 
 
 def report_id(label: str, model: str | None, fmt: str) -> str:
@@ -263,7 +254,7 @@ def write_report(
             write_atomic(archive, payload)
     except OSError as exc:
         raise ReportWriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    att = _Attachment(
+    att = Attachment(
         attachment_id=f"ATT-{uuid.uuid4().hex}",
         kind=ATTACHMENT_KIND,
         path=archive.relative_to(evidence).as_posix(),
@@ -277,7 +268,6 @@ def write_report(
         sha256=digest,
         bytes=len(payload),
         attachment_id=att.attachment_id,
-        archived=att.path,
     )
 
 

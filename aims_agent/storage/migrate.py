@@ -34,14 +34,12 @@ def current_revision(conn: Connection) -> str | None:
     return None if rev is None else str(rev)
 
 
-def alembic_config(conn: Connection | None = None, url: str | None = None) -> Config:
-    """Alembic's config for our migrations, bound to a connection or a URL."""
+def alembic_config(conn: Connection) -> Config:
+    """Alembic's config for our migrations, bound to a connection."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    if url is not None:
-        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["connection"] = conn
     return cfg
 
