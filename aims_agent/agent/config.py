@@ -139,10 +139,7 @@ class AgentConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Self:
-        names = [n.name for n in self.notifications]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"notifications: names must be unique, repeated: {', '.join(dupes)}")
+        _unique("notifications: names", [n.name for n in self.notifications])
         return self
 
 
@@ -161,9 +158,7 @@ class SchemaConfig(_Strict):
             raise ValueError("numeric, categorical: at least one feature is required")
         names = [*self.numeric, *self.categorical, self.prediction, *self.sensitive]
         names += [n for n in (self.score, self.label) if n]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"column names must be unique, repeated: {', '.join(dupes)}")
+        _unique("column names", names)
         return self
 
 
@@ -442,10 +437,7 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_ids(self) -> Self:
-        ids = [c.id for c in self.checks]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"checks: ids must be unique, repeated: {', '.join(dupes)}")
+        _unique("checks: ids", [c.id for c in self.checks])
         return self
 
 
@@ -455,11 +447,8 @@ class Config(_Strict):
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
-    def _unique_models(self) -> Self:
-        names = [m.name for m in self.models]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"models: names must be unique, repeated: {', '.join(dupes)}")
+    def _across_models(self) -> Self:
+        _unique("models: names", [m.name for m in self.models])
         keep = self.agent.retention.samples_days * 86400
         long = [m.name for m in self.models if m.window.span_seconds > keep]
         if long:
@@ -468,7 +457,7 @@ class Config(_Strict):
             )
         ports = [(m.proxy.host, m.proxy.port) for m in self.models if m.proxy and m.proxy.port]
         ports.append((self.agent.host, self.agent.port))
-        taken = sorted({f"{h}:{p}" for h, p in ports if p and ports.count((h, p)) > 1})
+        taken = _repeated([f"{h}:{p}" for h, p in ports if p])
         if taken:
             raise ValueError(f"proxy.port: listen address used twice: {', '.join(taken)}")
         return self
@@ -484,3 +473,13 @@ class Config(_Strict):
         """SHA-256 of the validated config; monitoring records carry it as the config hash."""
         body = self.model_dump_json(by_alias=True, exclude={"source"})
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _repeated(values: list[str]) -> list[str]:
+    return sorted({v for v in values if values.count(v) > 1})
+
+
+def _unique(what: str, values: list[str]) -> None:
+    """ValueError `<what> must be unique, repeated: a, b` if any value comes twice."""
+    if dupes := _repeated(values):
+        raise ValueError(f"{what} must be unique, repeated: {', '.join(dupes)}")
