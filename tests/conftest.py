@@ -1,4 +1,4 @@
-"""Shared fixtures: a small reference file and a config writer."""
+"""Shared fixtures and helpers: a small reference file, a config writer, evidence stores."""
 
 from __future__ import annotations
 
@@ -7,16 +7,50 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import pytest
 import yaml
 
+from aims_agent.agent.window import Contents
+from aims_agent.storage.samples import append_batch
+from aims_agent.storage.store import Store
+
+if TYPE_CHECKING:
+    from aims_agent.agent.sliding import SlidingWindow
+    from aims_agent.agent.window import Window
+
 NUMERIC = ["x1", "x2", "x3"]
 CATEGORICAL = ["c1"]
 TOKEN_ENV = "AIMS_TEST_TOKEN"
 READ_TOKEN_ENV = "AIMS_TEST_READ_TOKEN"
+# The nonconformity lifecycle as the tests know it, written out independently of
+# aims_agent.exporters.lifecycle.TRANSITIONS: where each status may go next ...
+NC_ALLOWED: dict[str, set[str]] = {
+    "open": {"investigating", "rejected"},
+    "investigating": {"corrective_action", "rejected"},
+    "corrective_action": {"verifying"},
+    "verifying": {"closed", "corrective_action"},
+    "closed": set(),
+    "rejected": set(),
+}
+# ... and the steps that take a newly opened record to each status
+NC_PATHS: dict[str, list[str]] = {
+    "open": [],
+    "investigating": ["investigating"],
+    "corrective_action": ["investigating", "corrective_action"],
+    "verifying": ["investigating", "corrective_action", "verifying"],
+    "closed": ["investigating", "corrective_action", "verifying", "closed"],
+    "rejected": ["rejected"],
+}
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A tool or server the test needs is missing: a failure in CI, a skip elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(f"unavailable under CI: {reason}")
+    pytest.skip(reason)
 
 
 def make_rows(rng: np.random.Generator, n: int, *, shift: float = 0.0) -> list[dict[str, Any]]:
@@ -60,15 +94,19 @@ def as_records(rows: list[dict[str, Any]], *, start: int = 0) -> list[dict[str, 
     ]
 
 
-@pytest.fixture
-def reference_csv(tmp_path: Path) -> Path:
+def write_reference_csv(path: Path) -> Path:
+    """The reference data of `base_config`'s model: 2000 rows, seed 1."""
     rows = make_rows(np.random.default_rng(1), 2000)
-    path = tmp_path / "reference.csv"
     with path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
     return path
+
+
+@pytest.fixture
+def reference_csv(tmp_path: Path) -> Path:
+    return write_reference_csv(tmp_path / "reference.csv")
 
 
 def base_config(reference: Path, evidence: Path, **check: Any) -> dict[str, Any]:
@@ -133,9 +171,7 @@ def postgres():
     try:
         server = pg.PostgresServer.start()
     except pg.PostgresUnavailable as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs PostgreSQL: {exc}")
-        pytest.skip(str(exc))
+        unavailable(f"no PostgreSQL: {exc}")
     yield server
     server.stop()
 
@@ -154,3 +190,37 @@ def storage_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'db' / 'aims.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(storage_url):
+    """An evidence store on `storage_url`: SQLite, then PostgreSQL."""
+    s = Store(storage_url)
+    yield s
+    s.close()
+
+
+def persist(
+    store: Store,
+    window: Window | SlidingWindow,
+    rows: list[tuple[Any, ...]],
+    ids: list[str],
+    timestamps: list[float],
+    *,
+    now: float,
+) -> None:
+    """Offer a batch to a tumbling or sliding window and log what it sampled (model "m"); a
+    batch that starts a new window or pane drops the log entries older than the window keeps."""
+    before = window.start
+    s = window.offer(rows, ids, timestamps, now=now)
+    contents = Contents(
+        window_start=s.window_start,
+        seen=s.seen,
+        slots=list(s.slots),
+        rows=[rows[p] for p in s.positions],
+        ids=[ids[p] for p in s.positions],
+        timestamps=[timestamps[p] for p in s.positions],
+    )
+    rolled = s.window_start != before
+    drop_before = s.window_start - window.horizon if rolled else None
+    store.submit(append_batch("m", contents, drop_before=drop_before)).result()

@@ -7,10 +7,11 @@ from scipy import stats
 
 from aims_agent.agent.config import SchemaConfig, WindowConfig
 from aims_agent.agent.sliding import SlidingWindow
-from aims_agent.agent.window import Contents, Snapshot
+from aims_agent.agent.window import Snapshot
 from aims_agent.schema import ModelSchema
-from aims_agent.storage.samples import append_batch, read_log, write_snapshot
+from aims_agent.storage.samples import read_log, write_snapshot
 from aims_agent.storage.store import Store
+from tests.conftest import persist
 
 SCHEMA = ModelSchema(SchemaConfig(numeric=("x",), categorical=("c",), prediction="p"))
 
@@ -93,33 +94,15 @@ def test_labels_join_in_whichever_pane_holds_the_record():
     assert snap.vocabularies["p"][p["id1"]] == "0" and snap.vocabularies["p"][p["id2"]] == "1"
 
 
-def persist(store: Store, w: SlidingWindow, start: int, n: int, now: float) -> None:
-    r, ids, ts = rows(start, n)
-    before = w.start
-    s = w.offer(r, ids, ts, now=now)
-    contents = Contents(
-        window_start=s.window_start,
-        seen=s.seen,
-        slots=list(s.slots),
-        rows=[r[p] for p in s.positions],
-        ids=[ids[p] for p in s.positions],
-        timestamps=[ts[p] for p in s.positions],
-    )
-    rolled = s.window_start != before
-    store.submit(
-        append_batch("m", contents, drop_before=s.window_start - w.horizon if rolled else None)
-    ).result()
-
-
 def test_panes_are_stored_and_rebuilt(tmp_path):
     store = Store(f"sqlite:///{tmp_path / 'aims.db'}")
     try:
         w = sliding(capacity=60)  # 10 rows per pane
-        persist(store, w, 0, 8, now=5.0)  # will slide out
-        persist(store, w, 8, 8, now=25.0)
+        persist(store, w, *rows(0, 8), now=5.0)  # will slide out
+        persist(store, w, *rows(8, 8), now=25.0)
         store.submit(write_snapshot("m", w.export)).result()  # snapshots the [20, 30) pane only
-        persist(store, w, 16, 30, now=28.0)
-        persist(store, w, 46, 8, now=75.0)  # new pane: [0, 10) leaves the window and the log
+        persist(store, w, *rows(16, 30), now=28.0)
+        persist(store, w, *rows(46, 8), now=75.0)  # new pane: [0, 10) leaves the window and the log
         copy = sliding(capacity=60, seed=5)
         since = copy.window_start(75.0) - copy.horizon
         for e in store.read(lambda c: read_log(c, "m", since)):

@@ -3,7 +3,6 @@ from __future__ import annotations
 import threading
 from dataclasses import replace
 
-import pytest
 from sqlalchemy import create_engine, select
 
 from aims_agent.exporters.evidence import EvidenceContext, record_run
@@ -62,13 +61,6 @@ def run(verdict: str, value: float, t: float) -> CheckRun:
         verdict=verdict,  # type: ignore[arg-type]
         controls=ControlTags(iso42001=("A.6.2.6", "A.7.4"), eu_ai_act=("Art. 72(2)",)),
     )
-
-
-@pytest.fixture
-def store(storage_url):
-    s = Store(storage_url)
-    yield s
-    s.close()
 
 
 def test_breaches_open_one_record_then_recur(store):

@@ -144,13 +144,6 @@ def test_json_safe_replaces_nan_and_infinities_with_null():
 # --- the chain -------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def store(storage_url):
-    s = Store(storage_url)
-    yield s
-    s.close()
-
-
 def entries(store) -> list[dict]:
     return store.read(lambda c: [dict(r._mapping) for r in c.execute(select(L).order_by(L.c.seq))])
 
@@ -493,7 +486,9 @@ def test_a_signed_head_verifies_with_the_trusted_key_only(store, evidence):
     )
 
 
-def test_a_cut_tail_with_a_rewritten_head_is_caught_only_by_the_signature(store, evidence):
+def cut_below_a_signed_head(store, evidence) -> Ed25519PrivateKey:
+    """Sign the head (seq 8), then cut entry 8 and its record and rewrite the head to 7, as one
+    who can write the store but not sign would; the key that signed."""
     key = Ed25519PrivateKey.generate()
     store.submit(sign_head(key, now=10.0)).result()
     seven = entries(store)[6]
@@ -503,6 +498,11 @@ def test_a_cut_tail_with_a_rewritten_head_is_caught_only_by_the_signature(store,
         delete(monitoring_records).where(monitoring_records.c.record_id == evidence["mr_last"]),
         update(ledger_head).values(seq=7, hash=seven["hash"]),
     )
+    return key
+
+
+def test_a_cut_tail_with_a_rewritten_head_is_caught_only_by_the_signature(store, evidence):
+    key = cut_below_a_signed_head(store, evidence)
     mutate(store, delete(ledger_signatures))
     assert check(store, evidence).ok  # what the chain alone cannot show
     assert check(store, evidence, raw_public(key)).first_problem.reason == (
@@ -511,15 +511,7 @@ def test_a_cut_tail_with_a_rewritten_head_is_caught_only_by_the_signature(store,
 
 
 def test_a_cut_below_the_signed_head_is_named(store, evidence):
-    key = Ed25519PrivateKey.generate()
-    store.submit(sign_head(key, now=10.0)).result()
-    seven = entries(store)[6]
-    mutate(
-        store,
-        delete(L).where(L.c.seq == 8),
-        delete(monitoring_records).where(monitoring_records.c.record_id == evidence["mr_last"]),
-        update(ledger_head).values(seq=7, hash=seven["hash"]),
-    )
+    key = cut_below_a_signed_head(store, evidence)
     assert str(check(store, evidence, raw_public(key)).first_problem) == (
         "entry 8: entry missing (the ledger ends at seq 7, a signed head at 8)"
     )

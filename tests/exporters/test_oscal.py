@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
 import json
 import re
@@ -31,7 +30,7 @@ from aims_agent.exporters.evidence import save_attachment
 from aims_agent.exporters.lifecycle import apply, decode_change
 from aims_agent.exporters.oscal import OSCAL_VERSION, assessment_results, parse_period
 from aims_agent.storage.schema import monitoring_records
-from tests.conftest import as_records, base_config, make_rows
+from tests.conftest import as_records, base_config, make_rows, write_reference_csv
 
 DAY = 86400.0
 ACTION = {"description": "retrain on recent data", "owner": "ml-team", "due_date": "2030-01-31"}
@@ -65,12 +64,7 @@ def evidence(tmp_path_factory):
     opened then recurred), an attachment on the first breach, and the record worked by people
     with times in the future: corrective action tomorrow, verified in 2 days, closed in 3."""
     tmp = tmp_path_factory.mktemp("oscal")
-    ref = tmp / "reference.csv"
-    rows = make_rows(np.random.default_rng(1), 2000)
-    with ref.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    ref = write_reference_csv(tmp / "reference.csv")
     data = base_config(ref, tmp / "ev", threshold=0.3, report_on_breach=False)
     cfg_path = tmp / "agent.yaml"
     cfg_path.write_text(yaml.safe_dump(data))
@@ -318,7 +312,7 @@ def test_the_cli_writes_atomically_and_prints_the_digest(evidence, capsys, tmp_p
 @pytest.mark.integration
 def test_export_from_the_running_agent(tmp_path, reference_csv):
     """The real agent over HTTP; `aims-agent export oscal` reads its store while it runs."""
-    from tests.integration.conftest import start_agent
+    from tests.integration.conftest import reap, start_agent
 
     cfg_path = tmp_path / "agent.yaml"
     data = base_config(reference_csv, tmp_path / "ev", threshold=0.3, report_on_breach=False)
@@ -368,9 +362,6 @@ def test_export_from_the_running_agent(tmp_path, reference_csv):
         assert text(finding.target.status.state) == "not-satisfied"
         assert len(finding.related_observations) == 3
         assert text(result.risks[0].status) == "investigating"
-    finally:
         agent.stop()
-        agent.reader.join(5)
-        for pipe in (agent.proc.stdout, agent.proc.stderr):
-            if pipe:
-                pipe.close()
+    finally:
+        reap(agent)

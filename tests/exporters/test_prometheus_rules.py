@@ -5,7 +5,6 @@ Needs Debian's `promtool` (scripts/servers.sh installs it). Under CI a missing p
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -14,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = "configs/prometheus/aims-rules.yml"
@@ -26,10 +27,7 @@ RUNBOOK_URL = "https://github.com/aims-agent/aims-agent/blob/main/docs/runbooks.
 def promtool() -> str:
     path = shutil.which("promtool")
     if path is None:
-        reason = "promtool is not installed: run scripts/servers.sh"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+        unavailable("promtool is not installed: run scripts/servers.sh")
     return path
 
 

@@ -4,34 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import TOKEN_ENV, as_records, base_config, make_rows
-from tests.integration.conftest import READ_TOKEN, TOKEN
+from tests.integration.conftest import READ_TOKEN, TOKEN, metric, run_agent_cli
 
 pytestmark = pytest.mark.integration
 
 
 def ndjson(records) -> bytes:
     return "\n".join(json.dumps(r) for r in records).encode()
-
-
-def metric(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == name and sample.labels == labels:
-                return float(sample.value)
-    raise AssertionError(f"{name}{labels} not in /metrics")
 
 
 def post(client, records, **params):
@@ -46,22 +34,20 @@ def post(client, records, **params):
 def test_ingest_round_trip_moves_metrics(write_config, agent_factory):
     agent = agent_factory(write_config())
     with agent.client() as c:
-        before = c.get("/metrics").text
-        assert metric(before, "aims_window_sampled_records", model="m1") == 0
+        assert metric(c, "aims_window_sampled_records", model="m1") == 0
         r = post(c, as_records(make_rows(np.random.default_rng(2), 120)))
         assert r.status_code == 200, r.text
         assert r.json() == {"accepted": 120, "sampled": 120, "rejected": 0, "errors": []}
-        after = c.get("/metrics").text
-        assert metric(after, "aims_records_received_total", model="m1") == 120
-        assert metric(after, "aims_records_sampled_total", model="m1") == 120
-        assert metric(after, "aims_window_sampled_records", model="m1") == 120
+        assert metric(c, "aims_records_received_total", model="m1") == 120
+        assert metric(c, "aims_records_sampled_total", model="m1") == 120
+        assert metric(c, "aims_window_sampled_records", model="m1") == 120
         # a JSON array works as well as NDJSON
         r = c.post(
             "/v1/models/m1/records",
             json=as_records(make_rows(np.random.default_rng(3), 5), start=500),
         )
         assert r.status_code == 200 and r.json()["accepted"] == 5
-        assert metric(c.get("/metrics").text, "aims_records_received_total", model="m1") == 125
+        assert metric(c, "aims_records_received_total", model="m1") == 125
         assert c.get("/healthz").json() == {"status": "ok"}
         assert c.get("/readyz").status_code == 200
         spec = c.get("/openapi.json").json()
@@ -84,9 +70,8 @@ def test_bad_input_gets_4xx_with_reasons_and_agent_carries_on(write_config, agen
             (5, "bad-1", "features.x2"),
             (6, "bad-2", "score"),
         ]
-        m = c.get("/metrics").text
-        assert metric(m, "aims_records_received_total", model="m1") == 0
-        assert metric(m, "aims_records_rejected_total", model="m1", reason="invalid_record") == 2
+        assert metric(c, "aims_records_received_total", model="m1") == 0
+        assert metric(c, "aims_records_rejected_total", model="m1", reason="invalid_record") == 2
 
         r = post(c, [*good[:5], *bad], on_error="skip")
         assert r.status_code == 200 and r.json()["accepted"] == 5 and r.json()["rejected"] == 2
@@ -105,7 +90,7 @@ def test_bad_input_gets_4xx_with_reasons_and_agent_carries_on(write_config, agen
             ).status_code
             == 422
         )
-        assert metric(c.get("/metrics").text, "aims_records_received_total", model="m1") == 15
+        assert metric(c, "aims_records_received_total", model="m1") == 15
     assert agent.proc.poll() is None
 
 
@@ -147,10 +132,10 @@ def test_repeated_breaches_leave_one_open_nonconformity(write_config, agent_fact
         assert set(nc["nature"]["affected"]) >= {"x1", "x2", "x3"}
         detail = c.get(f"/v1/nonconformities/{nc['nc_id']}").json()
         assert [e["event"] for e in detail["events"]] == ["opened", "recurred", "recurred"]
-        assert metric(c.get("/metrics").text, "aims_nonconformities_open", model="m1") == 1
+        assert metric(c, "aims_nonconformities_open", model="m1") == 1
         assert (
             metric(
-                c.get("/metrics").text,
+                c,
                 "aims_check_breached",
                 model="m1",
                 check="drift",
@@ -177,7 +162,7 @@ def test_checks_run_on_their_schedule(write_config, agent_factory):
         while time.monotonic() < deadline:
             try:
                 runs = metric(
-                    c.get("/metrics").text,
+                    c,
                     "aims_check_runs_total",
                     model="m1",
                     check="drift",
@@ -190,7 +175,7 @@ def test_checks_run_on_their_schedule(write_config, agent_factory):
             time.sleep(0.5)
         assert runs >= 2
         last = metric(
-            c.get("/metrics").text,
+            c,
             "aims_check_last_success_timestamp_seconds",
             model="m1",
             check="drift",
@@ -212,7 +197,7 @@ def test_acknowledged_records_survive_kill_9(write_config, agent_factory):
     with again.client() as c:
         (model,) = c.get("/v1/models").json()
         assert model["window"]["seen"] == 1000 and model["window"]["sampled"] == 1000
-        assert metric(c.get("/metrics").text, "aims_window_sampled_records", model="m1") == 1000
+        assert metric(c, "aims_window_sampled_records", model="m1") == 1000
         run = c.post("/v1/models/m1/checks/drift/run").json()
         rec = c.get("/v1/monitoring-records").json()[0]
         assert rec["record_id"] == run["monitoring_record_id"]
@@ -230,14 +215,7 @@ def test_sigterm_stops_within_the_deadline(write_config, agent_factory):
 
 
 def test_missing_token_variable_exits_2_naming_the_field(write_config):
-    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
-    proc = subprocess.run(
-        [sys.executable, "-m", "aims_agent.agent.cli", "run", "--config", str(write_config())],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = run_agent_cli("run", "--config", str(write_config()), without=[TOKEN_ENV])
     assert proc.returncode == 2
     assert f"agent.tokens[0].env: environment variable {TOKEN_ENV} is not set" in proc.stderr
 
@@ -296,9 +274,7 @@ def test_late_labels_feed_performance_and_survive_kill_9(tmp_path, reference_csv
         assert r.json() == {"joined": 150, "unknown": 1, "expired": 0}
         bad = c.post("/v1/models/m1/labels", json=[{"id": "r1", "label": [1]}])
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "label"
-        assert (
-            metric(c.get("/metrics").text, "aims_labels_total", model="m1", outcome="joined") == 150
-        )
+        assert metric(c, "aims_labels_total", model="m1", outcome="joined") == 150
     agent.proc.send_signal(signal.SIGKILL)
     agent.proc.wait()
     again = agent_factory(path)
@@ -357,7 +333,7 @@ def test_storage_lag_gives_429_with_retry_after(tmp_path, reference_csv):
             assert post(c, as_records(make_rows(np.random.default_rng(14), 10))).status_code == 200
             assert (
                 metric(
-                    c.get("/metrics").text,
+                    c,
                     "aims_records_rejected_total",
                     model="m1",
                     reason="backpressure",

@@ -3,7 +3,6 @@ a time, each on a fresh copy of the evidence store."""
 
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 import os
@@ -30,8 +29,8 @@ from aims_agent.storage.schema import (
     monitoring_records,
     nonconformities,
 )
-from tests.conftest import as_records, base_config, make_rows
-from tests.integration.conftest import start_agent
+from tests.conftest import as_records, base_config, make_rows, write_reference_csv
+from tests.integration.conftest import reap, start_agent
 
 pytestmark = pytest.mark.integration
 L = evidence_ledger
@@ -95,12 +94,7 @@ def real_ledger(
     """The agent's own ledger: drifted traffic, three drift runs (the first opens a
     nonconformity and attaches Evidently's report, the others recur), then a clean stop."""
     root = tmp_path_factory.mktemp("ledger")
-    reference = root / "reference.csv"
-    rows = make_rows(np.random.default_rng(1), 2000)
-    with reference.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    reference = write_reference_csv(root / "reference.csv")
     key = Ed25519PrivateKey.generate()
     raw = key.private_bytes(
         serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
@@ -114,13 +108,7 @@ def real_ledger(
         assert [r["verdict"] for r in runs] == ["breach"] * 3
         assert agent.stop() == 0
     finally:
-        if agent.proc.poll() is None:
-            agent.proc.kill()
-        agent.proc.wait()
-        agent.reader.join(5)
-        for pipe in (agent.proc.stdout, agent.proc.stderr):
-            if pipe:
-                pipe.close()
+        reap(agent)
     yield {
         "url": storage_url,
         "root": root,

@@ -7,23 +7,14 @@ import subprocess
 import sys
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import as_records, base_config, make_rows
+from tests.conftest import NC_ALLOWED, NC_PATHS, base_config
 from tests.integration.conftest import READ_TOKEN, TOKEN
 
 pytestmark = pytest.mark.integration
 STATES = ("open", "investigating", "corrective_action", "verifying", "closed", "rejected")
-ALLOWED = {
-    "open": {"investigating", "rejected"},
-    "investigating": {"corrective_action", "rejected"},
-    "corrective_action": {"verifying"},
-    "verifying": {"closed", "corrective_action"},
-    "closed": set(),
-    "rejected": set(),
-}
 # what each step needs, given up front so that only the transition rules decide
 EVERYTHING = {
     "reaction": {"action": "traffic routed to the previous model", "by": "sre"},
@@ -36,26 +27,11 @@ EVERYTHING = {
     },
     "effectiveness_review": {"effective": True, "verified_by": "qa", "evidence": "MR-x"},
 }
-PATHS = {
-    "open": [],
-    "investigating": ["investigating"],
-    "corrective_action": ["investigating", "corrective_action"],
-    "verifying": ["investigating", "corrective_action", "verifying"],
-    "closed": ["investigating", "corrective_action", "verifying", "closed"],
-    "rejected": ["rejected"],
-}
 
 
 @pytest.fixture
-def agent(tmp_path, reference_csv, agent_factory):
-    cfg = base_config(reference_csv, tmp_path / "ev")
-    path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    agent = agent_factory(path)
-    with agent.client() as c:
-        drifted = as_records(make_rows(np.random.default_rng(8), 300, shift=2.0))
-        assert c.post("/v1/models/m1/records", json=drifted).status_code == 200
-    return agent
+def agent(tmp_path, reference_csv, drifted_agent):
+    return drifted_agent(base_config(reference_csv, tmp_path / "ev"), seed=8)
 
 
 def new_nc(c: Any) -> str:
@@ -73,19 +49,20 @@ def test_every_allowed_transition_works_and_every_other_is_409(agent):
         for state in STATES:
             nc = new_nc(c)
             assert patch(c, nc, **EVERYTHING).status_code == 200
-            for step in PATHS[state]:
+            for step in NC_PATHS[state]:
                 r = patch(c, nc, status=step, justification="false alarm: sensor outage")
                 assert r.status_code == 200 and r.json()["status"] == step, r.text
             for target in STATES:
-                if target == state or target in ALLOWED[state]:
+                if target == state or target in NC_ALLOWED[state]:
                     continue
                 r = patch(c, nc, status=target, justification="x")
                 assert r.status_code == 409, (state, target, r.text)
                 assert nc in r.json()["error"]
             assert c.get(f"/v1/nonconformities/{nc}").json()["status"] == state
             if state not in ("closed", "rejected"):  # free the model and check for the next
-                way = "rejected" if "rejected" in ALLOWED[state] else None
-                for step in [way] if way else PATHS["closed"][PATHS["closed"].index(state) + 1 :]:
+                way = "rejected" if "rejected" in NC_ALLOWED[state] else None
+                closing = NC_PATHS["closed"]
+                for step in [way] if way else closing[closing.index(state) + 1 :]:
                     r = patch(c, nc, status=step, justification="done with this one")
                     assert r.status_code == 200, r.text
 

@@ -14,11 +14,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import as_records, base_config, make_rows
+from tests.conftest import base_config
+from tests.integration.conftest import metric, run_agent_cli
 
 pytestmark = pytest.mark.integration
 SECRET = "hook-secret-" + "z" * 20
@@ -70,16 +70,13 @@ def breach(agent: Any) -> str:
         return str(r.json()["nonconformity_id"])
 
 
-def metric(agent: Any, name: str, **labels: str) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    with agent.client() as c:
-        text = c.get("/metrics").text
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    return 0.0
+def pending(agent: Any, target: str) -> float | None:
+    """Events not yet delivered to the receiver; None before the notifier's first pass sets
+    the gauge (its counters are there from the start)."""
+    try:
+        return metric(agent.url, "aims_notifications_pending", target=target)
+    except AssertionError:
+        return None
 
 
 def wait_for(predicate: Any, timeout: float = 30) -> None:
@@ -90,7 +87,7 @@ def wait_for(predicate: Any, timeout: float = 30) -> None:
 
 
 def test_every_event_arrives_once_after_downtime_and_a_restart(
-    tmp_path: Path, reference_csv: Path, agent_factory: Any
+    tmp_path: Path, reference_csv: Path, agent_factory: Any, drifted_agent: Any
 ) -> None:
     port = free_port()
     receiver = Receiver(port)  # down for now
@@ -106,26 +103,21 @@ def test_every_event_arrives_once_after_downtime_and_a_restart(
             "timeout_seconds": 2,
         }
     ]
-    path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(cfg))
     env = {"AIMS_TEST_HOOK_SECRET": SECRET}
-    agent = agent_factory(path, env)
+    agent = drifted_agent(cfg, seed=5, env=env)
     try:
-        with agent.client() as c:
-            drifted = as_records(make_rows(np.random.default_rng(5), 300, shift=2.0))
-            assert c.post("/v1/models/m1/records", json=drifted).status_code == 200
         nc = breach(agent)  # opened
         breach(agent)  # recurred
-        wait_for(lambda: metric(agent, "aims_notifications_pending", target="grc") == 2)
-        assert metric(agent, "aims_notifications_total", outcome="retried") >= 1
-        assert metric(agent, "aims_notifications_total", outcome="delivered") == 0
+        wait_for(lambda: pending(agent, "grc") == 2)
+        assert metric(agent.url, "aims_notifications_total", target="grc", outcome="retried") >= 1
+        assert metric(agent.url, "aims_notifications_total", target="grc", outcome="delivered") == 0
         agent.stop(signal.SIGKILL)  # the outbox is the store: a crash loses nothing
 
-        agent = agent_factory(path, env)
+        agent = agent_factory(agent.config, env)
         breach(agent)  # recurred again, on the restarted agent
         receiver.start()
         wait_for(lambda: len({r["headers"]["Idempotency-Key"] for r in receiver.received}) == 3)
-        wait_for(lambda: metric(agent, "aims_notifications_pending", target="grc") == 0)
+        wait_for(lambda: pending(agent, "grc") == 0)
         time.sleep(1)  # nothing more comes
     finally:
         receiver.stop()
@@ -152,31 +144,19 @@ def test_every_event_arrives_once_after_downtime_and_a_restart(
 
 
 def test_a_missing_secret_is_a_config_error(tmp_path: Path, reference_csv: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
     cfg = base_config(reference_csv, tmp_path / "ev")
     cfg["agent"]["notifications"] = [
         {"name": "grc", "kind": "webhook", "url": "http://127.0.0.1:9/x", "secret_env": "NOPE_X"}
     ]
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    env = {k: v for k, v in os.environ.items() if k != "NOPE_X"}
-    env |= {"AIMS_TEST_TOKEN": "t" * 20, "AIMS_TEST_READ_TOKEN": "r" * 20}
-    out = subprocess.run(
-        [sys.executable, "-m", "aims_agent.agent.cli", "run", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    out = run_agent_cli("run", "--config", str(path), without=["NOPE_X"])
     assert out.returncode == 2
     assert "agent.notifications[0].secret_env" in out.stderr and "NOPE_X" in out.stderr
 
 
 def test_nonconformities_reach_a_real_alertmanager(
-    tmp_path: Path, reference_csv: Path, agent_factory: Any
+    tmp_path: Path, reference_csv: Path, drifted_agent: Any
 ) -> None:
     import shutil
     import subprocess
@@ -210,12 +190,7 @@ def test_nonconformities_reach_a_real_alertmanager(
         wait_for(am_ready)
         cfg = base_config(reference_csv, tmp_path / "ev")
         cfg["agent"]["notifications"] = [{"name": "am", "kind": "alertmanager", "url": am_url}]
-        path = tmp_path / "agent.yaml"
-        path.write_text(yaml.safe_dump(cfg))
-        agent = agent_factory(path)
-        with agent.client() as c:
-            drifted = as_records(make_rows(np.random.default_rng(6), 300, shift=2.0))
-            assert c.post("/v1/models/m1/records", json=drifted).status_code == 200
+        agent = drifted_agent(cfg, seed=6)
         nc = breach(agent)
 
         def alerts() -> list[dict[str, Any]]:
@@ -230,7 +205,7 @@ def test_nonconformities_reach_a_real_alertmanager(
         assert alert["labels"]["nonconformity_id"] == nc
         assert alert["labels"]["model"] == "m1" and alert["labels"]["check"] == "drift"
         assert alert["status"]["state"] == "active"
-        assert metric(agent, "aims_notifications_total", target="am", outcome="delivered") == 1
+        assert metric(agent.url, "aims_notifications_total", target="am", outcome="delivered") == 1
     finally:
         am.terminate()
         am.wait(10)

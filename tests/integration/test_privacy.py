@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from tests.conftest import as_records, base_config, make_rows
+from tests.integration.conftest import run_agent_cli
 
 pytestmark = pytest.mark.integration
 KEY = "pii-key-" + "k" * 24
@@ -48,20 +49,9 @@ def test_hashed_and_dropped_fields_are_never_stored(tmp_path, reference_csv, age
 
 
 def test_a_missing_key_is_a_config_error(tmp_path, reference_csv):
-    import os
-    import subprocess
-    import sys
-
     cfg = base_config(reference_csv, tmp_path / "ev")
     cfg["models"][0]["privacy"] = {"hash": ["id"], "key_env": "NO_SUCH_KEY_X"}
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "AIMS_TEST_TOKEN": "t" * 20, "AIMS_TEST_READ_TOKEN": "r" * 20}
-    out = subprocess.run(
-        [sys.executable, "-m", "aims_agent.agent.cli", "run", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    out = run_agent_cli("run", "--config", str(path), without=["NO_SUCH_KEY_X"])
     assert out.returncode == 2 and "models[0].privacy.key_env" in out.stderr

@@ -17,10 +17,9 @@ import httpx
 import numpy as np
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import base_config
-from tests.integration.conftest import AgentProcess
+from tests.integration.conftest import AgentProcess, metric
 from tests.integration.upstreams import Upstream, start_upstream
 
 pytestmark = pytest.mark.integration
@@ -109,14 +108,6 @@ def config(
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-def metric(client: httpx.Client, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(client.get("/metrics").text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    raise AssertionError(f"no sample {name} {labels}")
 
 
 def wait_for(predicate: Any, timeout: float = 20) -> None:

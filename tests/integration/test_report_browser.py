@@ -8,11 +8,9 @@ Chromium comes from scripts/browser.sh; without it these tests skip, except in C
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
 import http.server
-import os
 import re
 import shutil
 import struct
@@ -28,8 +26,8 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import as_records, base_config, make_rows
-from tests.integration.conftest import start_agent
+from tests.conftest import as_records, base_config, make_rows, unavailable, write_reference_csv
+from tests.integration.conftest import reap, start_agent
 
 pytestmark = pytest.mark.integration
 
@@ -64,10 +62,7 @@ COLOURS = {"pass": (0x2E, 0x7D, 0x32), "breach": (0xC6, 0x28, 0x28)}  # the char
 def chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
-        message = "Debian's chromium is not installed (scripts/browser.sh installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        unavailable("Debian's chromium is not installed (scripts/browser.sh installs it)")
     return path
 
 
@@ -89,12 +84,7 @@ def _month(now: datetime) -> str:
 def report(tmp_path_factory) -> Iterator[dict]:
     """Evidence from the real agent, then `aims-agent report --format html` on it."""
     tmp = tmp_path_factory.mktemp("browser")
-    reference = tmp / "reference.csv"
-    rows = make_rows(np.random.default_rng(1), 2000)
-    with reference.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    reference = write_reference_csv(tmp / "reference.csv")
     config = tmp / "agent.yaml"
     config.write_text(
         yaml.safe_dump(base_config(reference, tmp / "ev", threshold=0.3, report_on_breach=False))
@@ -111,12 +101,7 @@ def report(tmp_path_factory) -> Iterator[dict]:
             runs += [c.post("/v1/models/m1/checks/drift/run").json() for _ in range(2)]
         assert agent.stop() == 0
     finally:
-        if agent.proc.poll() is None:
-            agent.proc.kill()
-        agent.proc.wait()
-        for pipe in (agent.proc.stdout, agent.proc.stderr):
-            if pipe:
-                pipe.close()
+        reap(agent)
     assert [r["verdict"] for r in runs] == ["pass"] * 3 + ["breach"] * 2
     nc_id = runs[3]["nonconformity_id"]
     assert nc_id and runs[4]["nonconformity_id"] == nc_id

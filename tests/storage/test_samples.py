@@ -1,15 +1,14 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from sqlalchemy import func, select
 
 from aims_agent.agent.config import SchemaConfig
-from aims_agent.agent.window import Contents, Snapshot, Window
+from aims_agent.agent.window import Snapshot, Window
 from aims_agent.schema import ModelSchema
-from aims_agent.storage.samples import append_batch, read_log, write_snapshot
+from aims_agent.storage.samples import read_log, write_snapshot
 from aims_agent.storage.schema import sample_log
-from aims_agent.storage.store import Store
+from tests.conftest import persist
 
 SCHEMA = ModelSchema(SchemaConfig(numeric=("x",), categorical=("c",), prediction="p"))
 
@@ -30,32 +29,6 @@ def batch(i, n=40):
         for k in range(i * n, (i + 1) * n)
     ]
     return rows, [f"id{k}" for k in range(i * n, (i + 1) * n)], [float(k) for k in range(n)]
-
-
-@pytest.fixture
-def store(storage_url):
-    s = Store(storage_url)
-    yield s
-    s.close()
-
-
-def persist(store, w, i, now=10.0):
-    rows, ids, ts = batch(i)
-    before = w.start
-    s = w.offer(rows, ids, ts, now=now)
-    contents = Contents(
-        window_start=s.window_start,
-        seen=s.seen,
-        slots=list(s.slots),
-        rows=[rows[p] for p in s.positions],
-        ids=[ids[p] for p in s.positions],
-        timestamps=[ts[p] for p in s.positions],
-    )
-    store.submit(
-        append_batch(
-            "m", contents, drop_before=s.window_start if s.window_start != before else None
-        )
-    ).result()
 
 
 def rebuild(store, vocab=("a", "b")):
@@ -84,17 +57,17 @@ def same(a, b):
 def test_log_of_batches_rebuilds_the_window(store):
     w = window()
     for i in range(6):
-        persist(store, w, i)
+        persist(store, w, *batch(i), now=10.0)
     same(w, rebuild(store))
 
 
 def test_snapshot_compacts_the_log_and_later_batches_replay_on_top(store):
     w = window()
     for i in range(4):
-        persist(store, w, i)
+        persist(store, w, *batch(i), now=10.0)
     store.submit(write_snapshot("m", w.export)).result()
     for i in range(4, 7):
-        persist(store, w, i)
+        persist(store, w, *batch(i), now=10.0)
     kinds = store.read(
         lambda c: (
             c.execute(select(sample_log.c.kind).order_by(sample_log.c.entry_id)).scalars().all()
@@ -107,7 +80,7 @@ def test_snapshot_compacts_the_log_and_later_batches_replay_on_top(store):
 def test_restore_maps_categories_through_labels(store):
     w = window()
     for i in range(3):
-        persist(store, w, i)
+        persist(store, w, *batch(i), now=10.0)
     store.submit(write_snapshot("m", w.export)).result()
     # the reference changed between runs: its vocabulary now starts differently
     same(w, rebuild(store, vocab=("zz", "v3", "b")))
@@ -115,8 +88,8 @@ def test_restore_maps_categories_through_labels(store):
 
 def test_new_window_drops_the_old_windows_log(store):
     w = window()
-    persist(store, w, 0, now=10.0)
-    persist(store, w, 1, now=150.0)  # next window
+    persist(store, w, *batch(0), now=10.0)
+    persist(store, w, *batch(1), now=150.0)  # next window
     starts = store.read(
         lambda c: c.execute(
             select(sample_log.c.window_start, func.count()).group_by(sample_log.c.window_start)
@@ -129,8 +102,9 @@ def test_retention_purges_old_windows_only(store):
     from aims_agent.storage.samples import purge_samples
 
     w = window()
-    persist(store, w, 0, now=10.0)  # window [0, 100)
-    persist(store, w, 1, now=150.0)  # window [100, 200): drops the first from the log anyway
+    persist(store, w, *batch(0), now=10.0)  # window [0, 100)
+    # window [100, 200): drops the first from the log anyway
+    persist(store, w, *batch(1), now=150.0)
     assert store.submit(purge_samples(100.0)).result() == 0
     assert store.submit(purge_samples(101.0)).result() == 1
     assert (

@@ -10,13 +10,6 @@ from aims_agent.storage.schema import nonconformities as table
 from aims_agent.storage.store import Store
 
 
-@pytest.fixture
-def store(storage_url):
-    s = Store(storage_url)
-    yield s
-    s.close()
-
-
 def insert_window(key):
     def write(conn):  # nc_id is the primary key: inserting a key twice fails
         conn.execute(
