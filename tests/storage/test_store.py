@@ -83,3 +83,29 @@ def test_unreachable_storage_is_a_storage_error(tmp_path):
         Store(f"postgresql+psycopg://aims@127.0.0.1:{port}/aims")
     with pytest.raises(StorageError, match="supported: sqlite, postgresql"):
         Store("mysql://aims@127.0.0.1/aims")
+
+
+def test_a_write_whose_awaiter_is_cancelled_still_commits(store):
+    """Cancelling the task that awaits a write (a drain stopped at shutdown) neither drops
+    the write nor stops the writer: later writes still commit."""
+    import asyncio
+    import threading
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(conn):
+        started.set()
+        release.wait(10)
+        return insert_window("slow")(conn)
+
+    async def main() -> None:
+        waiting = asyncio.ensure_future(store.write(slow))
+        await asyncio.to_thread(started.wait, 10)
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        release.set()
+        assert await asyncio.wait_for(store.write(insert_window("after")), 10) == "after"
+
+    asyncio.run(main())
+    rows = store.read(lambda c: c.execute(select(table.c.nc_id)).scalars().all())
+    assert sorted(rows) == ["after", "slow"]
