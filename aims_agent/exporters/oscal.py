@@ -22,7 +22,7 @@ import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -62,34 +62,6 @@ _TAGS = (
     ("eu_ai_act", "eu-ai-act"),
     ("nist_ai_rmf", "nist-ai-rmf"),
 )
-
-
-def parse_period(text: str) -> tuple[datetime, datetime]:
-    """`YYYY`, `YYYY-Qn`, `YYYY-MM` or `YYYY-MM-DD..YYYY-MM-DD` (both days in) as UTC
-    [start, end). Raises ValueError saying what is accepted: `parse_period("2026-Q4")`."""
-
-    def month(y: int, m: int) -> datetime:
-        return datetime(y + (m - 1) // 12, (m - 1) % 12 + 1, 1, tzinfo=UTC)
-
-    t = text.strip()
-    try:
-        if m := re.fullmatch(r"(\d{4})", t):
-            return month(int(m[1]), 1), month(int(m[1]) + 1, 1)
-        if m := re.fullmatch(r"(\d{4})-[Qq]([1-4])", t):
-            first = 3 * int(m[2]) - 2
-            return month(int(m[1]), first), month(int(m[1]), first + 3)
-        if (m := re.fullmatch(r"(\d{4})-(\d{2})", t)) and 1 <= int(m[2]) <= 12:
-            return month(int(m[1]), int(m[2])), month(int(m[1]), int(m[2]) + 1)
-        if m := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\.\.(\d{4}-\d{2}-\d{2})", t):
-            first_day, last_day = date.fromisoformat(m[1]), date.fromisoformat(m[2])
-            if last_day >= first_day:
-                end = datetime.combine(last_day, datetime.min.time(), UTC) + timedelta(days=1)
-                return datetime.combine(first_day, datetime.min.time(), UTC), end
-    except ValueError as exc:  # a day or year out of range
-        raise ValueError(f"{text!r}: {exc}") from exc
-    raise ValueError(
-        f"{text!r}: expected YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD..YYYY-MM-DD (start <= end)"
-    )
 
 
 def _uuid(*parts: object) -> str:

@@ -1,6 +1,6 @@
 """Period reports: the management-review input of ISO/IEC 42001 clause 9.3.2.
 
-    period_bounds("2026-11")             UTC [start, end) of YYYY, YYYY-Qn, YYYY-MM or D..D
+    exporters.period                     the period: YYYY, YYYY-Qn, YYYY-MM or D..D
     build(conn, cfg, "2026-11")          the report as plain data (what its JSON holds)
     RENDERERS["html" | "json" | "md"]    data -> text
     write_report(store, cfg, "2026-11")  rendered, written atomically, recorded as evidence
@@ -17,8 +17,7 @@ A written report is an attachment (kind `period_report`) of the report id
 is a copy under `reports/archive/` named by its hash and never overwritten: a later report of
 the same period replaces the file at its usual path, and the earlier attachment still verifies.
 The sections are computed in `report_sections`, rendered by `report_html` (one self-contained
-file, inline SVG charts) and `report_md`. Storage is imported only inside the functions that
-query, so that the CLI can list the formats without loading it.
+file, inline SVG charts) and `report_md`.
 """
 
 from __future__ import annotations
@@ -30,7 +29,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +36,8 @@ from aims_agent import __version__
 from aims_agent.errors import AimsError, UnknownAliasError, UnknownModelError
 from aims_agent.exporters import report_sections as sections
 from aims_agent.exporters.canonical import iso
+from aims_agent.exporters.evidence import save_attachment
+from aims_agent.exporters.period import period_bounds, period_label, previous_month
 from aims_agent.exporters.report_html import to_html
 from aims_agent.exporters.report_md import to_markdown
 from aims_agent.exporters.report_sections import OUTCOMES
@@ -53,10 +53,6 @@ if TYPE_CHECKING:
 REPORT_SCHEMA = "aims.period-report/1"
 ATTACHMENT_KIND = "period_report"
 JsonDict = dict[str, Any]
-
-
-class PeriodError(AimsError, ValueError):
-    """A period that is none of YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD."""
 
 
 def to_json(data: Mapping[str, Any]) -> str:
@@ -75,29 +71,6 @@ def renderer(fmt: str) -> Callable[[Mapping[str, Any]], str]:
         return RENDERERS[fmt]
     except KeyError:
         raise UnknownAliasError("report format", fmt, RENDERERS) from None
-
-
-def period_bounds(text: str) -> tuple[datetime, datetime]:
-    """UTC [start, end) of `2026`, `2026-Q4`, `2026-11` or `2026-11-01..2026-11-15` (both days
-    in); anything else raises PeriodError naming `--period`."""
-    from aims_agent.exporters.oscal import parse_period
-
-    try:
-        return parse_period(text)
-    except ValueError as exc:
-        raise PeriodError(f"--period: {exc}") from exc
-
-
-def period_label(text: str) -> str:
-    """The period as written in file names and report ids: `2026-q4` -> `2026-Q4`."""
-    period_bounds(text)
-    return text.strip().upper()
-
-
-def previous_month(now: float) -> str:
-    """The month before the one `now` falls in: what the monthly job reports on."""
-    first = datetime.fromtimestamp(now, UTC).replace(day=1)
-    return (first - timedelta(days=1)).strftime("%Y-%m")
 
 
 def build(
@@ -234,8 +207,6 @@ def write_report(
     now: float | None = None,
 ) -> WrittenReport:
     """Build, render and write one report, and record it as an attachment (into the ledger)."""
-    from aims_agent.exporters.evidence import save_attachment
-
     render = renderer(fmt)
     label = period_label(period)
     now = time.time() if now is None else now

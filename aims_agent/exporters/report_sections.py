@@ -1,8 +1,7 @@
 """The sections of a period report (`exporters.report`), from rows of the evidence store.
 
 Runs are read as light columns (times, verdicts, the headline value, the control tags), so a
-year of them stays cheap; full bodies only for each check's latest run. Storage is imported
-inside the functions that query.
+year of them stays cheap; full bodies only for each check's latest run.
 """
 
 from __future__ import annotations
@@ -14,10 +13,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from aims_agent.agent.controls import control_order
+from sqlalchemy import select
+
+from aims_agent.agent.controls import control_order, controls_for
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.lifecycle import TERMINAL
 from aims_agent.exporters.soa import control_titles
+from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -34,10 +36,6 @@ JsonDict = dict[str, Any]
 
 def load_runs(conn: Connection, t0: float, t1: float, model: str | None) -> list[Any]:
     """The period's check runs, light columns only (a year of runs stays cheap)."""
-    from sqlalchemy import select
-
-    from aims_agent.storage.schema import monitoring_records
-
     mr = monitoring_records.c
     query = select(
         mr.model,
@@ -57,10 +55,6 @@ def load_runs(conn: Connection, t0: float, t1: float, model: str | None) -> list
 
 
 def latest_bodies(conn: Connection, record_ids: Sequence[str]) -> dict[str, Any]:
-    from sqlalchemy import select
-
-    from aims_agent.storage.schema import monitoring_records
-
     mr = monitoring_records.c
     rows = conn.execute(select(mr.record_id, mr.body).where(mr.record_id.in_(record_ids)))
     return {r.record_id: r.body for r in rows}
@@ -70,10 +64,6 @@ def load_nonconformities(
     conn: Connection, t0: float, t1: float, model: str | None
 ) -> list[tuple[Any, Any]]:
     """Nonconformities open at some time in the period, each with its events before the end."""
-    from sqlalchemy import select
-
-    from aims_agent.storage.schema import nonconformities, nonconformity_events
-
     nc, ev = nonconformities.c, nonconformity_events.c
     query = select(nonconformities).where(nc.opened_at < t1)
     if model is not None:
@@ -151,8 +141,6 @@ def _check_section(
     t0: float,
     ndays: int,
 ) -> JsonDict:
-    from aims_agent.agent.controls import controls_for
-
     body = body or {}
     kind = (rows[-1].kind if rows else None) or (cfg.kind if cfg else None)
     controls = (body.get("controls") or {}).get("iso42001")

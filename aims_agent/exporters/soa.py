@@ -17,8 +17,13 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import func, select
+
 from aims_agent.agent.controls import annex_reference, control_mapping, controls_by_id
+from aims_agent.errors import UnknownModelError
 from aims_agent.exporters.canonical import iso
+from aims_agent.exporters.lifecycle import TERMINAL
+from aims_agent.storage.schema import monitoring_records, nonconformities
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -64,10 +69,6 @@ def _check_controls(model: ModelConfig) -> dict[str, list[JsonDict]]:
 def _latest(conn: Connection, model: str, until: float | None) -> dict[str, Any]:
     """Check id -> its latest monitoring record (record_id, executed_at, outcome) before
     `until`."""
-    from sqlalchemy import func, select
-
-    from aims_agent.storage.schema import monitoring_records
-
     mr = monitoring_records.c
     last = select(mr.check_id, func.max(mr.executed_at).label("at")).where(mr.model == model)
     if until is not None:
@@ -84,11 +85,6 @@ def _latest(conn: Connection, model: str, until: float | None) -> dict[str, Any]
 
 def _open_ncs(conn: Connection, model: str, until: float | None) -> list[Any]:
     """The model's nonconformities still open at `until` (now when None)."""
-    from sqlalchemy import select
-
-    from aims_agent.exporters.lifecycle import TERMINAL
-    from aims_agent.storage.schema import nonconformities
-
     nc = nonconformities.c
     query = select(nc.nc_id, nc.status, nc.opened_at, nc.body).where(nc.model == model)
     if until is None:
@@ -166,8 +162,6 @@ def build_soa(
     """The statement of applicability view of every configured model (or one), from the control
     mapping and the evidence store. `until`: only evidence before this time counts (a report's
     period end); default: all of it, and the nonconformities open now."""
-    from aims_agent.errors import UnknownModelError
-
     models = [m for m in cfg.models if model is None or m.name == model]
     if not models:
         known = ", ".join(m.name for m in cfg.models)

@@ -28,7 +28,8 @@ from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.push import decode_records
 from aims_agent.exporters.evidence import save_attachment
 from aims_agent.exporters.lifecycle import apply, decode_change
-from aims_agent.exporters.oscal import OSCAL_VERSION, assessment_results, parse_period
+from aims_agent.exporters.oscal import OSCAL_VERSION, assessment_results
+from aims_agent.exporters.period import parse_period
 from aims_agent.storage.schema import monitoring_records
 from tests.conftest import as_records, base_config, make_rows, write_reference_csv
 

@@ -28,12 +28,10 @@ from aims_agent.exporters import report
 from aims_agent.exporters.evidence import EvidenceContext, record_run
 from aims_agent.exporters.ledger_verify import verify
 from aims_agent.exporters.lifecycle import apply, decode_change
+from aims_agent.exporters.period import PeriodError, period_bounds, previous_month
 from aims_agent.exporters.report import (
     RENDERERS,
-    PeriodError,
     build,
-    period_bounds,
-    previous_month,
     report_id,
     to_html,
     to_json,

@@ -38,13 +38,14 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aims_agent.errors import StorageError
-    from aims_agent.exporters.oscal import assessment_results, parse_period
+    from aims_agent.exporters.oscal import assessment_results
+    from aims_agent.exporters.period import PeriodError, period_bounds, period_label
     from aims_agent.exporters.report import write_atomic
 
     try:
-        start, end = parse_period(args.period)
-    except ValueError as exc:
-        print(f"--period: {exc}", file=sys.stderr)
+        start, end = period_bounds(args.period)
+    except PeriodError as exc:
+        print(exc, file=sys.stderr)
         return 2
     cfg, store = open_evidence(args.config, args.model)
     try:
@@ -56,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         store.close()
     data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
     suffix = f"-{args.model}" if args.model else ""
-    out = Path(args.out or f"aims-assessment-results-{args.period.strip()}{suffix}.json")
+    label = period_label(args.period)
+    out = Path(args.out or f"aims-assessment-results-{label}{suffix}.json")
     try:
         write_atomic(out, data)
     except OSError as exc:

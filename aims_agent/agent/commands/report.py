@@ -34,12 +34,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from aims_agent.errors import StorageError
-    from aims_agent.exporters.report import (
-        PeriodError,
-        ReportWriteError,
-        period_bounds,
-        write_report,
-    )
+    from aims_agent.exporters.period import PeriodError, period_bounds
+    from aims_agent.exporters.report import ReportWriteError, write_report
 
     try:
         period_bounds(args.period)
