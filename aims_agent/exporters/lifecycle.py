@@ -16,7 +16,7 @@ days from awareness, 2 for a widespread or critical-infrastructure incident, 10 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -230,6 +230,18 @@ def _incident(incident: SeriousIncident, now: float) -> dict[str, Any]:
         "art73_reporting_deadline": iso(deadline.timestamp()),
         "art73_days": ART73_DAYS[incident.kind],
     }
+
+
+def status_after(events: Iterable[Any]) -> tuple[str, float | None]:
+    """A record's status after these events (rows with `at` and a `body`, in order), and when
+    it became closed or rejected if it did: how reports and exports tell its state at a time."""
+    status, closed_at = "open", None
+    for e in events:
+        to = e.body.get("to") if isinstance(e.body, Mapping) else None
+        if to:
+            status = str(to)
+            closed_at = e.at if status in TERMINAL else None
+    return status, closed_at
 
 
 def overdue(now: float) -> Callable[[Connection], list[tuple[str, str]]]:

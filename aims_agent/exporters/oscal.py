@@ -32,7 +32,7 @@ from aims_agent import __version__
 from aims_agent.agent.controls import annex_reference, control_order
 from aims_agent.exporters.canonical import iso, sha256_hex
 from aims_agent.exporters.evidence import AGENT_ACTOR
-from aims_agent.exporters.lifecycle import TERMINAL
+from aims_agent.exporters.lifecycle import TERMINAL, status_after
 from aims_agent.exporters.soa import control_titles
 from aims_agent.storage.schema import (
     attachments,
@@ -202,19 +202,13 @@ class _AsOf:
 
 
 def _as_of(events: Sequence[Any], end: float) -> _AsOf:
-    status, closed_at = "open", None
+    status, closed_at = status_after(e for e in events if e.at < end)
     before: set[str] = set()
     after: set[str] = set()
     for e in events:
         detail = e.body if isinstance(e.body, Mapping) else {}
         fields = set(detail.get("fields") or ()) if e.event == "updated" else set()
-        if e.at >= end:
-            after |= fields
-            continue
-        before |= fields
-        if detail.get("to"):
-            status = str(detail["to"])
-            closed_at = e.at if status in TERMINAL else None
+        (after if e.at >= end else before).update(fields)
     return _AsOf(status, closed_at, frozenset(before), frozenset(after), frozenset(before | after))
 
 

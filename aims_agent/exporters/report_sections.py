@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from aims_agent.agent.controls import control_order, controls_for
 from aims_agent.exporters.canonical import iso
-from aims_agent.exporters.lifecycle import TERMINAL
+from aims_agent.exporters.lifecycle import TERMINAL, status_after
 from aims_agent.exporters.soa import control_titles
 from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
 
@@ -78,21 +78,10 @@ def load_nonconformities(
         events[e.nc_id].append(e)
     out = []
     for r in rows:
-        state = _state(events[r.nc_id])
+        state = status_after(events[r.nc_id])
         if state[1] is None or state[1] >= t0:  # closed before the period: not part of it
             out.append((r, events[r.nc_id]))
     return out
-
-
-def _state(events: Sequence[Any]) -> tuple[str, float | None]:
-    """Status after these events, and when it became closed or rejected (if it did)."""
-    status, closed_at = "open", None
-    for e in events:
-        to = (e.body or {}).get("to") if isinstance(e.body, Mapping) else None
-        if to:
-            status = str(to)
-            closed_at = e.at if status in TERMINAL else None
-    return status, closed_at
 
 
 def day_count(t0: float, as_of: float) -> int:
@@ -202,7 +191,7 @@ def _field(body: Mapping[str, Any], name: str, *keys: str) -> JsonDict | None:
 def _nc_item(row: Any, events: Sequence[Any], t0: float, as_of: float) -> JsonDict:
     """One nonconformity as it stood at the end of the period (fields as last recorded)."""
     body: Mapping[str, Any] = row.body or {}
-    status, closed_at = _state(events)
+    status, closed_at = status_after(events)
     recurred = [e.at for e in events if e.event == "recurred"]
     action = _field(body, "corrective_action", "description", "owner", "due_date", "status")
     still_open = status not in TERMINAL
