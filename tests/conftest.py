@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +53,22 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"unavailable under CI: {reason}")
     pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A free loopback port, for a server a test starts (or for one that nothing listens on)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def binary(*names: str, install: str) -> str:
+    """The path of the first of these programs found; `unavailable` (naming `install`, the
+    script that installs them) if there is none."""
+    for name in names:
+        if path := shutil.which(name):
+            return path
+    unavailable(f"{' or '.join(names)} not installed: run {install}")
 
 
 def make_rows(rng: np.random.Generator, n: int, *, shift: float = 0.0) -> list[dict[str, Any]]:

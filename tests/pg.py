@@ -15,13 +15,14 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import free_port
 
 try:
     import psycopg
@@ -53,12 +54,6 @@ def find_bindir() -> Path:
     if found:
         return Path(found).parent
     raise PostgresUnavailable("no PostgreSQL server (initdb) found: run scripts/postgres.sh")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -102,7 +97,7 @@ class PostgresServer:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def _start_once(self) -> bool:
-        self.port = _free_port()
+        self.port = free_port()
         options = {
             "listen_addresses": "127.0.0.1",
             "port": str(self.port),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -23,7 +22,7 @@ from aims_agent.agent.config import Config
 from aims_agent.agent.config_loader import parse_config
 from aims_agent.errors import ConfigError
 from aims_agent.exporters.prometheus import Metrics
-from tests.conftest import unavailable
+from tests.conftest import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "kubernetes"
@@ -392,9 +391,7 @@ def test_dashboard_metric_label_values_are_real_check_metrics():
 
 
 def test_dashboard_queries_are_valid_promql(tmp_path):
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        unavailable("promtool is not installed: run scripts/servers.sh")
+    promtool = binary("promtool", install="scripts/servers.sh")
     rules = [
         {"record": f"dashboard:query_{i}", "expr": re.sub(r"\$\w+", ".*", q)}
         for i, q in enumerate(queries())

@@ -6,7 +6,6 @@ Needs Debian's `promtool` (scripts/servers.sh installs it). Under CI a missing p
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import unavailable
+from tests.conftest import binary
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = "configs/prometheus/aims-rules.yml"
@@ -25,10 +24,7 @@ RUNBOOK_URL = "https://github.com/aims-agent/aims-agent/blob/main/docs/runbooks.
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        unavailable("promtool is not installed: run scripts/servers.sh")
-    return path
+    return binary("promtool", install="scripts/servers.sh")
 
 
 def alerts() -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import signal
-import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import base_config
+from tests.conftest import base_config, binary, free_port
 from tests.integration.conftest import metric, run_agent_cli
 
 pytestmark = pytest.mark.integration
@@ -55,12 +54,6 @@ class Receiver:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def breach(agent: Any) -> str:
@@ -158,18 +151,16 @@ def test_a_missing_secret_is_a_config_error(tmp_path: Path, reference_csv: Path)
 def test_nonconformities_reach_a_real_alertmanager(
     tmp_path: Path, reference_csv: Path, drifted_agent: Any
 ) -> None:
-    import shutil
     import subprocess
 
     import httpx
 
-    binary = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
-    assert binary, "Alertmanager is needed: scripts/servers.sh installs it"
+    alertmanager = binary("prometheus-alertmanager", "alertmanager", install="scripts/servers.sh")
     port = free_port()
     (tmp_path / "am.yml").write_text("route: {receiver: 'null'}\nreceivers: [{name: 'null'}]\n")
     am = subprocess.Popen(
         [
-            binary,
+            alertmanager,
             f"--config.file={tmp_path / 'am.yml'}",
             f"--storage.path={tmp_path / 'am-data'}",
             f"--web.listen-address=127.0.0.1:{port}",

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -24,26 +22,14 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import as_records, base_config, make_rows
+from tests.conftest import as_records, base_config, binary, free_port, make_rows
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "configs" / "prometheus" / "aims-rules.yml"
 DEADLINE_SECONDS = 60
-
-
-def binary(*names: str) -> str:
-    for name in names:
-        if path := shutil.which(name):
-            return path
-    pytest.fail(f"{' or '.join(names)} not installed: run scripts/servers.sh")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+SERVERS = "scripts/servers.sh"
 
 
 @contextmanager
@@ -120,9 +106,9 @@ def firing(prometheus: str) -> dict[str, dict[str, Any]]:
 def test_drift_breach_alerts_through_prometheus_and_alertmanager(
     tmp_path, reference_csv, agent_factory
 ):
-    prometheus_bin = binary("prometheus")
-    alertmanager_bin = binary("prometheus-alertmanager", "alertmanager")
-    promtool = binary("promtool")
+    prometheus_bin = binary("prometheus", install=SERVERS)
+    alertmanager_bin = binary("prometheus-alertmanager", "alertmanager", install=SERVERS)
+    promtool = binary("promtool", install=SERVERS)
     # no Evidently report on the breach: it takes seconds and is not what this test is about
     cfg = base_config(reference_csv, tmp_path / "evidence", report_on_breach=False)
     assert cfg["models"][0]["checks"][0]["schedule_seconds"] == 3600

@@ -12,7 +12,6 @@ import functools
 import hashlib
 import http.server
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import as_records, base_config, make_rows, unavailable, write_reference_csv
+from tests.conftest import as_records, base_config, binary, make_rows, write_reference_csv
 from tests.integration.conftest import reap, start_agent
 
 pytestmark = pytest.mark.integration
@@ -60,10 +59,7 @@ COLOURS = {"pass": (0x2E, 0x7D, 0x32), "breach": (0xC6, 0x28, 0x28)}  # the char
 
 @pytest.fixture(scope="module")
 def chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        unavailable("Debian's chromium is not installed (scripts/browser.sh installs it)")
-    return path
+    return binary("chromium", install="scripts/browser.sh")
 
 
 def _browse(chromium: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import socket
-
 import pytest
 from sqlalchemy import select, text
 
 from aims_agent.errors import StorageError
 from aims_agent.storage.schema import nonconformities as table
 from aims_agent.storage.store import Store
+from tests.conftest import free_port
 
 
 def insert_window(key):
@@ -76,11 +75,8 @@ def test_unreachable_storage_is_a_storage_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(StorageError):
         Store(f"sqlite:///{blocker / 'sub' / 'aims.db'}")
-    with socket.socket() as s:  # a loopback port that nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with pytest.raises(StorageError, match="cannot open storage"):
-        Store(f"postgresql+psycopg://aims@127.0.0.1:{port}/aims")
+    with pytest.raises(StorageError, match="cannot open storage"):  # nothing listens there
+        Store(f"postgresql+psycopg://aims@127.0.0.1:{free_port()}/aims")
     with pytest.raises(StorageError, match="supported: sqlite, postgresql"):
         Store("mysql://aims@127.0.0.1/aims")
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -44,6 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.conftest import free_port
 
 KINDS = ("mlserver", "kserve", "mlflow", "json")
 MODEL = "credit"
@@ -132,13 +133,6 @@ def upstream_python() -> Path:
     if not python.exists():
         raise UpstreamError(f"no upstream venv at {venv_dir()}: run scripts/upstreams.sh first")
     return python
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _env() -> dict[str, str]:
