@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
-from aims_agent.agent.config import PrivacyConfig
+from aims_agent.config import PrivacyConfig
 from aims_agent.errors import ConfigError
 
 PREFIX = "h:"

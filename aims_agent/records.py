@@ -1,9 +1,12 @@
 """The records that flow through the agent, from an ingested prediction to a nonconformity.
 
-    Record -> Window -> Measurement -> Assessment -> CheckRun -> MonitoringRecord / Nonconformity
+    Record -> Row -> WindowData -> Measurement -> Assessment -> CheckRun
+           -> MonitoringRecord / Nonconformity
 
 All are immutable. `Record` is a msgspec Struct because it is decoded on the ingest hot path;
-the rest are frozen dataclasses.
+the rest are frozen dataclasses. These are the names the layers share: collectors produce rows,
+the window store keeps them (`Contents`, `Snapshot`), checks read `WindowData`, exporters read
+`CheckRun`.
 """
 
 from __future__ import annotations
@@ -13,9 +16,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import msgspec
+import numpy as np
 
 Scalar = float | int | str | bool | None
+Cell = float | int | str | bool | None  # one decoded value of a row
+Row = tuple[Cell, ...]  # one record's cells in the model schema's column order
 Verdict = Literal["pass", "warn", "breach", "insufficient_data"]
+AGENT_ACTOR = "aims-agent"  # the actor of what the agent itself records
 ColumnKind = Literal["numeric", "categorical"]
 Direction = Literal["above", "below"]
 
@@ -86,6 +93,40 @@ class WindowInfo:
     seen: int
     sampled: int
     rejected: int = 0  # records refused by ingest in this window
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WindowData:
+    """A consistent copy of a window: columns by name, plus vocabularies of categorical columns."""
+
+    info: WindowInfo
+    columns: Mapping[str, np.ndarray]
+    vocabularies: Mapping[str, tuple[str, ...]]
+    record_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    """A whole window as arrays: the compact form a window is stored in."""
+
+    window_start: float
+    seen: int
+    ids: list[str]
+    timestamps: np.ndarray
+    columns: Mapping[str, np.ndarray]
+    vocabularies: Mapping[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Contents:
+    """Slots and their rows: a batch's changes, or a whole window (a snapshot)."""
+
+    window_start: float
+    seen: int
+    slots: list[int]
+    rows: list[Row]
+    ids: list[str]
+    timestamps: list[float]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,15 +19,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
-from aims_agent.agent.config import SchemaConfig
-from aims_agent.records import ColumnKind
+from aims_agent.config.model import SchemaConfig
+from aims_agent.records import Cell, ColumnKind, Row
 
 if TYPE_CHECKING:
     from aims_agent.privacy import Privacy
 
 Source = Literal["feature", "prediction", "score", "label", "attribute"]
-Cell = float | int | str | bool | None
-Row = tuple[Cell, ...]
 
 # JSON types a value of each kind may take; null means missing.
 _TYPES: dict[ColumnKind, Any] = {

@@ -60,10 +60,9 @@ def encode(ref: Any, cur: Any, gen: Any) -> tuple[Any, Any, Any]:
     """Reference and window in the agent's encoding (codes into the reference's sorted labels)."""
     import numpy as np
 
-    from aims_agent.agent.config import SchemaConfig
-    from aims_agent.agent.window import WindowData
     from aims_agent.checks.base import Reference
-    from aims_agent.records import WindowInfo
+    from aims_agent.config import SchemaConfig
+    from aims_agent.records import WindowData, WindowInfo
     from aims_agent.schema import ModelSchema
 
     schema = ModelSchema(
@@ -106,9 +105,9 @@ def encode(ref: Any, cur: Any, gen: Any) -> tuple[Any, Any, Any]:
 
 
 def ours_drift(ref: Any, cur: Any, gen: Any) -> dict[str, Any]:
-    from aims_agent.agent.config import DriftCheckConfig
     from aims_agent.agent.judge import assess
     from aims_agent.checks.drift import DriftCheck
+    from aims_agent.config import DriftCheckConfig
 
     schema, reference, window = encode(ref, cur, gen)
     # code the check loads on first use; Evidently's imports are likewise outside its baseline
@@ -180,8 +179,8 @@ def evidently_drift(ref: Any, cur: Any, gen: Any) -> dict[str, Any]:
 
 
 def ours_fairness(ref: Any, cur: Any, gen: Any) -> dict[str, Any]:
-    from aims_agent.agent.config import FairnessCheckConfig, Limit
     from aims_agent.checks.fairness import FairnessCheck
+    from aims_agent.config import FairnessCheckConfig, Limit
 
     schema, reference, window = encode(ref, cur, gen)
     cfg = FairnessCheckConfig(
@@ -286,7 +285,12 @@ def measure(tool: str, data: Path, workload: Path) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", type=Path, default=ROOT.parent / "shared/workload/gen.py")
+    ap.add_argument(
+        "--workload",
+        type=Path,
+        default=ROOT / "bench" / "workload.py",
+        help="a generator with make(n, seed, current), NUM_COLS and CAT_COLS",
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--child", choices=list(TOOLS))
     ap.add_argument("--data", type=Path)

@@ -1,6 +1,6 @@
 """Ingest throughput and memory of one agent on loopback.
 
-Starts the real agent (`aims-agent run`) on the shared workload's schema (20 numeric and
+Starts the real agent (`aims-agent run`) on the schema of bench/workload.py (20 numeric and
 8 categorical features, prediction, score, label, one sensitive attribute), measures its
 resident memory idle, then drives it with NDJSON batches of 500 records from concurrent
 clients for a fixed time and reports acknowledged records per second (an acknowledgement
@@ -132,7 +132,12 @@ async def drive(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", type=Path, default=ROOT.parent / "shared/workload/gen.py")
+    ap.add_argument(
+        "--workload",
+        type=Path,
+        default=ROOT / "bench" / "workload.py",
+        help="a generator with make(n, seed, current), NUM_COLS and CAT_COLS",
+    )
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--batch", type=int, default=500)

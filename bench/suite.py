@@ -1,8 +1,8 @@
 """CPU time of one model's whole check suite in the daemon: 30 features, a 100k-sample window.
 
 Drift (Evidently's default tests), data quality, performance (accuracy, F1, ROC AUC, log loss,
-Brier, ECE) and fairness (parity and odds, by group) run on the shared workload plus two more
-numeric features, exactly as the scheduler runs them: a snapshot of the window, each check's
+Brier, ECE) and fairness (parity and odds, by group) run on bench/workload.py's data plus two
+more numeric features, exactly as the scheduler runs them: a snapshot of the window, each check's
 `run`, the judge. Reported is process CPU time per suite run once the checks are built
 (reference statistics are computed once at start-up; that cost is shown apart).
 
@@ -26,7 +26,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from checks import load_gen  # noqa: E402
 
-from aims_agent.agent.config import (  # noqa: E402
+from aims_agent.agent.judge import assess, overall  # noqa: E402
+from aims_agent.agent.window import Window  # noqa: E402
+from aims_agent.checks.base import Reference, build_check  # noqa: E402
+from aims_agent.config import (  # noqa: E402
     DriftCheckConfig,
     FairnessCheckConfig,
     Limit,
@@ -34,9 +37,6 @@ from aims_agent.agent.config import (  # noqa: E402
     QualityCheckConfig,
     SchemaConfig,
 )
-from aims_agent.agent.judge import assess, overall  # noqa: E402
-from aims_agent.agent.window import Window  # noqa: E402
-from aims_agent.checks.base import Reference, build_check  # noqa: E402
 from aims_agent.schema import ModelSchema  # noqa: E402
 
 
@@ -50,7 +50,12 @@ def frame(gen, n: int, seed: int, current: bool):  # type: ignore[no-untyped-def
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", type=Path, default=ROOT.parent / "shared/workload/gen.py")
+    ap.add_argument(
+        "--workload",
+        type=Path,
+        default=ROOT / "bench" / "workload.py",
+        help="a generator with make(n, seed, current), NUM_COLS and CAT_COLS",
+    )
     ap.add_argument("--rows", type=int, default=100_000)
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()

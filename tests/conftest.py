@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aims_agent.agent.window import Contents
+from aims_agent.records import Contents
 from aims_agent.storage.samples import append_batch
 from aims_agent.storage.store import Store
 

@@ -20,10 +20,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import select
 
 from aims_agent import __version__
-from aims_agent.agent.config import Config, Scope, TokenConfig
 from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.kserve import parse_event
 from aims_agent.collectors.push import MAX_ERRORS, _field_of, decode_labels, decode_records
+from aims_agent.config import Config, Scope, TokenConfig
 from aims_agent.errors import (
     BackpressureError,
     ConfigError,

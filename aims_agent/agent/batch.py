@@ -11,9 +11,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from aims_agent.agent.config import Config
 from aims_agent.agent.reference import load_current
 from aims_agent.agent.runtime import RunOutcome, Runtime
+from aims_agent.config import Config
 from aims_agent.errors import UnknownModelError
 from aims_agent.exporters.evidence import monitoring_record
 

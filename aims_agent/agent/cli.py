@@ -28,7 +28,7 @@ def _setup_logging(level: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from aims_agent.agent.config_loader import load_config
+    from aims_agent.agent.preflight import load as load_config
 
     cfg = load_config(Path(args.file))
     print(f"{args.file}: valid")
@@ -46,7 +46,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from aims_agent.agent.config_loader import load_config
+    from aims_agent.agent.preflight import load as load_config
     from aims_agent.agent.server import serve
 
     _setup_logging(args.log_level)
@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from aims_agent.agent.batch import as_json, run_batch, table
-    from aims_agent.agent.config_loader import load_config
+    from aims_agent.agent.preflight import load as load_config
 
     cfg = load_config(Path(args.config))
     reference = Path(args.reference) if args.reference else None

@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from aims_agent.agent.config import ModelConfig
-from aims_agent.agent.window import WindowData
 from aims_agent.checks.base import Reference
+from aims_agent.config import ModelConfig
 from aims_agent.errors import AimsError, ReferenceDataError
 from aims_agent.exporters.canonical import sha256_file
-from aims_agent.records import WindowInfo
+from aims_agent.records import WindowData, WindowInfo
 from aims_agent.schema import ModelSchema
 
 

@@ -22,18 +22,18 @@ import numpy as np
 from sqlalchemy import Connection, func, select
 
 from aims_agent import __version__
-from aims_agent.agent.config import Config, ModelConfig
-from aims_agent.agent.controls import controls_for
 from aims_agent.agent.judge import assess, overall
 from aims_agent.agent.reference import load_references
 from aims_agent.agent.sliding import SlidingWindow
-from aims_agent.agent.window import Contents, Snapshot, Window, WindowData
+from aims_agent.agent.window import Window
 from aims_agent.checks.base import Check, Reference, build_check
 from aims_agent.collectors import protocols
 from aims_agent.collectors.exchange import decode_exchange, mapping_for
 from aims_agent.collectors.kserve import Event, PairBuffer, decode_pair
 from aims_agent.collectors.logtail import LogTail, Position
 from aims_agent.collectors.push import Decoded, DecodedLabels, decode_records, rename_fields
+from aims_agent.config import Config, ModelConfig
+from aims_agent.controls import controls_for
 from aims_agent.errors import (
     BackpressureError,
     PayloadError,
@@ -50,9 +50,19 @@ from aims_agent.exporters.evidence import (
 from aims_agent.exporters.evidently_report import ReportError
 from aims_agent.exporters.evidently_report import render as render_report
 from aims_agent.exporters.lifecycle import overdue
-from aims_agent.exporters.prometheus import Metrics
+from aims_agent.exporters.prometheus import observe_run, restore_run
+from aims_agent.metrics import Metrics
 from aims_agent.privacy import privacy_for
-from aims_agent.records import Assessment, Attachment, CheckRun, ControlTags, Verdict
+from aims_agent.records import (
+    Assessment,
+    Attachment,
+    CheckRun,
+    Contents,
+    ControlTags,
+    Snapshot,
+    Verdict,
+    WindowData,
+)
 from aims_agent.schema import ModelSchema
 from aims_agent.storage.samples import (
     append_batch,
@@ -291,7 +301,7 @@ class Runtime:
             if latest is None:
                 continue
             try:
-                self.metrics.restore_run(name, check_id, latest, succeeded)
+                restore_run(self.metrics, name, check_id, latest, succeeded)
             except (KeyError, TypeError, ValueError) as exc:  # a record this version cannot read
                 log.warning("gauges of %s/%s not restored: %r", name, check_id, exc)
 
@@ -598,7 +608,7 @@ class Runtime:
             error=error,
         )
         mon_id, nc_id, opened = self.store.submit(record_run(run, mr.contexts[check_id])).result()
-        self.metrics.observe_run(run)
+        observe_run(self.metrics, run)
         if nc_id is not None:
             self.refresh_open_nonconformities()
         outcome = RunOutcome(

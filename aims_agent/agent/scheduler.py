@@ -18,7 +18,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from aims_agent.agent.config import Config
+from aims_agent.config import Config
 
 if TYPE_CHECKING:
     from aims_agent.storage.store import Store

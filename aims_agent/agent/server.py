@@ -23,9 +23,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from aims_agent.agent.app import create_app, resolve_tokens
-from aims_agent.agent.config import Config
 from aims_agent.agent.runtime import Runtime
 from aims_agent.agent.scheduler import build_scheduler
+from aims_agent.config import Config
 
 if TYPE_CHECKING:  # aiohttp and httpx load only when proxies or notifications are configured
     from aims_agent.collectors.proxy import Tap

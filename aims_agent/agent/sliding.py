@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from aims_agent.agent.window import Contents, Labelled, Sampled, Snapshot, Window, WindowData
-from aims_agent.records import WindowInfo
-from aims_agent.schema import Cell, ModelSchema, Row
+from aims_agent.agent.window import Labelled, Sampled, Window
+from aims_agent.records import Cell, Contents, Row, Snapshot, WindowData, WindowInfo
+from aims_agent.schema import ModelSchema
 
 
 class SlidingWindow:

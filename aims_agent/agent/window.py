@@ -18,20 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aims_agent.records import WindowInfo
-from aims_agent.schema import Cell, ModelSchema, Row, category
+from aims_agent.records import Cell, Contents, Row, Snapshot, WindowData, WindowInfo
+from aims_agent.schema import ModelSchema, category
 
 _MAX_CATEGORIES = 100_000  # beyond this, new labels share one overflow code
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WindowData:
-    """A consistent copy of a window: columns by name, plus vocabularies of categorical columns."""
-
-    info: WindowInfo
-    columns: Mapping[str, np.ndarray]
-    vocabularies: Mapping[str, tuple[str, ...]]
-    record_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,30 +42,6 @@ class Labelled:
     batches: tuple[Contents, ...]
     unknown: int
     expired: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Snapshot:
-    """A whole window as arrays: the compact form a window is stored in."""
-
-    window_start: float
-    seen: int
-    ids: list[str]
-    timestamps: np.ndarray
-    columns: Mapping[str, np.ndarray]
-    vocabularies: Mapping[str, tuple[str, ...]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Contents:
-    """Slots and their rows: a batch's changes, or a whole window (a snapshot)."""
-
-    window_start: float
-    seen: int
-    slots: list[int]
-    rows: list[Row]
-    ids: list[str]
-    timestamps: list[float]
 
 
 class _Codes:

@@ -10,10 +10,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from aims_agent.agent.config import Limit
-from aims_agent.agent.window import WindowData
+from aims_agent.config import Limit, SchemaConfig
 from aims_agent.errors import UnknownAliasError
-from aims_agent.records import Measurement, Threshold
+from aims_agent.records import Measurement, Threshold, WindowData
 from aims_agent.schema import ModelSchema
 
 
@@ -38,7 +37,11 @@ class Check(Protocol):
 
 
 CheckFactory = Callable[[Any, Reference, ModelSchema], Check]
+# (YAML path of the check, its settings, the model's schema config) -> problems, each
+# "<path>.<field>: <reason>": what a kind needs of the config, said by the kind itself
+ProblemFinder = Callable[[str, Any, SchemaConfig], list[str]]
 CHECKS: dict[str, CheckFactory] = {}
+PROBLEMS: dict[str, ProblemFinder] = {}
 
 # kind -> module that registers it; imported on first use so a sidecar loads only what it runs
 _MODULES = {
@@ -49,20 +52,51 @@ _MODULES = {
 }
 
 
-def register(kind: str) -> Callable[[CheckFactory], CheckFactory]:
+def register(
+    kind: str, *, problems: ProblemFinder | None = None
+) -> Callable[[CheckFactory], CheckFactory]:
+    """Register a check kind's factory and, optionally, what it finds wrong in a config."""
+
     def deco(factory: CheckFactory) -> CheckFactory:
         CHECKS[kind] = factory
+        if problems is not None:
+            PROBLEMS[kind] = problems
         return factory
 
     return deco
 
 
+def _load(kind: str) -> None:
+    if kind not in _MODULES:
+        raise UnknownAliasError("check kind", kind, _MODULES)
+    importlib.import_module(_MODULES[kind])
+
+
 def build_check(settings: Any, reference: Reference, schema: ModelSchema) -> Check:
     """Instantiate the check kind named by `settings.kind`."""
-    if settings.kind not in _MODULES:
-        raise UnknownAliasError("check kind", settings.kind, _MODULES)
-    importlib.import_module(_MODULES[settings.kind])
+    _load(settings.kind)
     return CHECKS[settings.kind](settings, reference, schema)
+
+
+def config_problems(where: str, settings: Any, schema: SchemaConfig) -> list[str]:
+    """What the check kind of `settings` finds wrong with it against the model's schema."""
+    _load(settings.kind)
+    finder = PROBLEMS.get(settings.kind)
+    return [] if finder is None else finder(where, settings, schema)
+
+
+def schema_columns(schema: SchemaConfig) -> set[str]:
+    """Every column name a model's schema declares."""
+    names = {*schema.numeric, *schema.categorical, schema.prediction, *schema.sensitive}
+    return names | {n for n in (schema.score, schema.label) if n}
+
+
+def unknown_metrics(where: str, names: Any, known: Any) -> list[str]:
+    return [
+        f"{where}.metrics.{m}: unknown metric; known: {', '.join(sorted(known))}"
+        for m in names
+        if m not in known
+    ]
 
 
 def limit_threshold(

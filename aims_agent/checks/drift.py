@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aims_agent.agent.config import DriftCheckConfig
-from aims_agent.agent.window import WindowData
 from aims_agent.checks import stattests
-from aims_agent.checks.base import Reference, register
+from aims_agent.checks.base import Reference, register, schema_columns
 from aims_agent.checks.multiple_testing import adjust
-from aims_agent.records import ColumnKind, Measurement, Threshold
+from aims_agent.config import DriftCheckConfig, SchemaConfig
+from aims_agent.records import ColumnKind, Measurement, Threshold, WindowData
 from aims_agent.schema import ModelSchema
 
 _SOURCES = {"feature", "prediction", "score"}
@@ -31,7 +30,16 @@ class _Column:
     threshold: float | None
 
 
-@register("drift")
+def _problems(where: str, check: DriftCheckConfig, schema: SchemaConfig) -> list[str]:
+    columns = schema_columns(schema)
+    return [
+        f"{where}.columns.{c}: not a column of the schema"
+        for c in check.columns
+        if c not in columns
+    ]
+
+
+@register("drift", problems=_problems)
 class DriftCheck:
     kind = "drift"
 

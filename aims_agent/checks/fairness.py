@@ -24,10 +24,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from aims_agent.agent.config import FairnessCheckConfig, Limit
-from aims_agent.agent.window import WindowData
-from aims_agent.checks.base import Reference, limit_threshold, register
-from aims_agent.records import ColumnKind, Measurement, Threshold
+from aims_agent.checks.base import Reference, limit_threshold, register, unknown_metrics
+from aims_agent.config import FairnessCheckConfig, Limit, SchemaConfig
+from aims_agent.records import ColumnKind, Measurement, Threshold, WindowData
 from aims_agent.schema import ModelSchema
 
 Counts = npt.NDArray[np.int64]
@@ -189,7 +188,24 @@ def _num(x: float) -> float | None:
     return None if math.isnan(x) else x  # NaN is not JSON
 
 
-@register("fairness")
+def _problems(where: str, check: FairnessCheckConfig, schema: SchemaConfig) -> list[str]:
+    problems = unknown_metrics(where, check.metrics, METRICS)
+    if not schema.label:
+        problems += [
+            f"{where}.metrics.{m}: needs schema.label" for m in check.metrics if m in NEEDS_LABEL
+        ]
+    attrs = check.sensitive if check.sensitive is not None else schema.sensitive
+    if not attrs:
+        problems.append(f"{where}.sensitive: no sensitive attribute (set schema.sensitive)")
+    problems += [
+        f"{where}.sensitive.{a}: not in schema.sensitive"
+        for a in attrs
+        if a not in schema.sensitive
+    ]
+    return problems
+
+
+@register("fairness", problems=_problems)
 class FairnessCheck:
     kind = "fairness"
 

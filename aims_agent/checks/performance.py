@@ -21,11 +21,10 @@ from typing import Any, NamedTuple, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from aims_agent.agent.config import PerformanceCheckConfig
-from aims_agent.agent.window import WindowData
-from aims_agent.checks.base import Reference, limit_threshold, register
+from aims_agent.checks.base import Reference, limit_threshold, register, unknown_metrics
+from aims_agent.config import PerformanceCheckConfig, SchemaConfig
 from aims_agent.errors import ConfigError, UnknownAliasError
-from aims_agent.records import Measurement
+from aims_agent.records import Measurement, WindowData
 from aims_agent.schema import ModelSchema
 
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -255,7 +254,18 @@ def _roles(cfg: PerformanceCheckConfig, schema: ModelSchema) -> _Roles:
     return _Roles(names["label"].name, names["prediction"].name, score)
 
 
-@register("performance")
+def _problems(where: str, check: PerformanceCheckConfig, schema: SchemaConfig) -> list[str]:
+    problems = unknown_metrics(where, check.metrics, METRICS[check.task])
+    if not schema.label:
+        problems.append(f"{where}: a performance check needs schema.label")
+    if not schema.score:
+        problems += [
+            f"{where}.metrics.{m}: needs schema.score" for m in check.metrics if m in NEEDS_SCORE
+        ]
+    return problems
+
+
+@register("performance", problems=_problems)
 class PerformanceCheck:
     kind = "performance"
 

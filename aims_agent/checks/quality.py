@@ -24,10 +24,9 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
-from aims_agent.agent.config import Limit, QualityCheckConfig
-from aims_agent.agent.window import WindowData
 from aims_agent.checks.base import Reference, register
-from aims_agent.records import ColumnKind, Measurement, Threshold
+from aims_agent.config import Limit, QualityCheckConfig, SchemaConfig
+from aims_agent.records import ColumnKind, Measurement, Threshold, WindowData
 from aims_agent.schema import ModelSchema
 
 Array: TypeAlias = npt.NDArray[Any]  # float64 values or int32 codes
@@ -130,7 +129,15 @@ def _configured_range(limit: Limit) -> tuple[float, float, str]:
     return lo, hi, "config"
 
 
-@register("data_quality")
+def _problems(where: str, check: QualityCheckConfig, schema: SchemaConfig) -> list[str]:
+    return [
+        f"{where}.bounds.{c}: not a numeric feature of the schema"
+        for c in check.bounds
+        if c not in schema.numeric
+    ]
+
+
+@register("data_quality", problems=_problems)
 class QualityCheck:
     kind = "data_quality"
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 
-from aims_agent.agent.config import DecodeConfig, ProxyConfig
 from aims_agent.collectors import protocols
 from aims_agent.collectors.push import Decoded
+from aims_agent.config import DecodeConfig, ProxyConfig
 from aims_agent.errors import RecordError
 from aims_agent.schema import ModelSchema, epoch
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from aims_agent.agent.config import KServeLoggerConfig
 from aims_agent.collectors.exchange import decode_exchange, mapping_for
 from aims_agent.collectors.push import Decoded
+from aims_agent.config import KServeLoggerConfig
 from aims_agent.errors import PayloadError
 from aims_agent.schema import ModelSchema
 

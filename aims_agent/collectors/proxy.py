@@ -38,10 +38,10 @@ import aiohttp
 import msgspec
 from yarl import URL
 
-from aims_agent.agent.config import ProxyConfig
 from aims_agent.collectors import protocols
 from aims_agent.collectors.protocols._core import clean_path
-from aims_agent.exporters.prometheus import Metrics
+from aims_agent.config import ProxyConfig
+from aims_agent.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from typing import Any, Literal
 import msgspec
 
 from aims_agent.errors import PayloadError, RecordError
-from aims_agent.schema import Cell, ModelSchema, Row, epoch
+from aims_agent.records import Cell, Row
+from aims_agent.schema import ModelSchema, epoch
 
 OnError = Literal["reject", "skip"]
 _ARRAY = msgspec.json.Decoder(list[msgspec.Raw])

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, insert, select, update
 from aims_agent.errors import StorageError
 from aims_agent.exporters import ledger
 from aims_agent.exporters.canonical import iso, json_safe
-from aims_agent.records import Assessment, Attachment, CheckRun, Threshold
+from aims_agent.exporters.lifecycle import note_effectiveness
+from aims_agent.records import AGENT_ACTOR, Assessment, Attachment, CheckRun, Threshold
 from aims_agent.storage.schema import (
     attachments,
     monitoring_records,
@@ -26,7 +27,6 @@ from aims_agent.storage.store import UPSERT
 
 MONITORING_SCHEMA = "aims.monitoring-record/1"
 NONCONFORMITY_SCHEMA = "aims.nonconformity/1"
-AGENT_ACTOR = "aims-agent"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,8 +323,6 @@ def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
         if run.verdict == "breach" and not run.error:
             nc_id, streak, opened = _open_or_recur(conn, run, ctx, mon_id)
         elif run.verdict in ("pass", "warn") and not run.error:
-            from aims_agent.exporters.lifecycle import note_effectiveness
-
             note_effectiveness(
                 conn,
                 model=run.model,

@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from aims_agent.agent.window import WindowData
 from aims_agent.errors import AimsError
-from aims_agent.records import Attachment
+from aims_agent.records import Attachment, WindowData
 from aims_agent.schema import ModelSchema
 
 KIND = "evidently-data-drift-html"

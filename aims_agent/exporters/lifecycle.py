@@ -27,7 +27,7 @@ from sqlalchemy import Connection, select, update
 from aims_agent.errors import AimsError
 from aims_agent.exporters import ledger
 from aims_agent.exporters.canonical import iso
-from aims_agent.exporters.evidence import AGENT_ACTOR
+from aims_agent.records import AGENT_ACTOR
 from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
 
 Status = Literal["open", "investigating", "corrective_action", "verifying", "closed", "rejected"]

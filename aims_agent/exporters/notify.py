@@ -31,10 +31,10 @@ from typing import Any
 import httpx
 from sqlalchemy import Connection, and_, func, select
 
-from aims_agent.agent.config import NotificationConfig
+from aims_agent.config import NotificationConfig
 from aims_agent.errors import ConfigError, StorageError
 from aims_agent.exporters.canonical import iso
-from aims_agent.exporters.prometheus import Metrics
+from aims_agent.metrics import Metrics
 from aims_agent.storage.schema import (
     nonconformities,
     nonconformity_events,

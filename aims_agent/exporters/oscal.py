@@ -29,11 +29,11 @@ from urllib.parse import urlencode
 from sqlalchemy import Connection, select
 
 from aims_agent import __version__
-from aims_agent.agent.controls import annex_reference, control_order
+from aims_agent.controls import annex_reference, control_order
 from aims_agent.exporters.canonical import iso, sha256_hex
-from aims_agent.exporters.evidence import AGENT_ACTOR
 from aims_agent.exporters.lifecycle import TERMINAL, status_after
 from aims_agent.exporters.soa import control_titles
+from aims_agent.records import AGENT_ACTOR
 from aims_agent.storage.schema import (
     attachments,
     monitoring_records,
@@ -42,7 +42,7 @@ from aims_agent.storage.schema import (
 )
 
 if TYPE_CHECKING:
-    from aims_agent.agent.config import Config
+    from aims_agent.config import Config
 
 JsonDict = dict[str, Any]
 OSCAL_VERSION = "1.2.1"  # what compliance-trestle 5.2's models implement
@@ -410,7 +410,7 @@ def _reviewed(records: Sequence[Any], ncs: Sequence[Any], cfg_models: Sequence[A
     found = {str(c) for r in records for c in (r.body.get("controls") or {}).get("iso42001") or ()}
     found |= {str(c) for n in ncs for c in (n.body.get("requirement") or {}).get("controls") or ()}
     if not records and not ncs:
-        from aims_agent.agent.controls import controls_for
+        from aims_agent.controls import controls_for
 
         found = {
             c

@@ -1,225 +1,53 @@
-"""Prometheus metrics of one agent, on its own registry so several agents can share a process.
-
-Label cardinality is bounded by the config: models, checks, schema columns, verdicts and a fixed
-set of reject reasons. Record ids never become labels.
-"""
+"""Publish judged check runs into the agent's Prometheus series (`aims_agent.metrics`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Enum,
-    Gauge,
-    Histogram,
-    Info,
-    ProcessCollector,
-)
-
-from aims_agent import __version__
+from aims_agent.metrics import Metrics
 from aims_agent.records import CheckRun
 
-RejectReason = Literal["invalid_record", "invalid_payload", "too_large", "backpressure"]
-VERDICTS = ("pass", "warn", "breach", "insufficient_data", "error")
+
+def restore_run(
+    metrics: Metrics,
+    model: str,
+    check_id: str,
+    latest: Mapping[str, Any],
+    succeeded: Mapping[str, Any] | None,
+) -> None:
+    """Publish the gauges of a check's latest stored runs (monitoring record bodies), as
+    `observe_run` left them: at start-up, so a restart neither resolves a breach alert
+    nor makes a check look stale until it runs again."""
+    labels = (model, check_id)
+    metrics.verdict.labels(*labels).state(latest["result"]["outcome"])
+    if succeeded is None:
+        return
+    finished = datetime.fromisoformat(succeeded["created_at"]).timestamp()
+    metrics.last_success.labels(*labels).set(finished)
+    for m in succeeded["result"]["measurements"]:
+        key = (*labels, m["metric"], m["feature"] or "")
+        metrics.value.labels(*key).set(math.nan if m["value"] is None else m["value"])
+        if m["threshold"] is not None:
+            metrics.threshold.labels(*key).set(m["threshold"]["breach"])
+        metrics.breached.labels(*key).set(1 if m["verdict"] == "breach" else 0)
 
 
-class Metrics:
-    """The agent's metrics; exporters and the app update them, `/metrics` renders `registry`."""
-
-    def __init__(self) -> None:
-        r = self.registry = CollectorRegistry(auto_describe=True)
-        ProcessCollector(registry=r)  # process_start_time_seconds, memory, CPU, open fds
-        Info("aims_agent", "aims-agent build information", registry=r).info(
-            {"version": __version__}
-        )
-        self.received = Counter(
-            "aims_records_received", "Records accepted by ingest", ["model"], registry=r
-        )
-        self.rejected = Counter(
-            "aims_records_rejected",
-            "Records or requests refused, by reason",
-            ["model", "reason"],
-            registry=r,
-        )
-        self.sampled = Counter(
-            "aims_records_sampled",
-            "Records placed into the window's reservoir sample",
-            ["model"],
-            registry=r,
-        )
-        self.window_seen = Gauge(
-            "aims_window_seen_records", "Records seen in the current window", ["model"], registry=r
-        )
-        self.window_sampled = Gauge(
-            "aims_window_sampled_records",
-            "Records held in the current window's sample",
-            ["model"],
-            registry=r,
-        )
-        self.window_start = Gauge(
-            "aims_window_start_timestamp_seconds",
-            "Start of the current window",
-            ["model"],
-            registry=r,
-        )
-        self.value = Gauge(
-            "aims_check_value",
-            "Latest value of a check's metric (feature empty for the dataset)",
-            ["model", "check", "metric", "feature"],
-            registry=r,
-        )
-        self.threshold = Gauge(
-            "aims_check_threshold",
-            "Breach threshold of a check's metric",
-            ["model", "check", "metric", "feature"],
-            registry=r,
-        )
-        self.breached = Gauge(
-            "aims_check_breached",
-            "1 while a check's metric is beyond its breach threshold",
-            ["model", "check", "metric", "feature"],
-            registry=r,
-        )
-        self.verdict = Enum(
-            "aims_check_verdict",
-            "Verdict of a check's latest run",
-            ["model", "check"],
-            states=list(VERDICTS),
-            registry=r,
-        )
-        self.runs = Counter(
-            "aims_check_runs", "Check runs by verdict", ["model", "check", "verdict"], registry=r
-        )
-        self.duration = Histogram(
-            "aims_check_duration_seconds",
-            "Wall time of a check run",
-            ["model", "check"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-            registry=r,
-        )
-        self.last_success = Gauge(
-            "aims_check_last_success_timestamp_seconds",
-            "End time of the latest successful run",
-            ["model", "check"],
-            registry=r,
-        )
-        self.check_info = Gauge(
-            "aims_check_info",
-            "1 for each configured check: its kind and the severity of its nonconformities "
-            "(join on model and check to select checks by kind)",
-            ["model", "check", "kind", "severity"],
-            registry=r,
-        )
-        self.schedule = Gauge(
-            "aims_check_schedule_seconds",
-            "Configured interval between runs of each check (alert when a check has not "
-            "succeeded within twice this)",
-            ["model", "check"],
-            registry=r,
-        )
-        self.labels = Counter(
-            "aims_labels",
-            "Late labels by outcome: joined, unknown (not sampled), expired (TTL)",
-            ["model", "outcome"],
-            registry=r,
-        )
-        self.kserve_events = Counter(
-            "aims_kserve_events",
-            "KServe logger CloudEvents by outcome: waiting, paired, "
-            "dropped (no pair in time), undecodable",
-            ["model", "outcome"],
-            registry=r,
-        )
-        self.proxy_requests = Counter(
-            "aims_proxy_requests",
-            "Requests through the proxy tap by outcome: forwarded, upstream_unreachable (502), "
-            "upstream_timeout (504), upstream_broken (failed mid-response), too_large (413), "
-            "client_gone (the client left mid-request: not forwarded)",
-            ["model", "outcome"],
-            registry=r,
-        )
-        self.proxy_samples = Counter(
-            "aims_proxy_samples",
-            "Exchanges seen by the proxy tap by what became of them: decoded, not_sampled, "
-            "not_inference, not_2xx, undecodable, dropped (queue full, backpressure or "
-            "storage error: the response was served, the sample lost)",
-            ["model", "outcome"],
-            registry=r,
-        )
-        self.proxy_upstream = Histogram(
-            "aims_proxy_upstream_seconds",
-            "Time from forwarding a request to the upstream's response headers",
-            ["model"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=r,
-        )
-        self.nc_overdue = Gauge(
-            "aims_nonconformities_overdue",
-            "Nonconformity records whose corrective action is past its due date and not done",
-            ["model"],
-            registry=r,
-        )
-        self.notifications = Counter(
-            "aims_notifications",
-            "Notification attempts by receiver and outcome: delivered, retried (receiver down or "
-            "5xx: sent again after a backoff), refused (4xx: logged, not sent again)",
-            ["target", "outcome"],
-            registry=r,
-        )
-        self.notifications_pending = Gauge(
-            "aims_notifications_pending",
-            "Governance events not yet delivered to a receiver",
-            ["target"],
-            registry=r,
-        )
-        self.nc_open = Gauge(
-            "aims_nonconformities_open",
-            "Nonconformity records open, by model",
-            ["model"],
-            registry=r,
-        )
-
-    def restore_run(
-        self,
-        model: str,
-        check_id: str,
-        latest: Mapping[str, Any],
-        succeeded: Mapping[str, Any] | None,
-    ) -> None:
-        """Publish the gauges of a check's latest stored runs (monitoring record bodies), as
-        `observe_run` left them: at start-up, so a restart neither resolves a breach alert
-        nor makes a check look stale until it runs again."""
-        labels = (model, check_id)
-        self.verdict.labels(*labels).state(latest["result"]["outcome"])
-        if succeeded is None:
-            return
-        finished = datetime.fromisoformat(succeeded["created_at"]).timestamp()
-        self.last_success.labels(*labels).set(finished)
-        for m in succeeded["result"]["measurements"]:
-            key = (*labels, m["metric"], m["feature"] or "")
-            self.value.labels(*key).set(math.nan if m["value"] is None else m["value"])
-            if m["threshold"] is not None:
-                self.threshold.labels(*key).set(m["threshold"]["breach"])
-            self.breached.labels(*key).set(1 if m["verdict"] == "breach" else 0)
-
-    def observe_run(self, run: CheckRun) -> None:
-        """Publish a judged check run."""
-        labels = (run.model, run.check_id)
-        self.runs.labels(*labels, "error" if run.error else run.verdict).inc()
-        self.verdict.labels(*labels).state("error" if run.error else run.verdict)
-        self.duration.labels(*labels).observe(run.finished_at - run.started_at)
-        if run.error:
-            return
-        self.last_success.labels(*labels).set(run.finished_at)
-        for a in run.assessments:
-            m = a.measurement
-            key = (*labels, m.metric, m.feature or "")
-            self.value.labels(*key).set(m.value)
-            if m.threshold is not None:
-                self.threshold.labels(*key).set(m.threshold.breach)
-            self.breached.labels(*key).set(1 if a.verdict == "breach" else 0)
+def observe_run(metrics: Metrics, run: CheckRun) -> None:
+    """Publish a judged check run."""
+    labels = (run.model, run.check_id)
+    metrics.runs.labels(*labels, "error" if run.error else run.verdict).inc()
+    metrics.verdict.labels(*labels).state("error" if run.error else run.verdict)
+    metrics.duration.labels(*labels).observe(run.finished_at - run.started_at)
+    if run.error:
+        return
+    metrics.last_success.labels(*labels).set(run.finished_at)
+    for a in run.assessments:
+        m = a.measurement
+        key = (*labels, m.metric, m.feature or "")
+        metrics.value.labels(*key).set(m.value)
+        if m.threshold is not None:
+            metrics.threshold.labels(*key).set(m.threshold.breach)
+        metrics.breached.labels(*key).set(1 if a.verdict == "breach" else 0)

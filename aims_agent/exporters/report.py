@@ -47,7 +47,7 @@ from aims_agent.records import Attachment
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from aims_agent.agent.config import Config
+    from aims_agent.config import Config
     from aims_agent.storage.store import Store
 
 REPORT_SCHEMA = "aims.period-report/1"

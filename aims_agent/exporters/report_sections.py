@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from aims_agent.agent.controls import control_order, controls_for
+from aims_agent.controls import control_order, controls_for
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.lifecycle import TERMINAL, status_after
 from aims_agent.exporters.soa import control_titles
@@ -24,7 +24,7 @@ from aims_agent.storage.schema import monitoring_records, nonconformities, nonco
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from aims_agent.agent.config import CheckConfig, ModelConfig
+    from aims_agent.config import CheckConfig, ModelConfig
 
 OUTCOMES = ("pass", "warn", "breach", "insufficient_data", "error")
 DAY = 86400.0

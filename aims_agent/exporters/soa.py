@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from aims_agent.agent.controls import annex_reference, control_mapping, controls_by_id
+from aims_agent.controls import annex_reference, control_mapping, controls_by_id
 from aims_agent.errors import UnknownModelError
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.lifecycle import TERMINAL
@@ -28,7 +28,7 @@ from aims_agent.storage.schema import monitoring_records, nonconformities
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from aims_agent.agent.config import Config, ModelConfig
+    from aims_agent.config import Config, ModelConfig
 
 SOA_SCHEMA = "aims.statement-of-applicability/1"
 JsonDict = dict[str, Any]

@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 from sqlalchemy import Connection, delete, insert, select
 
-from aims_agent.agent.window import Contents, Snapshot
+from aims_agent.records import Contents, Snapshot
 from aims_agent.storage.schema import sample_log, tail_checkpoints
 from aims_agent.storage.store import UPSERT
 

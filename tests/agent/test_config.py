@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from aims_agent.agent.cli import main
-from aims_agent.agent.config_loader import load_config
+from aims_agent.agent.preflight import load as load_config
 from aims_agent.errors import ConfigError
 from tests.conftest import base_config
 
@@ -122,7 +122,7 @@ def test_cli_validate_unreadable_and_not_yaml(tmp_path, capsys):
 def test_privacy_and_retention_rules(tmp_path, reference_csv):
     import pytest
 
-    from aims_agent.agent.config_loader import parse_config
+    from aims_agent.config import parse_config
     from aims_agent.errors import ConfigError
     from tests.conftest import base_config
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import Connection
 
 from aims_agent.agent import runtime as runtime_module
-from aims_agent.agent.config_loader import parse_config
 from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.push import decode_records
+from aims_agent.config import parse_config
 from aims_agent.errors import StorageError
 from tests.conftest import as_records, base_config, make_rows
 

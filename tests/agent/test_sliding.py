@@ -5,9 +5,9 @@ import pytest
 from pydantic import ValidationError
 from scipy import stats
 
-from aims_agent.agent.config import SchemaConfig, WindowConfig
 from aims_agent.agent.sliding import SlidingWindow
-from aims_agent.agent.window import Snapshot
+from aims_agent.config import SchemaConfig, WindowConfig
+from aims_agent.records import Snapshot
 from aims_agent.schema import ModelSchema
 from aims_agent.storage.samples import read_log, write_snapshot
 from aims_agent.storage.store import Store

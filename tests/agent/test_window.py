@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from aims_agent.agent.config import SchemaConfig
 from aims_agent.agent.window import Window
+from aims_agent.config import SchemaConfig
 from aims_agent.schema import ModelSchema
 
 SCHEMA = ModelSchema(SchemaConfig(numeric=("x",), categorical=("c",), prediction="p"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aims_agent.agent.window import WindowData
 from aims_agent.checks.base import Reference
-from aims_agent.records import WindowInfo
+from aims_agent.records import WindowData, WindowInfo
 
 
 def encode(schema, ref, cur, *, rejected=0):

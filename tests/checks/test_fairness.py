@@ -13,12 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score
 
-from aims_agent.agent.config import FairnessCheckConfig, Limit, SchemaConfig
 from aims_agent.agent.judge import assess, overall
-from aims_agent.agent.window import WindowData
 from aims_agent.checks.base import Reference, build_check
 from aims_agent.checks.fairness import METRICS, NEEDS_LABEL, FairnessCheck
-from aims_agent.records import WindowInfo
+from aims_agent.config import FairnessCheckConfig, Limit, SchemaConfig
+from aims_agent.records import WindowData, WindowInfo
 from aims_agent.schema import ModelSchema
 
 HEADLINE = [
@@ -128,7 +127,7 @@ def fairlearn_metric(name: str, y, p, g) -> float:
         return float(getattr(flm, METRICS[name].method)(y, p, sensitive_features=g))
 
 
-# --- oracle on the shared workload ---------------------------------------------------------
+# --- oracle on the workload (bench/workload.py) --------------------------------------------------
 
 
 @pytest.fixture(scope="module")

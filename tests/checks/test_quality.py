@@ -10,12 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aims_agent.agent.config import Limit, QualityCheckConfig, SchemaConfig
 from aims_agent.agent.judge import assess, overall
-from aims_agent.agent.window import WindowData
 from aims_agent.checks.base import build_check
 from aims_agent.checks.quality import QualityCheck
-from aims_agent.records import Measurement, WindowInfo
+from aims_agent.config import Limit, QualityCheckConfig, SchemaConfig
+from aims_agent.records import Measurement, WindowData, WindowInfo
 from aims_agent.schema import ModelSchema
 from tests.checks.frames import encode
 

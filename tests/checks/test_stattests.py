@@ -145,7 +145,7 @@ def _check_column(
     assert default_stattest(prepared, current).alias == _oracle_default(ref_s, cur_s, kind)
 
 
-# --- the shared workload -------------------------------------------------------------------
+# --- the workload (bench/workload.py) ------------------------------------------------------
 
 
 @pytest.mark.parametrize("n", [5000, 500], ids=["n5000-large-ref", "n500-small-ref"])

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aims_agent.agent.config import SchemaConfig
 from aims_agent.collectors.protocols import (
     PROTOCOLS,
     Mapping,
@@ -19,6 +18,7 @@ from aims_agent.collectors.protocols import (
 )
 from aims_agent.collectors.protocols.oip_v2 import DATATYPES
 from aims_agent.collectors.push import decode_records
+from aims_agent.config import SchemaConfig
 from aims_agent.errors import PayloadError, UnknownAliasError
 from aims_agent.schema import ModelSchema
 

@@ -14,9 +14,9 @@ import httpx
 import pytest
 import uvicorn
 
-from aims_agent.agent.config import ProxyConfig
 from aims_agent.collectors.proxy import Tap
-from aims_agent.exporters.prometheus import Metrics
+from aims_agent.config import ProxyConfig
+from aims_agent.metrics import Metrics
 
 OIP_REQUEST = {
     "id": "body-id",

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aims_agent.agent.config import SchemaConfig
 from aims_agent.collectors.push import decode_records, split_body
+from aims_agent.config import SchemaConfig
 from aims_agent.errors import PayloadError
 from aims_agent.schema import ModelSchema
 

@@ -18,10 +18,9 @@ import numpy as np
 import pytest
 import yaml
 
-from aims_agent.agent.config import Config
-from aims_agent.agent.config_loader import parse_config
+from aims_agent.config import Config, parse_config
 from aims_agent.errors import ConfigError
-from aims_agent.exporters.prometheus import Metrics
+from aims_agent.metrics import Metrics
 from tests.conftest import binary
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,7 +9,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from aims_agent.agent.config import NotificationConfig
+from aims_agent.config import NotificationConfig
 from aims_agent.errors import ConfigError
 from aims_agent.exporters.notify import FORMATS, Event, resolve_secrets
 

@@ -23,9 +23,9 @@ from trestle.oscal.assessment_results import AssessmentResults
 from trestle.oscal.common import ObservationTypeValidValues, RiskStatusValidValues
 
 from aims_agent.agent.cli import main
-from aims_agent.agent.config_loader import parse_config
 from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.push import decode_records
+from aims_agent.config import parse_config
 from aims_agent.exporters.evidence import save_attachment
 from aims_agent.exporters.lifecycle import apply, decode_change
 from aims_agent.exporters.oscal import OSCAL_VERSION, assessment_results

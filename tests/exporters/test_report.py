@@ -19,10 +19,9 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from aims_agent.agent.cli import main
-from aims_agent.agent.config import ReportFormat, ReportsConfig
-from aims_agent.agent.config_loader import parse_config
-from aims_agent.agent.controls import controls_for
 from aims_agent.agent.scheduler import MONTHLY_REPORTS, build_scheduler, monthly_reports
+from aims_agent.config import ReportFormat, ReportsConfig, parse_config
+from aims_agent.controls import controls_for
 from aims_agent.errors import AimsError, UnknownAliasError, UnknownModelError
 from aims_agent.exporters import report
 from aims_agent.exporters.evidence import EvidenceContext, record_run

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from aims_agent.agent.cli import main
-from aims_agent.agent.config_loader import parse_config
-from aims_agent.agent.controls import controls_for
+from aims_agent.config import parse_config
+from aims_agent.controls import controls_for
 from aims_agent.errors import UnknownModelError
 from aims_agent.exporters.evidence import EvidenceContext, record_run
 from aims_agent.exporters.soa import build_soa

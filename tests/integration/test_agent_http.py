@@ -298,8 +298,8 @@ def test_storage_lag_gives_429_with_retry_after(tmp_path, reference_csv):
     import uvicorn
 
     from aims_agent.agent.app import create_app
-    from aims_agent.agent.config_loader import parse_config
     from aims_agent.agent.runtime import Runtime
+    from aims_agent.config import parse_config
 
     cfg_data = base_config(reference_csv, tmp_path / "ev")
     cfg_data["agent"]["max_pending_writes"] = 2

@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import func, select
 
-from aims_agent.agent.config import SchemaConfig
-from aims_agent.agent.window import Snapshot, Window
+from aims_agent.agent.window import Window
+from aims_agent.config import SchemaConfig
+from aims_agent.records import Snapshot
 from aims_agent.schema import ModelSchema
 from aims_agent.storage.samples import read_log, write_snapshot
 from aims_agent.storage.schema import sample_log

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aims_agent.errors import AimsError
 
 if TYPE_CHECKING:
-    from aims_agent.agent.config import Config
+    from aims_agent.config import Config
     from aims_agent.storage.store import Store
 
 
@@ -46,7 +46,7 @@ def open_evidence(config: str, model: str | None = None) -> tuple[Config, Store]
 
     from sqlalchemy.engine import make_url
 
-    from aims_agent.agent.config_loader import load_config
+    from aims_agent.agent.preflight import load as load_config
     from aims_agent.storage.store import Store
 
     cfg = load_config(Path(config))

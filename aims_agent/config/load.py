@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from aims_agent.agent.config import Config, SchemaConfig
-from aims_agent.agent.controls import controls_by_id
+from aims_agent.config.model import Config
+from aims_agent.controls import controls_by_id
 from aims_agent.errors import ConfigError
 
 
@@ -67,13 +67,11 @@ def _problem(err: Any) -> str:
 
 
 def _semantic_problems(cfg: Config) -> list[str]:
-    """Checks that need the whole config or the disk: control ids, column names, reference files."""
+    """Checks that need the whole config or the disk: control ids and reference files. What a
+    check kind needs of its settings is for the check itself to say (`checks.problems`)."""
     problems: list[str] = []
     known = controls_by_id()
     for i, model in enumerate(cfg.models):
-        s = model.schema_
-        columns = {*s.numeric, *s.categorical, s.prediction, *s.sensitive}
-        columns |= {n for n in (s.score, s.label) if n}
         if not model.reference.path.is_file():
             problems.append(f"models[{i}].reference.path: file not found: {model.reference.path}")
         for j, check in enumerate(model.checks):
@@ -83,71 +81,7 @@ def _semantic_problems(cfg: Config) -> list[str]:
                         f"models[{i}].checks[{j}].controls: "
                         f"unknown ISO/IEC 42001 control {control!r}"
                     )
-            where = f"models[{i}].checks[{j}]"
-            problems += _KIND_PROBLEMS[check.kind](where, check, s, columns)
     return problems
-
-
-def _drift_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
-    return [
-        f"{where}.columns.{c}: not a column of the schema"
-        for c in check.columns
-        if c not in columns
-    ]
-
-
-def _quality_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
-    return [
-        f"{where}.bounds.{c}: not a numeric feature of the schema"
-        for c in check.bounds
-        if c not in s.numeric
-    ]
-
-
-def _metric_problems(where: str, names: Any, known: Any) -> list[str]:
-    return [
-        f"{where}.metrics.{m}: unknown metric; known: {', '.join(sorted(known))}"
-        for m in names
-        if m not in known
-    ]
-
-
-def _performance_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
-    from aims_agent.checks.performance import METRICS, NEEDS_SCORE
-
-    problems = _metric_problems(where, check.metrics, METRICS[check.task])
-    if not s.label:
-        problems.append(f"{where}: a performance check needs schema.label")
-    if not s.score:
-        problems += [
-            f"{where}.metrics.{m}: needs schema.score" for m in check.metrics if m in NEEDS_SCORE
-        ]
-    return problems
-
-
-def _fairness_problems(where: str, check: Any, s: SchemaConfig, columns: set[str]) -> list[str]:
-    from aims_agent.checks.fairness import METRICS, NEEDS_LABEL
-
-    problems = _metric_problems(where, check.metrics, METRICS)
-    if not s.label:
-        problems += [
-            f"{where}.metrics.{m}: needs schema.label" for m in check.metrics if m in NEEDS_LABEL
-        ]
-    attrs = check.sensitive if check.sensitive is not None else s.sensitive
-    if not attrs:
-        problems.append(f"{where}.sensitive: no sensitive attribute (set schema.sensitive)")
-    problems += [
-        f"{where}.sensitive.{a}: not in schema.sensitive" for a in attrs if a not in s.sensitive
-    ]
-    return problems
-
-
-_KIND_PROBLEMS = {
-    "drift": _drift_problems,
-    "data_quality": _quality_problems,
-    "performance": _performance_problems,
-    "fairness": _fairness_problems,
-}
 
 
 def parse_config(data: object, *, base_dir: Path) -> Config:

@@ -1,0 +1,83 @@
+"""The agent's config as pydantic models: one agent section and one or more monitored models.
+
+A config is validated once, by `load_config`; everything after that trusts it. Relative paths
+(reference data, evidence directory) are resolved against the config file's folder. Tokens are
+given as the names of environment variables, never inline.
+
+    agent.py       the agent section (listening, storage, tokens, scheduler, notifications, ...)
+    model.py       a monitored model and the whole `Config`
+    checks.py      one settings model per check kind
+    collectors.py  proxy tap, KServe logger, log tail
+    load.py        YAML -> validated `Config`, every problem with its YAML path
+"""
+
+from __future__ import annotations
+
+from aims_agent.config.agent import (
+    AgentConfig,
+    LedgerConfig,
+    NcEvent,
+    NotificationConfig,
+    ReportFormat,
+    ReportsConfig,
+    RetentionConfig,
+    SchedulerConfig,
+    Scope,
+    TokenConfig,
+)
+from aims_agent.config.checks import (
+    CheckConfig,
+    ColumnTest,
+    DriftCheckConfig,
+    FairnessCheckConfig,
+    Limit,
+    PerformanceCheckConfig,
+    QualityCheckConfig,
+)
+from aims_agent.config.collectors import (
+    DecodeConfig,
+    KServeLoggerConfig,
+    LogTailConfig,
+    ProxyConfig,
+)
+from aims_agent.config.load import load_config, parse_config
+from aims_agent.config.model import (
+    Config,
+    ModelConfig,
+    PrivacyConfig,
+    ReferenceConfig,
+    SchemaConfig,
+    WindowConfig,
+)
+
+__all__ = [
+    "AgentConfig",
+    "CheckConfig",
+    "ColumnTest",
+    "Config",
+    "DecodeConfig",
+    "DriftCheckConfig",
+    "FairnessCheckConfig",
+    "KServeLoggerConfig",
+    "LedgerConfig",
+    "Limit",
+    "LogTailConfig",
+    "ModelConfig",
+    "NcEvent",
+    "NotificationConfig",
+    "PerformanceCheckConfig",
+    "PrivacyConfig",
+    "ProxyConfig",
+    "QualityCheckConfig",
+    "ReferenceConfig",
+    "ReportFormat",
+    "ReportsConfig",
+    "RetentionConfig",
+    "SchedulerConfig",
+    "SchemaConfig",
+    "Scope",
+    "TokenConfig",
+    "WindowConfig",
+    "load_config",
+    "parse_config",
+]

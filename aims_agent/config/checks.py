@@ -1,0 +1,118 @@
+"""The check kinds' settings, one model per kind, told apart by `kind`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+from pydantic import Field, model_validator
+
+from aims_agent.config._base import Strict
+
+
+class ColumnTest(Strict):
+    test: str | None = None
+    threshold: float | None = Field(None, gt=0)
+
+
+class _CheckBase(Strict):
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    schedule_seconds: float = Field(60.0, gt=0)
+    min_samples: int = Field(30, ge=1)
+    severity: Literal["major", "minor", "observation"] = "minor"
+    consecutive_breaches: int = Field(
+        1, ge=1, description="breaching runs in a row before a nonconformity opens"
+    )
+    controls: tuple[str, ...] | None = Field(
+        None, description="Annex A control ids; default from the control mapping"
+    )
+    effectiveness_windows: int = Field(
+        3, ge=1, description="passing runs in a row after a breach that evidence the fix"
+    )
+
+
+class DriftCheckConfig(_CheckBase):
+    """Drift of each column against the reference; breaches on the share of drifted features."""
+
+    kind: Literal["drift"] = "drift"
+    threshold: float = Field(0.5, gt=0, le=1, description="share of drifted features that breaches")
+    warn: float | None = Field(None, gt=0, le=1)
+    include_prediction: bool = True
+    columns: dict[str, ColumnTest] = {}
+    multiple_testing: Literal["none", "bonferroni", "benjamini-hochberg"] = Field(
+        "none", description="correction across the p-value tests of one run"
+    )
+    report_on_breach: bool = Field(
+        True, description="attach Evidently's HTML report when a breach opens a nonconformity"
+    )
+
+    @model_validator(mode="after")
+    def _warn_below(self) -> Self:
+        if self.warn is not None and self.warn >= self.threshold:
+            raise ValueError(f"warn: must be < threshold ({self.threshold}), got {self.warn}")
+        return self
+
+
+class Limit(Strict):
+    """Bounds on one metric: breach outside [min, max], warn inside the warn band before it.
+
+    With `relative: true` the bounds are relative changes against the reference's own value of
+    the metric (`min: -0.05` breaches when accuracy falls more than 5 % below the reference's).
+    """
+
+    min: float | None = None
+    max: float | None = None
+    warn_margin: float | None = Field(None, gt=0, description="warn this close to a bound")
+    relative: bool = False
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> Self:
+        if self.min is None and self.max is None:
+            raise ValueError("min, max: at least one bound is required")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min: must be <= max ({self.max}), got {self.min}")
+        return self
+
+
+class QualityCheckConfig(_CheckBase):
+    """Per-feature data quality: missing values, values out of range, unseen categories."""
+
+    kind: Literal["data_quality"] = "data_quality"
+    max_missing_share: float = Field(0.1, ge=0, le=1)
+    max_out_of_range_share: float = Field(0.05, ge=0, le=1)
+    max_unseen_category_share: float = Field(0.05, ge=0, le=1)
+    max_rejected_share: float = Field(0.01, ge=0, le=1, description="records refused by ingest")
+    warn_fraction: float = Field(0.8, gt=0, le=1, description="warn at this fraction of a max")
+    bounds: dict[str, Limit] = Field(
+        {}, description="configured value ranges per feature; default: the reference's min and max"
+    )
+
+
+class PerformanceCheckConfig(_CheckBase):
+    """Model performance on the window's labelled records."""
+
+    kind: Literal["performance"] = "performance"
+    task: Literal["classification", "regression"] = "classification"
+    positive_label: str = "1"
+    metrics: dict[str, Limit] = Field(min_length=1)
+
+
+class FairnessCheckConfig(_CheckBase):
+    """Group fairness of predictions (and of errors, where labels are known)."""
+
+    kind: Literal["fairness"] = "fairness"
+    sensitive: tuple[str, ...] | None = Field(None, description="default: the schema's")
+    positive_label: str = "1"
+    min_group_size: int = Field(30, ge=1)
+    metrics: dict[str, Limit] = Field(
+        default_factory=lambda: {
+            "demographic_parity_ratio": Limit(min=0.8),  # the four-fifths rule
+            "equalized_odds_difference": Limit(max=0.1),
+        },
+        min_length=1,
+    )
+
+
+CheckConfig = Annotated[
+    DriftCheckConfig | QualityCheckConfig | PerformanceCheckConfig | FairnessCheckConfig,
+    Field(discriminator="kind"),
+]

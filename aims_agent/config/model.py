@@ -1,0 +1,170 @@
+"""A monitored model (schema, window, reference, checks, collectors, privacy) and the whole
+config."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Literal, Self
+
+from pydantic import ConfigDict, Field, model_validator
+
+from aims_agent.config._base import EnvName, Strict, repeated, unique
+from aims_agent.config.agent import AgentConfig
+from aims_agent.config.checks import CheckConfig
+from aims_agent.config.collectors import KServeLoggerConfig, LogTailConfig, ProxyConfig
+
+
+class SchemaConfig(Strict):
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    prediction: str = "prediction"
+    prediction_type: Literal["categorical", "numeric"] = "categorical"
+    score: str | None = None
+    label: str | None = None
+    sensitive: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _names(self) -> Self:
+        if not self.numeric and not self.categorical:
+            raise ValueError("numeric, categorical: at least one feature is required")
+        names = [*self.numeric, *self.categorical, self.prediction, *self.sensitive]
+        names += [n for n in (self.score, self.label) if n]
+        unique("column names", names)
+        return self
+
+
+class WindowConfig(Strict):
+    """The records a check run looks at: a tumbling window (consecutive, disjoint spans) or a
+    sliding one (the last span, advancing every step); a uniform sample of at most
+    `max_sample` records either way."""
+
+    kind: Literal["tumbling", "sliding"] = "tumbling"
+    span_seconds: float = Field(3600.0, gt=0)
+    step_seconds: float | None = Field(
+        None, gt=0, description="sliding: how often the window advances; span / 12 by default"
+    )
+    max_sample: int = Field(100_000, gt=0, le=10_000_000)
+    label_ttl_seconds: float | None = Field(
+        7 * 86400.0, gt=0, description="labels later than this after the record are expired"
+    )
+
+    @model_validator(mode="after")
+    def _step_divides_span(self) -> Self:
+        if self.step_seconds is None:
+            return self
+        if self.kind != "sliding":
+            raise ValueError("step_seconds: only for kind: sliding")
+        panes = self.span_seconds / self.step_seconds
+        if abs(panes - round(panes)) > 1e-9 or not 2 <= round(panes) <= 1000:
+            raise ValueError(
+                f"step_seconds: must divide span_seconds ({self.span_seconds:g}) into 2 to "
+                f"1000 steps, got {self.step_seconds:g}"
+            )
+        if self.max_sample < round(panes):
+            raise ValueError(f"max_sample: must be at least the {round(panes)} steps of a span")
+        return self
+
+    @property
+    def step(self) -> float:
+        return self.step_seconds or self.span_seconds / 12
+
+
+class ReferenceConfig(Strict):
+    path: Path
+    format: Literal["auto", "csv", "parquet"] = "auto"
+
+
+class PrivacyConfig(Strict):
+    """Personal data: fields hashed with a keyed hash, or dropped, before anything is stored."""
+
+    hash: tuple[str, ...] = Field(
+        (), description="`id` and / or categorical columns stored as HMAC-SHA256 of their value"
+    )
+    drop: tuple[str, ...] = Field(
+        (), description="top-level record fields accepted and discarded, never stored"
+    )
+    key_env: EnvName | None = Field(None, description="environment variable holding the hash key")
+
+    @model_validator(mode="after")
+    def _key_for_hash(self) -> Self:
+        if self.hash and not self.key_env:
+            raise ValueError("key_env: required when fields are hashed")
+        return self
+
+
+class ModelConfig(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    version: str = Field(min_length=1)
+    ai_system_id: str = Field(min_length=1)
+    reference: ReferenceConfig
+    schema_: SchemaConfig = Field(alias="schema")
+    window: WindowConfig = WindowConfig()
+    checks: tuple[CheckConfig, ...] = Field(min_length=1)
+    kserve_logger: KServeLoggerConfig | None = None
+    log_tail: LogTailConfig | None = None
+    proxy: ProxyConfig | None = None
+    privacy: PrivacyConfig | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def checks_by_id(self) -> dict[str, CheckConfig]:
+        return {c.id: c for c in self.checks}
+
+    @model_validator(mode="after")
+    def _privacy_fields(self) -> Self:
+        if self.privacy is None:
+            return self
+        categorical = {*self.schema_.categorical, *self.schema_.sensitive}
+        if self.schema_.prediction_type == "categorical":
+            categorical |= {self.schema_.prediction, *(n for n in [self.schema_.label] if n)}
+        bad = [n for n in self.privacy.hash if n != "id" and n not in categorical]
+        if bad:
+            raise ValueError(
+                f"privacy.hash: only id and categorical columns can be hashed, not {', '.join(bad)}"
+            )
+        fields = {"id", "features", "prediction", "timestamp", "score", "label", "attributes"}
+        clash = [n for n in self.privacy.drop if n in fields]
+        if clash:
+            raise ValueError(f"privacy.drop: record fields cannot be dropped: {', '.join(clash)}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_ids(self) -> Self:
+        unique("checks: ids", [c.id for c in self.checks])
+        return self
+
+
+class Config(Strict):
+    agent: AgentConfig
+    models: tuple[ModelConfig, ...] = Field(min_length=1)
+    source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _across_models(self) -> Self:
+        unique("models: names", [m.name for m in self.models])
+        keep = self.agent.retention.samples_days * 86400
+        long = [m.name for m in self.models if m.window.span_seconds > keep]
+        if long:
+            raise ValueError(
+                f"agent.retention.samples_days: shorter than the window of {', '.join(long)}"
+            )
+        ports = [(m.proxy.host, m.proxy.port) for m in self.models if m.proxy and m.proxy.port]
+        ports.append((self.agent.host, self.agent.port))
+        taken = repeated([f"{h}:{p}" for h, p in ports if p])
+        if taken:
+            raise ValueError(f"proxy.port: listen address used twice: {', '.join(taken)}")
+        return self
+
+    def model(self, name: str) -> ModelConfig:
+        return next(m for m in self.models if m.name == name)
+
+    @property
+    def storage_url(self) -> str:
+        return self.agent.storage_url or f"sqlite:///{self.agent.evidence_dir / 'aims.db'}"
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the validated config; monitoring records carry it as the config hash."""
+        body = self.model_dump_json(by_alias=True, exclude={"source"})
+        return hashlib.sha256(body.encode()).hexdigest()
