@@ -1,21 +1,37 @@
 """The one error hierarchy of aims-agent.
 
 AimsError
-├── ConfigError (ValueError)          the config file is unreadable or invalid
-├── ReferenceDataError (ValueError)   reference data is missing, unreadable or off-schema
-├── UnknownAliasError (LookupError)   a registry was asked for an alias it does not know
-├── UnknownModelError (LookupError)   a request named a model the agent does not monitor
-├── RecordError (ValueError)          an ingested record does not fit the model's schema
-├── PayloadError (ValueError)         a request body cannot be decoded at all
-├── StorageError (RuntimeError)       the evidence store failed or is closed
-│   └── BackpressureError             storage is behind; the client should retry later
-└── ReportError (RuntimeError)        an evidence report could not be rendered
-                                      (exporters.evidently_report)
+├── ConfigError (ValueError)              the config file is unreadable or invalid
+├── ReferenceDataError (ValueError)       reference data is missing, unreadable or off-schema
+├── UnknownAliasError (LookupError)       a registry was asked for an alias it does not know
+├── UnknownModelError (LookupError)       a request named a model the agent does not monitor
+├── RecordError (ValueError)              an ingested record does not fit the model's schema
+├── PayloadError (ValueError)             a request body cannot be decoded at all
+│   ├── PayloadTooLargeError              the body is over the configured limit
+│   └── ProtocolError                     a model-server exchange cannot be decoded
+├── InvalidPayload                        raised inside protocol decoders (-> ProtocolError)
+├── PeriodError (ValueError)              a reporting period that is not understood
+├── CanonicalJSONError (ValueError)       a value without a canonical JSON form (NaN, ...)
+├── SigningKeyError (ValueError)          a ledger signing or public key cannot be read
+├── AuthError                             a request's credentials (HTTP 401)
+│   └── ForbiddenError                    valid credentials without the scope (HTTP 403)
+├── NonconformityError                    a change to the nonconformity register
+│   ├── LifecycleError                    the record's state does not allow it (HTTP 409)
+│   └── NonconformityNotFoundError (LookupError)
+├── StorageError (RuntimeError)           the evidence store failed or is closed
+│   ├── StaleWindowError                  a write computed on a window a failed write left behind
+│   └── BackpressureError                 storage is behind; the client should retry later
+├── LedgerError (RuntimeError)            an entry cannot be appended to the evidence ledger
+├── ReportError (RuntimeError)            Evidently's HTML report could not be rendered
+├── ReportWriteError (RuntimeError)       a period report file could not be written
+├── ClientGoneError (ConnectionError)     a proxied client left before its request was complete
+└── HttpError                             an HTTP answer with a status and a body of its own
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class AimsError(Exception):
@@ -61,6 +77,62 @@ class PayloadError(AimsError, ValueError):
     """The request body is not JSON / NDJSON of the expected shape."""
 
 
+class PayloadTooLargeError(PayloadError):
+    """The request body is larger than the configured limit."""
+
+
+class ProtocolError(PayloadError):
+    """A request/response pair cannot be decoded: which protocol, where in the JSON, and why."""
+
+    def __init__(self, protocol: str, location: str, reason: str) -> None:
+        self.protocol = protocol
+        self.location = location
+        self.reason = reason
+        super().__init__(f"{protocol}: {location}: {reason}")
+
+
+class InvalidPayload(AimsError):
+    """Raised inside a protocol decoder; the decoder's wrapper turns it into a ProtocolError
+    naming the protocol."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(location, reason)
+        self.location = location
+        self.reason = reason
+
+
+class PeriodError(AimsError, ValueError):
+    """A period that is none of YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD."""
+
+
+class CanonicalJSONError(AimsError, ValueError):
+    """The value has no canonical JSON form (NaN, a non-string key, an unknown type...)."""
+
+
+class SigningKeyError(AimsError, ValueError):
+    """A signing or public key cannot be read."""
+
+
+class AuthError(AimsError):
+    """The request carries no valid credentials."""
+
+
+class ForbiddenError(AuthError):
+    """The credentials are valid but lack the scope the request needs."""
+
+
+class NonconformityError(AimsError):
+    """A change to the nonconformity register that cannot be made."""
+
+
+class LifecycleError(NonconformityError):
+    """A change that the record's state does not allow (HTTP 409)."""
+
+
+class NonconformityNotFoundError(NonconformityError, LookupError):
+    """No such nonconformity (HTTP 404)."""
+
+
 class StorageError(AimsError, RuntimeError):
     """The evidence store failed; the underlying driver error is chained."""
 
@@ -75,3 +147,27 @@ class BackpressureError(StorageError):
     def __init__(self, pending: int, retry_after: float) -> None:
         self.pending, self.retry_after = pending, retry_after
         super().__init__(f"{pending} batches are waiting for storage; retry in {retry_after:g}s")
+
+
+class LedgerError(AimsError, RuntimeError):
+    """An entry cannot be appended: unknown kind, or content without a canonical JSON form."""
+
+
+class ReportError(AimsError, RuntimeError):
+    """Evidently's report could not be rendered (Evidently missing, bad data, timeout)."""
+
+
+class ReportWriteError(AimsError, RuntimeError):
+    """A report file could not be written."""
+
+
+class ClientGoneError(AimsError, ConnectionError):
+    """The client disconnected before its request body was complete."""
+
+
+class HttpError(AimsError):
+    """An HTTP answer of its own: `status`, a message and extra fields of the JSON body."""
+
+    def __init__(self, status: int, message: str, **extra: Any) -> None:
+        self.status, self.message, self.extra = status, message, extra
+        super().__init__(message)

@@ -11,7 +11,7 @@ the window store keeps them (`Contents`, `Snapshot`), checks read `WindowData`, 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,6 +25,11 @@ Verdict = Literal["pass", "warn", "breach", "insufficient_data"]
 AGENT_ACTOR = "aims-agent"  # the actor of what the agent itself records
 ColumnKind = Literal["numeric", "categorical"]
 Direction = Literal["above", "below"]
+
+NcAction = Literal["open", "recur", "none"]
+# (breaching runs in a row including this one, whether the check's record is open) -> what the
+# breach does to the nonconformity register; the rule is the judge's (agent.judge)
+BreachRule = Callable[[int, bool], NcAction]
 
 # severity order for a run's verdict: an unjudged metric outranks a pass, never a warn or breach
 VERDICT_ORDER: Mapping[Verdict, int] = {"pass": 0, "insufficient_data": 1, "warn": 2, "breach": 3}

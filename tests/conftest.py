@@ -22,6 +22,8 @@ from aims_agent.storage.store import Store
 if TYPE_CHECKING:
     from aims_agent.agent.sliding import SlidingWindow
     from aims_agent.agent.window import Window
+    from aims_agent.exporters.evidence import EvidenceContext
+    from aims_agent.records import CheckRun
 
 NUMERIC = ["x1", "x2", "x3"]
 CATEGORICAL = ["c1"]
@@ -46,6 +48,20 @@ NC_PATHS: dict[str, list[str]] = {
     "closed": ["investigating", "corrective_action", "verifying", "closed"],
     "rejected": ["rejected"],
 }
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Quick tests first, tests that start real servers after: a fast failure shows fast."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is not None)
+
+
+def recorded(run: CheckRun, ctx: EvidenceContext) -> Any:
+    """The store write of a check run's evidence under the judge's consecutive-breach rule,
+    as the agent's runner submits it."""
+    from aims_agent.agent.judge import breach_rule
+    from aims_agent.exporters.evidence import record_run
+
+    return record_run(run, ctx, breach_rule(ctx.consecutive_breaches))
 
 
 def unavailable(reason: str) -> NoReturn:

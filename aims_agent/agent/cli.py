@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from aims_agent import __version__
+from aims_agent.agent import logs
 from aims_agent.agent.commands import discover
 from aims_agent.errors import AimsError, ConfigError
 
-EXIT_OK, EXIT_BREACH, EXIT_USAGE = 0, 1, 2
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # a line per proxied request would cost the tap time and could carry URLs into logs
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -49,25 +38,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aims_agent.agent.preflight import load as load_config
     from aims_agent.agent.server import serve
 
-    _setup_logging(args.log_level)
+    logs.setup(args.log_level, args.log_format)
     cfg = load_config(Path(args.config))
     serve(cfg, os.environ, announce=lambda line: print(line, flush=True))
     return EXIT_OK
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from aims_agent.agent.batch import as_json, run_batch, table
-    from aims_agent.agent.preflight import load as load_config
-
-    cfg = load_config(Path(args.config))
-    reference = Path(args.reference) if args.reference else None
-    outcomes, runtime = run_batch(cfg, args.model, Path(args.current), reference)
-    try:
-        print(as_json(outcomes, runtime) if args.format == "json" else table(outcomes))
-    finally:
-        runtime.close()
-    breached = any(o.run.verdict == "breach" for o in outcomes)
-    return EXIT_BREACH if breached else EXIT_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -82,7 +56,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "validate": cmd_validate,
     "run": cmd_run,
     "demo": cmd_demo,
-    "check": cmd_check,
 }
 
 
@@ -94,13 +67,13 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     r = sub.add_parser("run", help="run the agent daemon")
     r.add_argument("--config", required=True)
-    r.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    c = sub.add_parser("check", help="run a model's checks once on a file; exit 1 on a breach")
-    c.add_argument("--config", required=True)
-    c.add_argument("--model", required=True)
-    c.add_argument("--current", required=True, help="CSV or Parquet with the schema's columns")
-    c.add_argument("--reference", help="override the config's reference file")
-    c.add_argument("--format", choices=["table", "json"], default="table")
+    r.add_argument("--log-level", default="info", choices=logs.LEVELS)
+    r.add_argument(
+        "--log-format",
+        default="text",
+        choices=list(logs.FORMATS),
+        help="text: readable lines; json: one JSON object per line (for log pipelines)",
+    )
     d = sub.add_parser("demo", help="train a model, monitor it live, inject drift, show evidence")
     d.add_argument("--duration", type=float, default=60.0, help="seconds of traffic (>= 20)")
     d.add_argument("--evidence-dir", default="aims-demo-evidence")

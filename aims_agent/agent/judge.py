@@ -1,6 +1,8 @@
-"""Turn measurements into verdicts: thresholds, warn bands and minimum sample sizes.
+"""Turn measurements into verdicts, and verdicts into nonconformities.
 
-The one place where a number becomes pass / warn / breach / insufficient_data.
+The one place where a number becomes pass / warn / breach / insufficient_data (thresholds, warn
+bands, minimum sample sizes), and where a breach becomes a nonconformity (the consecutive-breach
+rule). Exporters record what the judge decided; they never decide.
 """
 
 from __future__ import annotations
@@ -9,7 +11,15 @@ import math
 import operator
 from collections.abc import Callable, Iterable
 
-from aims_agent.records import VERDICT_ORDER, Assessment, Measurement, Threshold, Verdict
+from aims_agent.records import (
+    VERDICT_ORDER,
+    Assessment,
+    BreachRule,
+    Measurement,
+    NcAction,
+    Threshold,
+    Verdict,
+)
 
 _BEYOND: dict[tuple[str, bool], Callable[[float, float], bool]] = {
     ("above", True): operator.ge,
@@ -47,3 +57,20 @@ def overall(assessments: Iterable[Assessment]) -> Verdict:
     if not heads:
         return "insufficient_data"
     return max(heads, key=VERDICT_ORDER.__getitem__)
+
+
+def nonconformity_action(streak: int, is_open: bool, *, required: int) -> NcAction:
+    """What a breach does: recur on the check's open record; else open one once `required`
+    runs in a row (this one included, `streak`) have breached; else nothing yet."""
+    if is_open:
+        return "recur"
+    return "open" if streak >= required else "none"
+
+
+def breach_rule(required: int) -> BreachRule:
+    """The consecutive-breach rule of a check that opens a record after `required` breaches."""
+
+    def decide(streak: int, is_open: bool) -> NcAction:
+        return nonconformity_action(streak, is_open, required=required)
+
+    return decide

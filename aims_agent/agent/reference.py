@@ -110,16 +110,44 @@ def load_reference(path: Path, schema: ModelSchema, *, fmt: str = "auto") -> Ref
 def load_current(
     path: Path, schema: ModelSchema, vocabularies: Mapping[str, Sequence[str]], *, now: float
 ) -> WindowData:
-    """A batch of current data (CSV or Parquet) as a window, for `aims-agent check`.
-
-    Categorical codes extend the reference vocabularies, as the live window's do.
-    """
+    """A batch of current data (CSV or Parquet) as a window, for a one-shot check."""
     text_cols = [c.name for c in schema.columns if c.kind == "categorical"]
     kind = _format(path, "auto")
     try:
         table = READERS[kind](path, text_cols)
     except (OSError, ValueError) as exc:
         raise ReferenceDataError(f"{path}: cannot read as {kind}: {exc}") from exc
+    return current_from_table(table, schema, vocabularies, now=now, name=str(path))
+
+
+def _as_table(data: Any, name: str) -> Any:
+    """A pyarrow Table from a pyarrow Table or a pandas DataFrame."""
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        return data
+    if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):
+        try:
+            return pa.Table.from_pandas(data, preserve_index=False)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            raise ReferenceDataError(f"{name}: cannot read the DataFrame: {exc}") from exc
+    raise ReferenceDataError(
+        f"{name}: expected a file path, a pandas DataFrame or a pyarrow Table, "
+        f"got {type(data).__name__}"
+    )
+
+
+def current_from_table(
+    data: Any,
+    schema: ModelSchema,
+    vocabularies: Mapping[str, Sequence[str]],
+    *,
+    now: float,
+    name: str,
+) -> WindowData:
+    """Current data (a pyarrow Table or a pandas DataFrame) as a window. Categorical codes
+    extend the reference vocabularies, as the live window's do."""
+    table = _as_table(data, name)
     n = table.num_rows
     missing = [
         c.name
@@ -127,18 +155,23 @@ def load_current(
         if c.name not in table.column_names and c.source in {"feature", "prediction"}
     ]
     if missing:
-        raise ReferenceDataError(f"{path}: missing columns {', '.join(missing)}")
+        raise ReferenceDataError(f"{name}: missing columns {', '.join(missing)}")
     columns: dict[str, np.ndarray] = {}
     vocabs: dict[str, tuple[str, ...]] = {}
     for col in schema.columns:
         present = col.name in table.column_names
         if col.kind == "numeric":
             data = table.column(col.name).combine_chunks() if present else None
-            columns[col.name] = (
-                np.asarray(data.cast("float64").to_numpy(zero_copy_only=False), dtype=np.float64)
-                if data is not None
-                else np.full(n, np.nan)
-            )
+            try:
+                columns[col.name] = (
+                    np.asarray(
+                        data.cast("float64").to_numpy(zero_copy_only=False), dtype=np.float64
+                    )
+                    if data is not None
+                    else np.full(n, np.nan)
+                )
+            except (ValueError, TypeError, NotImplementedError) as exc:
+                raise ReferenceDataError(f"{name}: column {col.name!r} is not numeric") from exc
             continue
         labels = list(vocabularies.get(col.name, ()))
         index = {v: i for i, v in enumerate(labels)}

@@ -80,7 +80,7 @@ def build_scheduler(
         )
 
     def on_error(event: JobExecutionEvent) -> None:
-        log.error("job %s raised %r", event.job_id, event.exception)
+        log.error("job %s raised %r", event.job_id, event.exception, extra={"event": "job_error"})
 
     scheduler.add_listener(on_error, EVENT_JOB_ERROR)
     return scheduler

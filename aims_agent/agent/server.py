@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING
 import uvicorn
 from fastapi import FastAPI
 
-from aims_agent.agent.app import create_app, resolve_tokens
+from aims_agent.agent.api import create_app, resolve_tokens
+from aims_agent.agent.housekeeping import housekeeping
 from aims_agent.agent.runtime import Runtime
 from aims_agent.agent.scheduler import build_scheduler
 from aims_agent.config import Config
 
 if TYPE_CHECKING:  # aiohttp and httpx load only when proxies or notifications are configured
     from aims_agent.collectors.proxy import Tap
+    from aims_agent.collectors.tap_drain import TapDrain
 
 log = logging.getLogger("aims_agent")
 
@@ -76,6 +78,7 @@ def url_of(sock: socket.socket) -> str:
 class _Proxy:
     model: str
     tap: Tap
+    drain: TapDrain
     sock: socket.socket
     server: _Quiet
     serving: asyncio.Task[None] | None = None
@@ -106,22 +109,23 @@ def _proxies(cfg: Config, runtime: Runtime) -> list[_Proxy]:
                 timeout_graceful_shutdown=int(max(1, cfg.agent.shutdown_timeout_seconds)),
             )
         )
-        out.append(_Proxy(m.name, tap, bind(m.proxy.host, m.proxy.port), server))
+        sock = bind(m.proxy.host, m.proxy.port)
+        out.append(_Proxy(m.name, tap, runtime.tap_drain(m.name), sock, server))
     return out
 
 
-async def _start_proxies(proxies: list[_Proxy], runtime: Runtime) -> None:
+async def _start_proxies(proxies: list[_Proxy]) -> None:
     for p in proxies:
         await p.tap.start()
         p.serving = asyncio.create_task(p.server.serve(sockets=[p.sock]), name=f"proxy {p.model}")
-        p.draining = asyncio.create_task(runtime.drain_tap(p.model, p.tap), name=f"tap {p.model}")
+        p.draining = asyncio.create_task(p.drain.run(p.tap), name=f"tap {p.model}")
     while not all(p.server.started for p in proxies):
         if any(p.serving is not None and p.serving.done() for p in proxies):
             raise RuntimeError("a proxy tap failed to start")
         await asyncio.sleep(0.01)
 
 
-async def _stop_proxies(proxies: list[_Proxy], runtime: Runtime) -> None:
+async def _stop_proxies(proxies: list[_Proxy]) -> None:
     """Stop accepting, let in-flight requests finish, then ingest what the taps still hold."""
     for p in proxies:
         p.server.should_exit = True
@@ -131,7 +135,7 @@ async def _stop_proxies(proxies: list[_Proxy], runtime: Runtime) -> None:
             p.draining.cancel()
             await asyncio.gather(p.draining, return_exceptions=True)
         try:
-            await runtime.flush_tap(p.model, p.tap)
+            await p.drain.flush(p.tap)
         except Exception:  # noqa: BLE001 - the other taps still close
             log.exception("proxy tap of %s: samples not flushed at shutdown", p.model)
         finally:
@@ -160,7 +164,7 @@ def serve(
         # (default 5 ms), so a proxied request never waits long behind them
         sys.setswitchinterval(0.001)
     runtime = Runtime(cfg, environ=environ)
-    scheduler = build_scheduler(cfg, runtime.run_check, store=runtime.store)
+    scheduler = build_scheduler(cfg, runtime.runner.run_check, store=runtime.store)
     ready = {"value": False}
     sock = bind(cfg.agent.host, cfg.agent.port)
     url = url_of(sock)
@@ -168,14 +172,21 @@ def serve(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await _start_proxies(proxies, runtime)
+        await _start_proxies(proxies)
         scheduler.start()
         tasks = [
             asyncio.create_task(runtime.tail_log(m.name), name=f"tail {m.name}")
             for m in cfg.models
             if m.log_tail is not None
         ]
-        tasks.append(asyncio.create_task(runtime.housekeeping(), name="housekeeping"))
+        chores = housekeeping(
+            runtime.store,
+            runtime.metrics,
+            runtime.models,
+            samples_days=cfg.agent.retention.samples_days,
+            clock=runtime.clock,
+        )
+        tasks.append(asyncio.create_task(chores, name="housekeeping"))
         if cfg.agent.notifications:
             from aims_agent.exporters.notify import Notifier
 
@@ -194,7 +205,7 @@ def serve(
             yield
         finally:
             ready["value"] = False
-            await _stop_proxies(proxies, runtime)
+            await _stop_proxies(proxies)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

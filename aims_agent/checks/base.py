@@ -52,6 +52,19 @@ _MODULES = {
 }
 
 
+# kind -> what its monitoring records measure, in a sentence (the record's `check.definition`)
+DEFINITIONS: dict[str, str] = {
+    "drift": "share of monitored features whose distribution in the window differs from the "
+    "reference under each feature's statistical test",
+    "data_quality": "share of the window's values per feature that are missing, outside the "
+    "reference or configured range, or unseen categories; share of records refused at ingest",
+    "performance": "model performance metrics on the window's records that carry ground-truth "
+    "labels, against absolute bounds or the reference's own performance",
+    "fairness": "gaps in selection rate and error rates between groups of each sensitive "
+    "attribute; groups below the minimum size are reported as insufficient data",
+}
+
+
 def register(
     kind: str, *, problems: ProblemFinder | None = None
 ) -> Callable[[CheckFactory], CheckFactory]:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from aims_agent.collectors.exchange import decode_exchange, mapping_for
-from aims_agent.collectors.push import Decoded
+from aims_agent.collectors.push import Decoded, Deliver, Reject
 from aims_agent.config import KServeLoggerConfig
 from aims_agent.errors import PayloadError
+from aims_agent.metrics import Metrics
 from aims_agent.schema import ModelSchema
 
 Half = Literal["request", "response"]
@@ -109,3 +110,33 @@ def decode_pair(
         request_id=ce_id,
         now=now,
     )
+
+
+class KServeReceiver:
+    """One model's logger endpoint: pairs each request event with its response event and
+    delivers the exchange's records once paired."""
+
+    def __init__(
+        self, cfg: KServeLoggerConfig, schema: ModelSchema, metrics: Metrics, model: str
+    ) -> None:
+        self.cfg, self.schema, self.metrics, self.model = cfg, schema, metrics, model
+        self.buffer = PairBuffer(timeout=cfg.pair_timeout_seconds, capacity=cfg.max_pending)
+
+    async def receive(
+        self, event: Event, *, now: float, deliver: Deliver, reject: Reject
+    ) -> dict[str, int | str]:
+        """Pair the event with its other half; deliver the exchange once paired. A pair that
+        cannot be decoded raises PayloadError (the sender is told), and the agent carries on."""
+        pair, dropped = self.buffer.add(event, now=now)
+        counter = self.metrics.kserve_events
+        if dropped:
+            counter.labels(self.model, "dropped").inc(dropped)
+        if pair is None:
+            counter.labels(self.model, "waiting").inc()
+            return {"status": "waiting", "records": 0}
+        decoded = decode_pair(self.cfg, self.schema, event.ce_id, *pair, now=now)
+        counter.labels(self.model, "paired").inc()
+        if decoded.errors:
+            reject(len(decoded.errors))
+        await deliver(decoded)
+        return {"status": "paired", "records": len(decoded.rows), "rejected": len(decoded.errors)}

@@ -4,16 +4,26 @@ Rotation by rename-and-create is followed by draining the renamed file (found by
 after a restart) and any rotated after it, oldest first, before the new one. Rotation by
 copy-and-truncate is seen as the file no longer starting with the bytes it started with (or
 shrinking below the position), and reading starts again at 0. The position (inode, offset,
-first bytes) is the checkpoint: the runtime stores it in the same transaction as the records it
-read, so after a crash every line is read exactly once.
+first bytes) is the checkpoint: `follow` hands it to the agent with the records it read, to be
+stored in the same transaction, so after a crash every line is read exactly once.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from aims_agent.collectors.push import Decoded, decode_records, rename_fields
+from aims_agent.config import LogTailConfig
+from aims_agent.errors import StorageError
+from aims_agent.schema import ModelSchema
+
+log = logging.getLogger(__name__)
 
 MAX_CHUNK = 4 * 1024 * 1024
 
@@ -151,3 +161,56 @@ class LogTail:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+async def follow(
+    cfg: LogTailConfig,
+    schema: ModelSchema,
+    committed: Position | None,
+    *,
+    deliver: Callable[[Decoded, Position], Awaitable[None]],
+    clock: Callable[[], float],
+    model: str,
+) -> None:
+    """Follow the log from `committed` until cancelled. Each read is decoded and handed to
+    `deliver` with the position after it, to be committed together; when `deliver` raises
+    StorageError, the same lines are read again on the next poll."""
+    tail = LogTail(cfg.path, committed)
+    try:
+        while True:
+            lines = await asyncio.to_thread(tail.read)
+            if lines and tail.position is not None and tail.position != committed:
+                pos = tail.position
+                try:
+                    await deliver(_decode(lines, cfg, schema, clock(), model), pos)
+                    committed = pos
+                except StorageError as exc:  # read those lines again next time
+                    log.warning(
+                        "log tail: %s; will retry",
+                        exc,
+                        extra={"event": "storage_problem", "model": model},
+                    )
+                    tail.close()
+                    tail = LogTail(cfg.path, committed)
+            await asyncio.sleep(cfg.poll_seconds)
+    finally:
+        tail.close()
+
+
+def _decode(
+    lines: list[bytes], cfg: LogTailConfig, schema: ModelSchema, now: float, model: str
+) -> Decoded:
+    if cfg.fields:
+        lines = [rename_fields(line, cfg.fields) for line in lines]
+    decoded = decode_records(b"\n".join(lines), "application/x-ndjson", schema, now=now)
+    if decoded.errors:
+        first = decoded.errors[0]  # field and reason only: ids may be personal data
+        log.warning(
+            "log tail: %d malformed line(s), first: line %d field %s: %s",
+            len(decoded.errors),
+            first.index,
+            first.field,
+            first.reason,
+            extra={"event": "records_rejected", "model": model},
+        )
+    return decoded

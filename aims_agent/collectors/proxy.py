@@ -41,6 +41,7 @@ from yarl import URL
 from aims_agent.collectors import protocols
 from aims_agent.collectors.protocols._core import clean_path
 from aims_agent.config import ProxyConfig
+from aims_agent.errors import ClientGoneError
 from aims_agent.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ class Tap:
 
         try:
             body = await self._read_body(receive)
-        except _ClientGone:  # a partial request is never forwarded
+        except ClientGoneError:  # a partial request is never forwarded
             self._requests["client_gone"].inc()
             return
         if body is None:
@@ -335,12 +336,12 @@ class Tap:
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole request body, or None (after reading it to the end) if it is too large.
-        Raises _ClientGone if the client left before sending all of it."""
+        Raises ClientGoneError if the client left before sending all of it."""
         chunks, size, limit = [], 0, self.cfg.max_body_bytes
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                raise _ClientGone
+                raise ClientGoneError
             chunk = message.get("body", b"")
             size += len(chunk)
             if size <= limit:
@@ -350,10 +351,6 @@ class Tap:
         if size > limit:
             return None
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-class _ClientGone(Exception):
-    """The client disconnected before its request body was complete."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -7,6 +7,7 @@ a batch is the caller's policy (`reject` the batch or `skip` the invalid records
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +33,13 @@ class Decoded:
     errors: list[RecordError]
 
 
+# How a collector hands rows to the agent: `Deliver` samples decoded rows into the model's window
+# and returns once they are durable (the count sampled), raising StorageError or
+# BackpressureError; `Reject` counts records that failed validation.
+Deliver = Callable[[Decoded], Awaitable[int]]
+Reject = Callable[[int], None]
+
+
 def split_body(body: bytes, content_type: str) -> list[bytes]:
     """One raw JSON document per record. NDJSON by content type, or by not starting with `[`."""
     stripped = body.lstrip()
@@ -45,7 +53,7 @@ def split_body(body: bytes, content_type: str) -> list[bytes]:
         raise PayloadError(f"body is not a JSON array: {exc}") from None
 
 
-def _field_of(message: str) -> tuple[str, str]:
+def field_of(message: str) -> tuple[str, str]:
     """msgspec says 'Expected `str`, got `int` - at `$.features.x`'; split reason and field."""
     reason, sep, where = message.rpartition(" - at `$")
     if not sep:
@@ -102,7 +110,7 @@ def _decode_one(decoder: msgspec.json.Decoder[Any], raw: bytes, index: int) -> A
     try:
         return decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        field, reason = _field_of(str(exc))
+        field, reason = field_of(str(exc))
         raise RecordError(index=index, record_id=_id_of(raw), field=field, reason=reason) from None
     except msgspec.DecodeError as exc:
         raise RecordError(

@@ -30,11 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from aims_agent.errors import AimsError
-
-
-class CanonicalJSONError(AimsError, ValueError):
-    """The value has no canonical JSON form (NaN, a non-string key, an unknown type...)."""
+from aims_agent.errors import CanonicalJSONError
 
 
 def canonical(value: object) -> bytes:

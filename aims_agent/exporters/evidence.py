@@ -17,7 +17,8 @@ from aims_agent.errors import StorageError
 from aims_agent.exporters import ledger
 from aims_agent.exporters.canonical import iso, json_safe
 from aims_agent.exporters.lifecycle import note_effectiveness
-from aims_agent.records import AGENT_ACTOR, Assessment, Attachment, CheckRun, Threshold
+from aims_agent.records import AGENT_ACTOR, Assessment, Attachment, BreachRule, CheckRun, Threshold
+from aims_agent.storage import queries
 from aims_agent.storage.schema import (
     attachments,
     monitoring_records,
@@ -181,40 +182,6 @@ def _nature(run: CheckRun) -> dict[str, Any]:
     }
 
 
-def latest_records(
-    conn: Connection, model: str, check_id: str
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The bodies of a check's latest monitoring record and of its latest one without an error."""
-    t = monitoring_records.c
-
-    def newest(*where: Any) -> dict[str, Any] | None:
-        query = select(t.body).where(t.model == model, t.check_id == check_id, *where)
-        return conn.execute(query.order_by(t.executed_at.desc()).limit(1)).scalar()
-
-    latest = newest()
-    if latest is None or latest["result"]["outcome"] != "error":
-        return latest, latest
-    return latest, newest(t.outcome != "error")
-
-
-def _streak(conn: Connection, run: CheckRun, limit: int) -> int:
-    """Breaching runs in a row of this model and check just before this one (up to `limit`)."""
-    outcomes = conn.execute(
-        select(monitoring_records.c.outcome)
-        .where(
-            monitoring_records.c.model == run.model, monitoring_records.c.check_id == run.check_id
-        )
-        .order_by(monitoring_records.c.executed_at.desc())
-        .limit(limit)
-    ).scalars()
-    streak = 0
-    for outcome in outcomes:
-        if outcome != "breach":
-            break
-        streak += 1
-    return streak
-
-
 def _open_record(conn: Connection, key: str) -> Any:
     """The open record of a model and check, locked until commit on PostgreSQL (SQLite has
     one writer at a time anyway), so a person closing it and a breach recurring on it queue."""
@@ -224,16 +191,19 @@ def _open_record(conn: Connection, key: str) -> Any:
 
 
 def _open_or_recur(
-    conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id: str
+    conn: Connection, run: CheckRun, ctx: EvidenceContext, mon_id: str, decide: BreachRule
 ) -> tuple[str | None, int, bool]:
-    """The nonconformity this breach opens or recurs on, the breach streak it is part of, and
-    whether it opened the record."""
+    """The nonconformity this breach opens or recurs on (as `decide` rules on the breach streak
+    and the open record), the streak it is part of, and whether it opened the record."""
     key = f"{run.model}/{run.check_id}"
     row = _open_record(conn, key)
     streak = 1
     if ctx.consecutive_breaches > 1:
-        streak += _streak(conn, run, ctx.consecutive_breaches - 1)
-    if row is None and streak < ctx.consecutive_breaches:
+        before = queries.recent_outcomes(
+            conn, run.model, run.check_id, ctx.consecutive_breaches - 1
+        )
+        streak += next((i for i, o in enumerate(before) if o != "breach"), len(before))
+    if decide(streak, row is not None) == "none":
         return None, streak, False
     event = "recurred"
     if row is None:
@@ -314,14 +284,15 @@ def _open_or_recur(
     return nc_id, streak, event == "opened"
 
 
-def record_run(run: CheckRun, ctx: EvidenceContext) -> Any:
-    """A store write: nonconformity first (on breach), then the monitoring record linking it."""
+def record_run(run: CheckRun, ctx: EvidenceContext, decide: BreachRule) -> Any:
+    """A store write: nonconformity first (on a breach, as `decide` rules), then the monitoring
+    record linking it."""
     mon_id = f"MR-{uuid.uuid4().hex}"
 
     def write(conn: Connection) -> tuple[str, str | None, bool]:
         nc_id, streak, opened = None, 0, False
         if run.verdict == "breach" and not run.error:
-            nc_id, streak, opened = _open_or_recur(conn, run, ctx, mon_id)
+            nc_id, streak, opened = _open_or_recur(conn, run, ctx, mon_id, decide)
         elif run.verdict in ("pass", "warn") and not run.error:
             note_effectiveness(
                 conn,

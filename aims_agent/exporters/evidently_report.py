@@ -19,15 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from aims_agent.errors import AimsError
+from aims_agent.errors import ReportError
 from aims_agent.records import Attachment, WindowData
 from aims_agent.schema import ModelSchema
 
 KIND = "evidently-data-drift-html"
-
-
-class ReportError(AimsError, RuntimeError):
-    """The report could not be rendered (Evidently missing, bad data, timeout)."""
 
 
 def _archive(window: WindowData, schema: ModelSchema, path: Path) -> None:

@@ -42,8 +42,8 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Connection, String, Table, cast, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from aims_agent.errors import AimsError
-from aims_agent.exporters.canonical import CanonicalJSONError, canonical, sha256_hex
+from aims_agent.errors import CanonicalJSONError, LedgerError
+from aims_agent.exporters.canonical import canonical, sha256_hex
 from aims_agent.storage.schema import (
     attachments,
     evidence_ledger,
@@ -60,10 +60,6 @@ KINDS: tuple[str, ...] = get_args(Kind)
 GENESIS = "0" * 64
 HEAD_ID = 1
 _L = evidence_ledger
-
-
-class LedgerError(AimsError, RuntimeError):
-    """An entry cannot be appended: unknown kind, or content without a canonical JSON form."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,17 +17,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, insert
 
-from aims_agent.errors import AimsError
+from aims_agent.errors import SigningKeyError
 from aims_agent.exporters.canonical import canonical
 from aims_agent.exporters.ledger import SignedHead, last_entry
 from aims_agent.storage.schema import ledger_signatures
 
 HEAD_TYPE = "aims.ledger-head/1"
 _RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
-
-
-class SigningKeyError(AimsError, ValueError):
-    """A signing or public key cannot be read."""
 
 
 def _hex(text: str) -> bytes | None:

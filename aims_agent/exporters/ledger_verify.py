@@ -32,7 +32,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Text, cast, exists, select
 
-from aims_agent.exporters.canonical import CanonicalJSONError, iso, sha256_file, sha256_hex
+from aims_agent.errors import CanonicalJSONError
+from aims_agent.exporters.canonical import iso, sha256_file, sha256_hex
 from aims_agent.exporters.ledger import (
     CONTENT,
     GENESIS,

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import msgspec
 from sqlalchemy import Connection, select, update
 
-from aims_agent.errors import AimsError
+from aims_agent.errors import LifecycleError, NonconformityNotFoundError
 from aims_agent.exporters import ledger
 from aims_agent.exporters.canonical import iso
 from aims_agent.records import AGENT_ACTOR
@@ -115,14 +115,6 @@ _FIELDS = (
 )
 
 
-class LifecycleError(AimsError):
-    """A change that the record's state does not allow (HTTP 409)."""
-
-
-class NotFoundError(AimsError):
-    """No such nonconformity (HTTP 404)."""
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Updated:
     nc_id: str
@@ -150,7 +142,8 @@ def _requirements(target: str, body: dict[str, Any], change: Change) -> str | No
 
 
 def apply(nc_id: str, change: Change, *, actor: str, now: float) -> Callable[[Connection], Updated]:
-    """A store write: apply one person's change, or raise LifecycleError / NotFoundError."""
+    """A store write: apply one person's change; LifecycleError if its state does not allow
+    it, NonconformityNotFoundError if there is no such record."""
 
     def write(conn: Connection) -> Updated:
         row = conn.execute(
@@ -159,7 +152,7 @@ def apply(nc_id: str, change: Change, *, actor: str, now: float) -> Callable[[Co
             .with_for_update()
         ).first()
         if row is None:
-            raise NotFoundError(f"no nonconformity {nc_id!r}")
+            raise NonconformityNotFoundError(f"no nonconformity {nc_id!r}")
         status, body = str(row.status), dict(row.body)
         if status in TERMINAL:
             raise LifecycleError(f"{nc_id} is {status}: a {status} record does not change")

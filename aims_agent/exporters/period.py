@@ -6,11 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, timedelta
 
-from aims_agent.errors import AimsError
-
-
-class PeriodError(AimsError, ValueError):
-    """A period that is none of YYYY, YYYY-Qn, YYYY-MM, YYYY-MM-DD..YYYY-MM-DD."""
+from aims_agent.errors import PeriodError
 
 
 def parse_period(text: str) -> tuple[datetime, datetime]:

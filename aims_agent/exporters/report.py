@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aims_agent import __version__
-from aims_agent.errors import AimsError, UnknownAliasError, UnknownModelError
+from aims_agent.errors import ReportWriteError, UnknownAliasError, UnknownModelError
 from aims_agent.exporters import report_sections as sections
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.evidence import save_attachment
@@ -43,6 +43,7 @@ from aims_agent.exporters.report_md import to_markdown
 from aims_agent.exporters.report_sections import OUTCOMES
 from aims_agent.exporters.soa import build_soa
 from aims_agent.records import Attachment
+from aims_agent.storage import queries
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -93,12 +94,12 @@ def build(
     if model is not None and model not in configured:
         known = ", ".join(sorted(configured))
         raise UnknownModelError(f"--model: unknown model {model!r}; known: {known}")
-    runs = sections.load_runs(conn, t0, as_of, model)
+    runs = queries.runs_in(conn, t0, as_of, model)
     ncs = sections.load_nonconformities(conn, t0, as_of, model)
     ndays = sections.day_count(t0, as_of)
     # per check, the latest run that measured something: its metric and threshold are shown
     last = {(r.model, r.check_id): r.record_id for r in runs if r.value is not None}
-    bodies = sections.latest_bodies(conn, list(last.values()))
+    bodies = queries.bodies_of(conn, list(last.values()))
     names = [m.name for m in cfg.models if model in (None, m.name)]
     names += sorted(({r.model for r in runs} | {r.model for r, _ in ncs}) - set(names))
     models = [
@@ -146,10 +147,6 @@ def build(
 
 
 # --- writing ---------------------------------------------------------------------------------
-
-
-class ReportWriteError(AimsError, RuntimeError):
-    """A report file could not be written."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,13 +13,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from aims_agent.controls import control_order, controls_for
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.lifecycle import TERMINAL, status_after
 from aims_agent.exporters.soa import control_titles
-from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
+from aims_agent.storage import queries
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -34,48 +32,11 @@ JsonDict = dict[str, Any]
 # --- building --------------------------------------------------------------------------------
 
 
-def load_runs(conn: Connection, t0: float, t1: float, model: str | None) -> list[Any]:
-    """The period's check runs, light columns only (a year of runs stays cheap)."""
-    mr = monitoring_records.c
-    query = select(
-        mr.model,
-        mr.check_id,
-        mr.record_id,
-        mr.executed_at,
-        mr.outcome,
-        mr.nonconformity_id,
-        mr.body[("check", "kind")].as_string().label("kind"),
-        mr.body[("result", "value")].as_float().label("value"),
-        mr.body[("controls", "iso42001")].label("controls"),
-        mr.body[("system", "model_version")].as_string().label("version"),
-    ).where(mr.executed_at >= t0, mr.executed_at < t1)
-    if model is not None:
-        query = query.where(mr.model == model)
-    return list(conn.execute(query.order_by(mr.executed_at, mr.record_id)))
-
-
-def latest_bodies(conn: Connection, record_ids: Sequence[str]) -> dict[str, Any]:
-    mr = monitoring_records.c
-    rows = conn.execute(select(mr.record_id, mr.body).where(mr.record_id.in_(record_ids)))
-    return {r.record_id: r.body for r in rows}
-
-
 def load_nonconformities(
     conn: Connection, t0: float, t1: float, model: str | None
 ) -> list[tuple[Any, Any]]:
     """Nonconformities open at some time in the period, each with its events before the end."""
-    nc, ev = nonconformities.c, nonconformity_events.c
-    query = select(nonconformities).where(nc.opened_at < t1)
-    if model is not None:
-        query = query.where(nc.model == model)
-    rows = list(conn.execute(query.order_by(nc.opened_at, nc.nc_id)))
-    events: dict[str, list[Any]] = {r.nc_id: [] for r in rows}
-    for e in conn.execute(
-        select(nonconformity_events)
-        .where(ev.nc_id.in_(list(events)), ev.at < t1)
-        .order_by(ev.at, ev.event_id)
-    ):
-        events[e.nc_id].append(e)
+    rows, events = queries.opened_before(conn, t1, model, events_before=True)
     out = []
     for r in rows:
         state = status_after(events[r.nc_id])

@@ -17,13 +17,11 @@ from datetime import datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-
 from aims_agent.controls import annex_reference, control_mapping, controls_by_id
 from aims_agent.errors import UnknownModelError
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.lifecycle import TERMINAL
-from aims_agent.storage.schema import monitoring_records, nonconformities
+from aims_agent.storage import queries
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -66,30 +64,11 @@ def _check_controls(model: ModelConfig) -> dict[str, list[JsonDict]]:
     return out
 
 
-def _latest(conn: Connection, model: str, until: float | None) -> dict[str, Any]:
-    """Check id -> its latest monitoring record (record_id, executed_at, outcome) before
-    `until`."""
-    mr = monitoring_records.c
-    last = select(mr.check_id, func.max(mr.executed_at).label("at")).where(mr.model == model)
-    if until is not None:
-        last = last.where(mr.executed_at < until)
-    sub = last.group_by(mr.check_id).subquery()
-    rows = conn.execute(
-        select(mr.check_id, mr.record_id, mr.executed_at, mr.outcome)
-        .join(sub, (mr.check_id == sub.c.check_id) & (mr.executed_at == sub.c.at))
-        .where(mr.model == model)
-        .order_by(mr.record_id)
-    ).all()
-    return {r.check_id: r for r in rows}
-
-
 def _open_ncs(conn: Connection, model: str, until: float | None) -> list[Any]:
     """The model's nonconformities still open at `until` (now when None)."""
-    nc = nonconformities.c
-    query = select(nc.nc_id, nc.status, nc.opened_at, nc.body).where(nc.model == model)
     if until is None:
-        return list(conn.execute(query.where(nc.open_key.is_not(None)).order_by(nc.opened_at)))
-    rows = conn.execute(query.where(nc.opened_at < until).order_by(nc.opened_at)).all()
+        return queries.open_nonconformities(conn, model)
+    rows, _ = queries.opened_before(conn, until, model)
     out = []
     for r in rows:
         closed = (r.body or {}).get("closed_at")
@@ -113,7 +92,7 @@ def _justification(checks: Sequence[JsonDict]) -> str:
 def model_soa(conn: Connection, model: ModelConfig, until: float | None = None) -> JsonDict:
     """The statement of applicability view of one configured model."""
     by_control = _check_controls(model)
-    latest = _latest(conn, model.name, until)
+    latest = queries.latest_per_check(conn, model.name, until)
     open_ncs = _open_ncs(conn, model.name, until)
     controls = []
     for ctl in annex_a():

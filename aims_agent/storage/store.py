@@ -183,7 +183,7 @@ class Store:
             if isinstance(exc, AimsError):  # a write that refused its change: rolled back
                 group[0][1].set_exception(exc)
                 return
-            log.exception("storage write failed")
+            log.exception("storage write failed", extra={"event": "storage_problem"})
             group[0][1].set_exception(StorageError(f"write failed: {exc}"))
             return
         for (_, fut), result in zip(group, results, strict=True):
@@ -197,5 +197,9 @@ class Store:
         self._queue.put(_STOP)
         self._thread.join(timeout)
         if self._thread.is_alive():
-            log.error("storage writer did not drain within %.1fs", timeout)
+            log.error(
+                "storage writer did not drain within %.1fs",
+                timeout,
+                extra={"event": "storage_problem"},
+            )
         self.engine.dispose()

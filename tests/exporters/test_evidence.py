@@ -5,67 +5,16 @@ from dataclasses import replace
 
 from sqlalchemy import create_engine, select
 
-from aims_agent.exporters.evidence import EvidenceContext, record_run
-from aims_agent.records import Assessment, CheckRun, ControlTags, Measurement, Threshold, WindowInfo
+from aims_agent.records import Assessment, Measurement, Threshold
 from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
 from aims_agent.storage.store import Store
-
-CTX = EvidenceContext(
-    agent_version="0.1.0",
-    config_hash="c" * 64,
-    environment="test",
-    ai_system_id="AIS-1",
-    model_version="2.0",
-    reference_id="ref.csv",
-    reference_fingerprint="f" * 64,
-    n_reference=1000,
-    schedule_seconds=60,
-    definition="share of drifted features",
-    severity="major",
-)
-
-
-def run(verdict: str, value: float, t: float) -> CheckRun:
-    head = Measurement(
-        check_id="drift",
-        kind="drift",
-        metric="drift_share",
-        value=value,
-        method="share",
-        headline=True,
-        n_current=500,
-        threshold=Threshold(breach=0.5),
-    )
-    feat = Measurement(
-        check_id="drift",
-        kind="drift",
-        metric="drift_score",
-        feature="age",
-        value=0.4,
-        method="wasserstein",
-        n_current=500,
-        threshold=Threshold(breach=0.1),
-    )
-    return CheckRun(
-        run_id=f"run{t}",
-        model="m",
-        check_id="drift",
-        kind="drift",
-        started_at=t,
-        finished_at=t + 0.5,
-        window=WindowInfo(start=0, end=t, seen=900, sampled=500),
-        assessments=(
-            Assessment(measurement=head, verdict=verdict),  # type: ignore[arg-type]
-            Assessment(measurement=feat, verdict="breach"),
-        ),
-        verdict=verdict,  # type: ignore[arg-type]
-        controls=ControlTags(iso42001=("A.6.2.6", "A.7.4"), eu_ai_act=("Art. 72(2)",)),
-    )
+from tests.conftest import recorded
+from tests.exporters.conftest import CTX, run
 
 
 def test_breaches_open_one_record_then_recur(store):
     outcomes = [
-        store.submit(record_run(run(v, x, t), CTX)).result()[:2]
+        store.submit(recorded(run(v, x, t), CTX)).result()[:2]
         for t, (v, x) in enumerate(
             [("pass", 0.1), ("breach", 0.6), ("breach", 0.7), ("pass", 0.2), ("breach", 0.8)],
             start=1,
@@ -95,7 +44,7 @@ def test_breaches_open_one_record_then_recur(store):
 
 
 def test_monitoring_record_carries_clause_9_1_fields(store):
-    mon_id, _, opened = store.submit(record_run(run("pass", 0.1, 5.0), CTX)).result()
+    mon_id, _, opened = store.submit(recorded(run("pass", 0.1, 5.0), CTX)).result()
     assert not opened
     body = store.read(
         lambda c: c.execute(
@@ -133,7 +82,7 @@ def test_consecutive_breach_rule_delays_opening(store):
         ("breach", 0.9),
     ]
     opened = [
-        store.submit(record_run(run(v, x, t), ctx)).result()[1]
+        store.submit(recorded(run(v, x, t), ctx)).result()[1]
         for t, (v, x) in enumerate(seq, start=1)
     ]
     # the pass resets the streak; the third breach in a row opens, the next recurs
@@ -182,7 +131,7 @@ def test_nature_names_the_breaching_measurement_among_several_headlines(store):
         ),
     )
     assert r.headline.measurement is bad
-    mon_id, nc_id, opened = store.submit(record_run(r, CTX)).result()
+    mon_id, nc_id, opened = store.submit(recorded(r, CTX)).result()
     assert opened
     (nc,) = store.read(lambda c: c.execute(select(nonconformities.c.body)).scalars().all())
     assert nc["nature"]["observed"] == "equalized_odds_difference[gender] = 0.12"
@@ -194,7 +143,7 @@ def test_a_writer_racing_to_open_the_same_record_recurs_on_it(postgres_url):
     first transaction and, once it commits, counts its breach on the first one's record."""
     Store(postgres_url).close()  # the schema
     engine = create_engine(postgres_url)
-    first, second = record_run(run("breach", 0.6, 1), CTX), record_run(run("breach", 0.7, 2), CTX)
+    first, second = recorded(run("breach", 0.6, 1), CTX), recorded(run("breach", 0.7, 2), CTX)
     out = {}
     with engine.connect() as a, engine.connect() as b:
         _, nc_id, opened = first(a)  # opened, not committed yet

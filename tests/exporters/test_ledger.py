@@ -12,17 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import delete, insert, select, update
 
+from aims_agent.errors import CanonicalJSONError, LedgerError, SigningKeyError
 from aims_agent.exporters import ledger
-from aims_agent.exporters.canonical import CanonicalJSONError, canonical, json_safe, number
-from aims_agent.exporters.evidence import record_run, save_attachment
-from aims_agent.exporters.evidently_report import Attachment
+from aims_agent.exporters.canonical import canonical, json_safe, number
+from aims_agent.exporters.evidence import save_attachment
 from aims_agent.exporters.ledger_signing import (
-    SigningKeyError,
     load_private_key,
     load_public_key,
     sign_head,
 )
 from aims_agent.exporters.ledger_verify import VerifyReport, verify
+from aims_agent.records import Attachment
 from aims_agent.storage.schema import (
     attachments,
     evidence_ledger,
@@ -33,7 +33,8 @@ from aims_agent.storage.schema import (
     nonconformity_events,
 )
 from aims_agent.storage.store import Store
-from tests.exporters.test_evidence import CTX, run
+from tests.conftest import recorded
+from tests.exporters.conftest import CTX, run
 
 L = evidence_ledger
 
@@ -170,9 +171,9 @@ def test_each_entry_hashes_the_previous_hash_and_its_canonical_json(store):
 
 
 def test_append_refuses_unknown_kinds_and_content_without_canonical_form(store):
-    with pytest.raises(ledger.LedgerError, match="unknown ledger kind 'memo'"):
+    with pytest.raises(LedgerError, match="unknown ledger kind 'memo'"):
         store.submit(lambda c: ledger.append(c, "memo", "x", {}, 1.0)).result()
-    with pytest.raises(ledger.LedgerError, match="NaN|nan"):
+    with pytest.raises(LedgerError, match="NaN|nan"):
         store.submit(lambda c: ledger.append(c, "report", "x", {"v": math.nan}, 1.0)).result()
     assert entries(store) == []
 
@@ -205,9 +206,9 @@ def test_two_writers_on_one_database_do_not_fork_the_chain(storage_url):
 def evidence(store, tmp_path) -> dict:
     """pass, breach (opens), breach (recurs), an attachment, pass: 8 entries."""
     ids: dict = {}
-    ids["mr_pass"], _, _ = store.submit(record_run(run("pass", 0.1, 1.0), CTX)).result()
-    ids["mr_open"], ids["nc"], _ = store.submit(record_run(run("breach", 0.6, 2.0), CTX)).result()
-    ids["mr_recur"], _, _ = store.submit(record_run(run("breach", 0.7, 3.0), CTX)).result()
+    ids["mr_pass"], _, _ = store.submit(recorded(run("pass", 0.1, 1.0), CTX)).result()
+    ids["mr_open"], ids["nc"], _ = store.submit(recorded(run("breach", 0.6, 2.0), CTX)).result()
+    ids["mr_recur"], _, _ = store.submit(recorded(run("breach", 0.7, 3.0), CTX)).result()
     html = b"<html>drift report</html>"
     (tmp_path / "evidence" / "attachments").mkdir(parents=True, exist_ok=True)
     (tmp_path / "evidence" / "attachments" / "r.html").write_bytes(html)
@@ -219,7 +220,7 @@ def evidence(store, tmp_path) -> dict:
         bytes=len(html),
     )
     store.submit(save_attachment(att, ids["mr_open"], 4.0)).result()
-    ids["mr_last"], _, _ = store.submit(record_run(run("pass", 0.1, 5.0), CTX)).result()
+    ids["mr_last"], _, _ = store.submit(recorded(run("pass", 0.1, 5.0), CTX)).result()
     ids["dir"] = tmp_path / "evidence"
     return ids
 

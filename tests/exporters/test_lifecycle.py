@@ -7,7 +7,6 @@ import itertools
 import pytest
 from sqlalchemy import select
 
-from aims_agent.exporters.evidence import record_run
 from aims_agent.exporters.ledger_verify import verify
 from aims_agent.exporters.lifecycle import (
     TRANSITIONS,
@@ -19,8 +18,8 @@ from aims_agent.exporters.lifecycle import (
 )
 from aims_agent.storage.schema import nonconformities, nonconformity_events
 from aims_agent.storage.store import Store
-from tests.conftest import NC_ALLOWED, NC_PATHS
-from tests.exporters.test_evidence import CTX, run
+from tests.conftest import NC_ALLOWED, NC_PATHS, recorded
+from tests.exporters.conftest import CTX, run
 
 ACTION = (
     b'{"corrective_action": {"description": "retrain", "owner": "ml-team",'
@@ -29,7 +28,7 @@ ACTION = (
 
 
 def opened(store: Store, t: float = 10.0) -> str:
-    _, nc_id, _ = store.submit(record_run(run("breach", 0.9, t), CTX)).result()
+    _, nc_id, _ = store.submit(recorded(run("breach", 0.9, t), CTX)).result()
     assert nc_id is not None
     return nc_id
 
@@ -138,10 +137,10 @@ def test_effectiveness_evidence_after_n_passing_runs(store):
     nc = opened(store)
     t = itertools.count(20)
     for _ in range(2):
-        store.submit(record_run(run("pass", 0.1, next(t)), CTX)).result()
+        store.submit(recorded(run("pass", 0.1, next(t)), CTX)).result()
     assert "effectiveness_evidence" not in [e for e, _ in events(store, nc)]
-    store.submit(record_run(run("pass", 0.1, next(t)), CTX)).result()  # the 3rd (CTX default)
-    store.submit(record_run(run("pass", 0.1, next(t)), CTX)).result()  # noted once only
+    store.submit(recorded(run("pass", 0.1, next(t)), CTX)).result()  # the 3rd (CTX default)
+    store.submit(recorded(run("pass", 0.1, next(t)), CTX)).result()  # noted once only
     names = [e for e, _ in events(store, nc)]
     assert names.count("effectiveness_evidence") == 1
     assert store.read(lambda c: verify(c)).ok

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from aims_agent.config import NotificationConfig
 from aims_agent.errors import ConfigError
-from aims_agent.exporters.notify import FORMATS, Event, resolve_secrets
+from aims_agent.exporters.notify import resolve_secrets
+from aims_agent.exporters.notify_formats import FORMATS, Event
 
 EVENT = Event(
     event_id=7,

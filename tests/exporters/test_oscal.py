@@ -78,15 +78,17 @@ def evidence(tmp_path_factory):
             as_records(make_rows(np.random.default_rng(seed), n, shift=shift), start=start)
         )
         asyncio.run(
-            runtime.ingest("m1", decode_records(body.encode(), "application/json", schema, now=0))
+            runtime.ingest.ingest(
+                "m1", decode_records(body.encode(), "application/json", schema, now=0)
+            )
         )
 
     try:
         t0 = runtime.clock()
         ingest(2, 400, 0.0, 0)
-        runs = [runtime.run_check("m1", "drift") for _ in range(2)]
+        runs = [runtime.runner.run_check("m1", "drift") for _ in range(2)]
         ingest(3, 1500, 2.0, 1000)
-        runs += [runtime.run_check("m1", "drift") for _ in range(2)]
+        runs += [runtime.runner.run_check("m1", "drift") for _ in range(2)]
         assert [r.run.verdict for r in runs] == ["pass", "pass", "breach", "breach"]
         nc_id = runs[2].nonconformity_id
         assert nc_id and runs[3].nonconformity_id == nc_id

@@ -22,12 +22,12 @@ from aims_agent.agent.cli import main
 from aims_agent.agent.scheduler import MONTHLY_REPORTS, build_scheduler, monthly_reports
 from aims_agent.config import ReportFormat, ReportsConfig, parse_config
 from aims_agent.controls import controls_for
-from aims_agent.errors import AimsError, UnknownAliasError, UnknownModelError
+from aims_agent.errors import AimsError, PeriodError, UnknownAliasError, UnknownModelError
 from aims_agent.exporters import report
-from aims_agent.exporters.evidence import EvidenceContext, record_run
+from aims_agent.exporters.evidence import EvidenceContext
 from aims_agent.exporters.ledger_verify import verify
 from aims_agent.exporters.lifecycle import apply, decode_change
-from aims_agent.exporters.period import PeriodError, period_bounds, previous_month
+from aims_agent.exporters.period import period_bounds, previous_month
 from aims_agent.exporters.report import (
     RENDERERS,
     build,
@@ -41,7 +41,7 @@ from aims_agent.exporters.report import (
 from aims_agent.records import Assessment, CheckRun, Measurement, Threshold, WindowInfo
 from aims_agent.storage.schema import attachments, evidence_ledger
 from aims_agent.storage.store import Store
-from tests.conftest import base_config
+from tests.conftest import base_config, recorded
 
 DAY = 86400.0
 NOV = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
@@ -182,7 +182,7 @@ def make_evidence(tmp: Path, reference: Path, storage_url: str | None = None) ->
 
     def record(check, verdict, day, hour, value=None):
         run = _run(check, verdict, NOV + day * DAY + hour * 3600, value)
-        return store.submit(record_run(run, _context(cfg, check))).result()
+        return store.submit(recorded(run, _context(cfg, check))).result()
 
     def work(nc_id, change, day):
         store.submit(

@@ -14,11 +14,11 @@ from aims_agent.agent.cli import main
 from aims_agent.config import parse_config
 from aims_agent.controls import controls_for
 from aims_agent.errors import UnknownModelError
-from aims_agent.exporters.evidence import EvidenceContext, record_run
+from aims_agent.exporters.evidence import EvidenceContext
 from aims_agent.exporters.soa import build_soa
 from aims_agent.records import Assessment, CheckRun, Measurement, Threshold, WindowInfo
 from aims_agent.storage.store import Store
-from tests.conftest import base_config
+from tests.conftest import base_config, recorded
 
 T0 = datetime(2026, 11, 2, tzinfo=UTC).timestamp()
 ANNEX = json.loads(
@@ -62,7 +62,7 @@ def _record(store: Store, cfg, model: str, check, verdict: str, t: float):
         verdict=verdict,  # type: ignore[arg-type]
         controls=controls_for(check.kind, check.controls),
     )
-    return store.submit(record_run(run, ctx)).result()
+    return store.submit(recorded(run, ctx)).result()
 
 
 @pytest.fixture

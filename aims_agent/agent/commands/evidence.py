@@ -68,7 +68,8 @@ def _verify(args: argparse.Namespace, cfg: Any, store: Any) -> int:
 
     public_key = None
     if args.public_key:
-        from aims_agent.exporters.ledger_signing import SigningKeyError, load_public_key
+        from aims_agent.errors import SigningKeyError
+        from aims_agent.exporters.ledger_signing import load_public_key
 
         try:
             public_key = load_public_key(Path(args.public_key).read_bytes())
@@ -123,7 +124,8 @@ def _head(args: argparse.Namespace, cfg: Any, store: Any) -> int:
             return _usage("--sign: agent.ledger.signing_key_env is not set in the config")
         if not os.environ.get(env):
             return _usage(f"agent.ledger.signing_key_env: environment variable {env} is not set")
-        from aims_agent.exporters.ledger_signing import SigningKeyError, load_private_key, sign_head
+        from aims_agent.errors import SigningKeyError
+        from aims_agent.exporters.ledger_signing import load_private_key, sign_head
 
         try:
             key = load_private_key(os.environ[env])

@@ -37,9 +37,9 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aims_agent.errors import StorageError
+    from aims_agent.errors import PeriodError, StorageError
     from aims_agent.exporters.oscal import assessment_results
-    from aims_agent.exporters.period import PeriodError, period_bounds, period_label
+    from aims_agent.exporters.period import period_bounds, period_label
     from aims_agent.exporters.report import write_atomic
 
     try:

@@ -33,9 +33,9 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aims_agent.errors import StorageError
-    from aims_agent.exporters.period import PeriodError, period_bounds
-    from aims_agent.exporters.report import ReportWriteError, write_report
+    from aims_agent.errors import PeriodError, ReportWriteError, StorageError
+    from aims_agent.exporters.period import period_bounds
+    from aims_agent.exporters.report import write_report
 
     try:
         period_bounds(args.period)

@@ -12,8 +12,8 @@ both bodies (stable across replays); a batch of more than one row appends `-{row
 from __future__ import annotations
 
 from aims_agent.collectors.protocols import kserve_v1, mlflow, oip_v2, plain_json
-from aims_agent.collectors.protocols._core import Decoder, Mapping, ProtocolError, clean_path
-from aims_agent.errors import UnknownAliasError
+from aims_agent.collectors.protocols._core import Decoder, Mapping, clean_path
+from aims_agent.errors import ProtocolError, UnknownAliasError
 
 __all__ = ["PROTOCOLS", "Decoder", "Mapping", "ProtocolError", "decode", "detect"]
 

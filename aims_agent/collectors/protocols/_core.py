@@ -1,9 +1,10 @@
 """What every protocol decoder shares: the mapping, the error, JSON locations, and the
 `Decoder` wrapper.
 
-Decoders work on parsed JSON (dicts, lists, scalars) and raise `Invalid(location, reason)`; the
-wrapper parses the bodies, names the protocol in the error, and assigns record ids, so each
-protocol module only says where its rows and outputs are (with the rules in `_values`).
+Decoders work on parsed JSON (dicts, lists, scalars) and raise
+`InvalidPayload(location, reason)`; the wrapper parses the bodies, names the protocol in the
+error, and assigns record ids, so each protocol module only says where its rows and outputs
+are (with the rules in `_values`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import unquote
 
 import msgspec
 
-from aims_agent.errors import PayloadError
+from aims_agent.errors import InvalidPayload, ProtocolError
 
 Scalar = str | int | float | bool | None
 Features = dict[str, Scalar]
@@ -49,25 +50,6 @@ class Mapping:
         dupes = sorted({n for n in self.features if self.features.count(n) > 1})
         if dupes:
             raise ValueError(f"features must be unique, repeated: {', '.join(dupes)}")
-
-
-class ProtocolError(PayloadError):
-    """A request/response pair cannot be decoded: which protocol, where in the JSON, and why."""
-
-    def __init__(self, protocol: str, location: str, reason: str) -> None:
-        self.protocol = protocol
-        self.location = location
-        self.reason = reason
-        super().__init__(f"{protocol}: {location}: {reason}")
-
-
-class Invalid(Exception):
-    """Raised inside decoders; `Decoder` turns it into a ProtocolError naming the protocol."""
-
-    def __init__(self, location: str, reason: str) -> None:
-        super().__init__(location, reason)
-        self.location = location
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +90,10 @@ class Decoder:
     ) -> list[dict[str, object]]:
         try:
             if self._refuses(clean_path(path)):
-                raise Invalid("path", f"{path[:200]!r} is not an inference call")
+                raise InvalidPayload("path", f"{path[:200]!r} is not an inference call")
             req, resp = parse(request, "request"), parse(response, "response")
             rows = self.rows(req, resp, mapping)
-        except Invalid as exc:
+        except InvalidPayload as exc:
             raise ProtocolError(self.name, exc.location, exc.reason) from None
         base = (
             request_id
@@ -146,13 +128,13 @@ def clean_path(path: str) -> str:
 
 
 def parse(body: bytes, where: str) -> Any:
-    """A body as plain JSON values; every failure (also nesting too deep) is `Invalid`."""
+    """A body as plain JSON values; every failure (also nesting too deep) is `InvalidPayload`."""
     try:
         return _JSON.decode(body)
     except msgspec.DecodeError as exc:
-        raise Invalid(where, f"not valid JSON: {exc}") from None
+        raise InvalidPayload(where, f"not valid JSON: {exc}") from None
     except RecursionError:
-        raise Invalid(where, "JSON nested too deeply") from None
+        raise InvalidPayload(where, "JSON nested too deeply") from None
 
 
 def digest(request: bytes, response: bytes) -> str:

@@ -9,7 +9,6 @@ from typing import Any, TypeGuard
 
 from aims_agent.collectors.protocols._core import (
     Features,
-    Invalid,
     Mapping,
     Output,
     Row,
@@ -18,6 +17,7 @@ from aims_agent.collectors.protocols._core import (
     describe,
     keys_of,
 )
+from aims_agent.errors import InvalidPayload
 
 
 def is_scalar(value: object) -> TypeGuard[Scalar]:
@@ -37,7 +37,7 @@ def feature_value(value: object, loc: str) -> Scalar:
     value = unwrap(value)
     if is_scalar(value):
         return value
-    raise Invalid(loc, f"expected one feature value, got {describe(value)}")
+    raise InvalidPayload(loc, f"expected one feature value, got {describe(value)}")
 
 
 def number(value: object, loc: str) -> float:
@@ -46,8 +46,8 @@ def number(value: object, loc: str) -> float:
         try:
             return float(value)
         except OverflowError:
-            raise Invalid(loc, "number is out of the float range") from None
-    raise Invalid(loc, f"expected a number, got {describe(value)}")
+            raise InvalidPayload(loc, "number is out of the float range") from None
+    raise InvalidPayload(loc, f"expected a number, got {describe(value)}")
 
 
 def named(obj: dict[Any, Any], mapping: Mapping, loc: str) -> Features:
@@ -70,17 +70,17 @@ def positional(values: object, mapping: Mapping, loc: str) -> Features:
     """Features of one row given by position, named by mapping.features."""
     names = mapping.features
     if not names:
-        raise Invalid(loc, "positional feature values need mapping.features to name them")
+        raise InvalidPayload(loc, "positional feature values need mapping.features to name them")
     if len(names) == 1:
         return {names[0]: feature_value(values, loc)}
     while isinstance(values, list) and len(values) == 1 and isinstance(values[0], list):
         values = values[0]
     if not isinstance(values, list):
-        raise Invalid(
+        raise InvalidPayload(
             loc, f"expected a list of {len(names)} feature values, got {describe(values)}"
         )
     if len(values) != len(names):
-        raise Invalid(loc, f"{len(values)} values, but mapping.features names {len(names)}")
+        raise InvalidPayload(loc, f"{len(values)} values, but mapping.features names {len(names)}")
     return {
         n: feature_value(v, at(loc, i)) for i, (n, v) in enumerate(zip(names, values, strict=True))
     }
@@ -110,34 +110,36 @@ def transpose(obj: dict[Any, Any], loc: str) -> list[dict[Any, Any]]:
     count = len(lists[first])
     for key, value in obj.items():
         if not isinstance(value, list):
-            raise Invalid(at(loc, key), f"{describe(value)} among batched lists")
+            raise InvalidPayload(at(loc, key), f"{describe(value)} among batched lists")
         if len(value) != count:
-            raise Invalid(at(loc, key), f"{len(value)} rows, but {first!r} has {count}")
+            raise InvalidPayload(at(loc, key), f"{len(value)} rows, but {first!r} has {count}")
     return [{k: v[i] for k, v in lists.items()} for i in range(count)]
 
 
 def pick(values: list[Any], index: int, loc: str) -> float:
     if index >= len(values):
-        raise Invalid(loc, f"score_index {index} is out of range for {len(values)} class scores")
+        raise InvalidPayload(
+            loc, f"score_index {index} is out of range for {len(values)} class scores"
+        )
     return number(values[index], at(loc, index))
 
 
 def class_scores(values: list[Any], mapping: Mapping, loc: str) -> Output:
     """A class-probability vector: prediction = argmax (or its class label), score by index."""
     if not values:
-        raise Invalid(loc, "expected a prediction, got an empty list")
+        raise InvalidPayload(loc, "expected a prediction, got an empty list")
     probs: list[float] = []
     for i, v in enumerate(values):
         if not isinstance(v, int | float) or isinstance(v, bool):
             reason = f"a list prediction is read as class scores, but item {i} is {describe(v)}"
-            raise Invalid(loc, reason)
+            raise InvalidPayload(loc, reason)
         probs.append(number(v, at(loc, i)))
     best = max(range(len(probs)), key=probs.__getitem__)
     prediction: Scalar = best
     if mapping.classes:
         if len(mapping.classes) != len(probs):
             n = len(mapping.classes)
-            raise Invalid(loc, f"{len(probs)} class scores, but mapping.classes names {n}")
+            raise InvalidPayload(loc, f"{len(probs)} class scores, but mapping.classes names {n}")
         prediction = mapping.classes[best]
     score = None if mapping.score_index is None else pick(values, mapping.score_index, loc)
     return prediction, score
@@ -150,7 +152,7 @@ def score_value(value: object, mapping: Mapping, loc: str) -> float | None:
         return None
     if isinstance(value, list):
         if mapping.score_index is None:
-            raise Invalid(loc, f"{describe(value)} as score; set mapping.score_index")
+            raise InvalidPayload(loc, f"{describe(value)} as score; set mapping.score_index")
         return pick(value, mapping.score_index, loc)
     return number(value, loc)
 
@@ -167,36 +169,38 @@ def output(value: object, mapping: Mapping, loc: str) -> Output:
     if isinstance(value, list):
         return class_scores(value, mapping, loc)
     if not isinstance(value, dict):
-        raise Invalid(loc, f"expected a prediction, got {describe(value)}")
+        raise InvalidPayload(loc, f"expected a prediction, got {describe(value)}")
     key = mapping.prediction
     if key is None:
         if len(value) != 1:
-            raise Invalid(loc, f"an object with keys {keys_of(value)}; set mapping.prediction")
+            raise InvalidPayload(
+                loc, f"an object with keys {keys_of(value)}; set mapping.prediction"
+            )
         key = next(iter(value))
     if key not in value:
-        raise Invalid(loc, f"no key {key!r} (keys: {keys_of(value)})")
+        raise InvalidPayload(loc, f"no key {key!r} (keys: {keys_of(value)})")
     inner = unwrap(value[key])
     if isinstance(inner, dict):
-        raise Invalid(at(loc, key), "expected a prediction, got an object")
+        raise InvalidPayload(at(loc, key), "expected a prediction, got an object")
     prediction, score = output(inner, mapping, at(loc, key))
     if mapping.score is None:
         return prediction, score
     if mapping.score not in value:
-        raise Invalid(loc, f"no key {mapping.score!r} (keys: {keys_of(value)})")
+        raise InvalidPayload(loc, f"no key {mapping.score!r} (keys: {keys_of(value)})")
     return prediction, score_value(value[mapping.score], mapping, at(loc, mapping.score))
 
 
-def server_error(doc: object, loc: str, reason: str) -> Invalid:
+def server_error(doc: object, loc: str, reason: str) -> InvalidPayload:
     """`reason` for a body lacking its outputs, or the model server's own error message."""
     if isinstance(doc, dict):
         for key in ("error", "message", "error_code"):
             if isinstance(doc.get(key), str):
-                return Invalid(loc, f"the model server returned an error: {doc[key][:300]}")
-    return Invalid(loc, reason)
+                return InvalidPayload(loc, f"the model server returned an error: {doc[key][:300]}")
+    return InvalidPayload(loc, reason)
 
 
 def pair(features: list[Features], outputs: list[Output], loc: str) -> list[Row]:
     """Rows from aligned inputs and outputs; a count mismatch is an error at `loc`."""
     if len(outputs) != len(features):
-        raise Invalid(loc, f"{len(outputs)} predictions for {len(features)} request rows")
+        raise InvalidPayload(loc, f"{len(outputs)} predictions for {len(features)} request rows")
     return [Row(f, p, s) for f, (p, s) in zip(features, outputs, strict=True)]

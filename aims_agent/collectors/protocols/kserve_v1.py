@@ -16,7 +16,6 @@ from typing import Any
 from aims_agent.collectors.protocols._core import (
     Decoder,
     Features,
-    Invalid,
     Mapping,
     Output,
     Row,
@@ -33,6 +32,7 @@ from aims_agent.collectors.protocols._values import (
     transpose,
     unwrap,
 )
+from aims_agent.errors import InvalidPayload
 
 RequestFormat = Callable[[object, Mapping, str], list[Features]]
 
@@ -40,7 +40,7 @@ RequestFormat = Callable[[object, Mapping, str], list[Features]]
 def instances(value: object, mapping: Mapping, loc: str) -> list[Features]:
     """Row format: one instance per row."""
     if not isinstance(value, list):
-        raise Invalid(loc, f"expected a list of instances, got {describe(value)}")
+        raise InvalidPayload(loc, f"expected a list of instances, got {describe(value)}")
     return [row_features(v, mapping, at(loc, i)) for i, v in enumerate(value)]
 
 
@@ -58,7 +58,9 @@ def columnar(value: object, mapping: Mapping, loc: str) -> list[Features]:
     if isinstance(value, list):
         return instances(value, mapping, loc)
     if not isinstance(value, dict):
-        raise Invalid(loc, f"expected an object of named inputs or a list, got {describe(value)}")
+        raise InvalidPayload(
+            loc, f"expected an object of named inputs or a list, got {describe(value)}"
+        )
     names = mapping.features
     if names and len(value) == 1 and not any(n in value for n in names):
         key, inner = next(iter(value.items()))
@@ -107,12 +109,12 @@ def request_rows(
 ) -> list[Features]:
     """Rows from the request's one format key (`instances`, `inputs`, ...)."""
     if not isinstance(request, dict):
-        raise Invalid("request", f"expected an object, got {describe(request)}")
+        raise InvalidPayload("request", f"expected an object, got {describe(request)}")
     present = [k for k in formats if k in request]
     if len(present) != 1:
         known = ", ".join(repr(k) for k in formats)
         found = ", ".join(repr(k) for k in present) or "none"
-        raise Invalid("request", f"expected exactly one of {known}; found {found}")
+        raise InvalidPayload("request", f"expected exactly one of {known}; found {found}")
     key = present[0]
     return formats[key](request[key], mapping, key)
 

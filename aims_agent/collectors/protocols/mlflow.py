@@ -16,7 +16,6 @@ from aims_agent.collectors.protocols import kserve_v1
 from aims_agent.collectors.protocols._core import (
     Decoder,
     Features,
-    Invalid,
     Mapping,
     Row,
     at,
@@ -27,29 +26,32 @@ from aims_agent.collectors.protocols._values import (
     pair,
     positional,
 )
+from aims_agent.errors import InvalidPayload
 
 
 def dataframe_split(value: object, mapping: Mapping, loc: str) -> list[Features]:
     """pandas `split` orient: column names and rows of values; without columns, by position."""
     if not isinstance(value, dict):
-        raise Invalid(loc, f"expected an object with 'columns' and 'data', got {describe(value)}")
+        raise InvalidPayload(
+            loc, f"expected an object with 'columns' and 'data', got {describe(value)}"
+        )
     data_loc = at(loc, "data")
     data = value.get("data")
     if not isinstance(data, list):
-        raise Invalid(data_loc, f"expected a list of rows, got {describe(data)}")
+        raise InvalidPayload(data_loc, f"expected a list of rows, got {describe(data)}")
     columns = value.get("columns")
     if columns is None:
         return [positional(row, mapping, at(data_loc, i)) for i, row in enumerate(data)]
     if not isinstance(columns, list) or not all(
         isinstance(c, str) or (isinstance(c, int) and not isinstance(c, bool)) for c in columns
     ):
-        raise Invalid(at(loc, "columns"), "expected a list of column names")
+        raise InvalidPayload(at(loc, "columns"), "expected a list of column names")
     names = [str(c) for c in columns]
     out: list[Features] = []
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != len(names):
             reason = f"expected a list of {len(names)} values (one per column), got {describe(row)}"
-            raise Invalid(at(data_loc, i), reason)
+            raise InvalidPayload(at(data_loc, i), reason)
         out.append(named(dict(zip(names, row, strict=True)), mapping, at(data_loc, i)))
     return out
 
@@ -57,11 +59,11 @@ def dataframe_split(value: object, mapping: Mapping, loc: str) -> list[Features]
 def dataframe_records(value: object, mapping: Mapping, loc: str) -> list[Features]:
     """pandas `records` orient: one object per row."""
     if not isinstance(value, list):
-        raise Invalid(loc, f"expected a list of records, got {describe(value)}")
+        raise InvalidPayload(loc, f"expected a list of records, got {describe(value)}")
     out: list[Features] = []
     for i, row in enumerate(value):
         if not isinstance(row, dict):
-            raise Invalid(at(loc, i), f"expected an object, got {describe(row)}")
+            raise InvalidPayload(at(loc, i), f"expected an object, got {describe(row)}")
         out.append(named(row, mapping, at(loc, i)))
     return out
 

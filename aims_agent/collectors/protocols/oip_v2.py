@@ -17,7 +17,6 @@ from typing import Any
 from aims_agent.collectors.protocols._core import (
     Decoder,
     Features,
-    Invalid,
     Mapping,
     Output,
     Row,
@@ -31,6 +30,7 @@ from aims_agent.collectors.protocols._values import (
     score_value,
     server_error,
 )
+from aims_agent.errors import InvalidPayload
 
 _INT64_MAX = 2**63 - 1
 Check = Callable[[object], Scalar]  # a JSON element as the datatype's value, or raise ValueError
@@ -103,10 +103,10 @@ class Tensor:
             reason = (
                 f"shape {self.shape_text} is neither [batch] nor [batch, n] (one vector per row)"
             )
-            raise Invalid(self.loc, reason)
+            raise InvalidPayload(self.loc, reason)
         w = self.width
         if w == 0:  # [batch, 0]: no values, and batch may be any size; don't build empty rows
-            raise Invalid(self.loc, f"shape {self.shape_text} has no values per row")
+            raise InvalidPayload(self.loc, f"shape {self.shape_text} has no values per row")
         return [self.values[i * w : (i + 1) * w] for i in range(self.batch)]
 
 
@@ -135,37 +135,43 @@ def _flatten(data: object) -> list[object]:
 def tensor(doc: object, loc: str) -> Tensor:
     """A tensor object validated against the spec: shape, datatype, element count and types."""
     if not isinstance(doc, dict):
-        raise Invalid(loc, f"expected a tensor object, got {describe(doc)}")
+        raise InvalidPayload(loc, f"expected a tensor object, got {describe(doc)}")
     name = doc.get("name")
     if not isinstance(name, str):
-        raise Invalid(at(loc, "name"), f"expected a string, got {describe(name)}")
+        raise InvalidPayload(at(loc, "name"), f"expected a string, got {describe(name)}")
     shape = doc.get("shape")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= _INT64_MAX for d in shape
     ):  # int64 dims keep the element count cheap to compute whatever the body holds
-        raise Invalid(at(loc, "shape"), "expected a list of non-negative int64 dimensions")
+        raise InvalidPayload(at(loc, "shape"), "expected a list of non-negative int64 dimensions")
     datatype = doc.get("datatype")
     if not isinstance(datatype, str):
-        raise Invalid(at(loc, "datatype"), f"expected a string, got {describe(datatype)}")
+        raise InvalidPayload(at(loc, "datatype"), f"expected a string, got {describe(datatype)}")
     check = DATATYPES.get(datatype)
     if check is None:
         known = ", ".join(DATATYPES)
-        raise Invalid(at(loc, "datatype"), f"unknown datatype {datatype[:40]!r}; known: {known}")
+        raise InvalidPayload(
+            at(loc, "datatype"), f"unknown datatype {datatype[:40]!r}; known: {known}"
+        )
     if "data" not in doc:
         params = doc.get("parameters")
         if isinstance(params, dict) and "binary_data_size" in params:
-            raise Invalid(loc, "tensor data sent with the binary data extension is not supported")
-        raise Invalid(at(loc, "data"), "is missing")
+            raise InvalidPayload(
+                loc, "tensor data sent with the binary data extension is not supported"
+            )
+        raise InvalidPayload(at(loc, "data"), "is missing")
     flat = _flatten(doc["data"])
     if len(flat) != math.prod(shape):
-        raise Invalid(at(loc, "data"), f"{len(flat)} values do not fit shape {_shape_text(shape)}")
+        raise InvalidPayload(
+            at(loc, "data"), f"{len(flat)} values do not fit shape {_shape_text(shape)}"
+        )
     values: list[Scalar] = []
     for i, v in enumerate(flat):
         try:
             values.append(check(v))
         except (ValueError, OverflowError):
             reason = f"value {i} (row-major) is {describe(v)}, not a valid {datatype}"
-            raise Invalid(at(loc, "data"), reason) from None
+            raise InvalidPayload(at(loc, "data"), reason) from None
     return Tensor(name, shape, datatype, values, loc)
 
 
@@ -174,7 +180,7 @@ def _tensors(body: object, key: str, where: str) -> list[Tensor]:
         raise server_error(body, where, f"expected an object with {key!r}")
     raw = body[key]
     if not isinstance(raw, list) or not raw:
-        raise Invalid(key, f"expected a non-empty list of tensors, got {describe(raw)}")
+        raise InvalidPayload(key, f"expected a non-empty list of tensors, got {describe(raw)}")
     return [tensor(doc, at(key, i)) for i, doc in enumerate(raw)]
 
 
@@ -183,19 +189,19 @@ def _by_name(tensors: list[Tensor], name: str, key: str) -> Tensor:
         if t.name == name:
             return t
     names = ", ".join(repr(t.name[:40]) for t in tensors[:10])
-    raise Invalid(key, f"no tensor named {name!r} (have: {names})")
+    raise InvalidPayload(key, f"no tensor named {name!r} (have: {names})")
 
 
 def _positional(t: Tensor, mapping: Mapping) -> list[Features]:
     names = mapping.features
     if not names:
-        raise Invalid(t.loc, "positional feature values need mapping.features to name them")
+        raise InvalidPayload(t.loc, "positional feature values need mapping.features to name them")
     if t.width != len(names):
         reason = (
             f"shape {t.shape_text} has {t.width} values per row, but mapping.features names "
             f"{len(names)}; a positional input is [batch, n_features]"
         )
-        raise Invalid(t.loc, reason)
+        raise InvalidPayload(t.loc, reason)
     w = t.width
     return [dict(zip(names, t.values[i * w : (i + 1) * w], strict=True)) for i in range(t.batch)]
 
@@ -206,9 +212,11 @@ def _named(tensors: list[Tensor]) -> list[Features]:
     for t in tensors:
         if t.width != 1:
             reason = f"shape {t.shape_text} is not one value per row; a feature input is [batch, 1]"
-            raise Invalid(t.loc, reason)
+            raise InvalidPayload(t.loc, reason)
         if t.batch != first.batch:
-            raise Invalid(t.loc, f"{t.batch} rows, but input {first.name[:40]!r} has {first.batch}")
+            raise InvalidPayload(
+                t.loc, f"{t.batch} rows, but input {first.name[:40]!r} has {first.batch}"
+            )
         columns[t.name] = t.values
     return [{n: col[i] for n, col in columns.items()} for i in range(first.batch)]
 
@@ -225,7 +233,7 @@ def _features(request: object, mapping: Mapping) -> list[Features]:
     if len(tensors) == 1:
         return _positional(tensors[0], mapping)
     reason = f"{len(tensors)} inputs and none is named after a feature; set mapping.input"
-    raise Invalid("inputs", reason)
+    raise InvalidPayload("inputs", reason)
 
 
 def _outputs(response: object, mapping: Mapping, n_rows: int) -> tuple[list[Output], str]:
@@ -237,14 +245,14 @@ def _outputs(response: object, mapping: Mapping, n_rows: int) -> tuple[list[Outp
     )
     values = pred.rows()
     if len(values) != n_rows:
-        raise Invalid(pred.loc, f"{len(values)} predictions for {n_rows} request rows")
+        raise InvalidPayload(pred.loc, f"{len(values)} predictions for {n_rows} request rows")
     data = at(pred.loc, "data")
     outs = [output(v, mapping, at(data, i)) for i, v in enumerate(values)]
     if mapping.score is not None:
         st = _by_name(tensors, mapping.score, "outputs")
         scores = st.rows()
         if len(scores) != n_rows:
-            raise Invalid(st.loc, f"{len(scores)} scores for {n_rows} request rows")
+            raise InvalidPayload(st.loc, f"{len(scores)} scores for {n_rows} request rows")
         sdata = at(st.loc, "data")
         outs = [
             (p, score_value(s, mapping, at(sdata, i)))

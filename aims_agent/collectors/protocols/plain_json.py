@@ -16,7 +16,6 @@ from typing import Any
 from aims_agent.collectors.protocols._core import (
     Decoder,
     Features,
-    Invalid,
     Mapping,
     Output,
     Row,
@@ -31,6 +30,7 @@ from aims_agent.collectors.protocols._values import (
     positional,
     score_value,
 )
+from aims_agent.errors import InvalidPayload
 
 
 def resolve(doc: object, path: str | None, loc: str) -> tuple[Any, str]:
@@ -44,20 +44,22 @@ def _walk(doc: object, steps: list[str], loc: str) -> Any:
     for k, step in enumerate(steps):
         if isinstance(doc, dict):
             if step not in doc:
-                raise Invalid(loc, f"no key {step!r}")
+                raise InvalidPayload(loc, f"no key {step!r}")
             doc, loc = doc[step], at(loc, step)
         elif isinstance(doc, list):
             if not (step.isascii() and step.isdigit()):
                 for i, item in enumerate(doc):
                     if isinstance(item, list):  # map over one list level only
-                        raise Invalid(at(loc, i), f"cannot take {step!r} of {describe(item)}")
+                        raise InvalidPayload(
+                            at(loc, i), f"cannot take {step!r} of {describe(item)}"
+                        )
                 return [_walk(item, steps[k:], at(loc, i)) for i, item in enumerate(doc)]
             index = int(step)
             if index >= len(doc):
-                raise Invalid(loc, f"index {index} is out of range for {describe(doc)}")
+                raise InvalidPayload(loc, f"index {index} is out of range for {describe(doc)}")
             doc, loc = doc[index], at(loc, index)
         else:
-            raise Invalid(loc, f"cannot take {step!r} of {describe(doc)}")
+            raise InvalidPayload(loc, f"cannot take {step!r} of {describe(doc)}")
     return doc
 
 
@@ -76,11 +78,13 @@ def _aligned(value: object, n_rows: int, loc: str) -> list[tuple[Any, str]]:
     """
     if isinstance(value, list) and (n_rows != 1 or len(value) == 1):
         if len(value) != n_rows:
-            raise Invalid(loc, f"{len(value)} values for {n_rows} request rows")
+            raise InvalidPayload(loc, f"{len(value)} values for {n_rows} request rows")
         return [(v, at(loc, i)) for i, v in enumerate(value)]
     if n_rows == 1:
         return [(value, loc)]
-    raise Invalid(loc, f"expected a list of {n_rows} values (one per row), got {describe(value)}")
+    raise InvalidPayload(
+        loc, f"expected a list of {n_rows} values (one per row), got {describe(value)}"
+    )
 
 
 def rows(request: object, response: object, mapping: Mapping) -> list[Row]:

@@ -98,3 +98,59 @@ def test_bad_input_exits_2_with_a_message(write_config, current, capsys, args, m
     code = main(["check", *[x for kv in base.items() for x in kv]])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def _db_counts(path) -> tuple[int, int]:
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            return (
+                conn.execute(text("select count(*) from monitoring_records")).scalar(),
+                conn.execute(text("select count(*) from nonconformities")).scalar(),
+            )
+    finally:
+        engine.dispose()
+
+
+def test_dry_run_stores_nothing_and_still_exits_1(write_config, current, tmp_path, capsys):
+    cfg = write_config(threshold=0.3)
+    code = main(["check", "--config", str(cfg), "--current", str(current(1.5)), "--dry-run"])
+    assert code == 1  # --model omitted: the config has one model
+    out = capsys.readouterr().out
+    assert "BREACH" in out and "dry run: nothing stored" in out
+    assert not (tmp_path / "evidence" / "aims.db").exists()
+
+
+def test_model_is_required_when_the_config_has_several(tmp_path, reference_csv, current, capsys):
+    import yaml
+
+    from tests.conftest import base_config
+
+    data = base_config(reference_csv, tmp_path / "ev")
+    data["models"].append({**data["models"][0], "name": "m2"})
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(data))
+    code = main(["check", "--config", str(path), "--current", str(current(0.0))])
+    assert code == 2
+    assert "--model: the config has several models: m1, m2" in capsys.readouterr().err
+
+
+def test_python_api_takes_a_dataframe_and_writes_nothing_unless_asked(
+    write_config, tmp_path
+) -> None:
+    import pandas as pd
+
+    import aims_agent
+
+    cfg = aims_agent.load_config(write_config(threshold=0.3))
+    frame = pd.DataFrame(make_rows(np.random.default_rng(11), 800, shift=1.5))
+    (record,) = aims_agent.check(cfg, frame)
+    assert record["result"]["outcome"] == "breach"
+    assert record["window"]["records_sampled"] == 800
+    assert not (tmp_path / "evidence" / "aims.db").exists()
+
+    (stored,) = aims_agent.check(cfg, frame, write_evidence=True)
+    assert stored["nonconformity_id"].startswith("NC-")
+    assert _db_counts(tmp_path / "evidence" / "aims.db") == (1, 1)
+    # the same numbers whether stored or not
+    assert stored["result"]["measurements"] == record["result"]["measurements"]

@@ -1,0 +1,94 @@
+"""What every router shares: JSON answers, bounded body reads, and the mapping of the project's
+errors to HTTP statuses (one registry, so a route raises the domain error and never picks a
+status itself). Every error answer is `{"error": "...", ...}`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+from fastapi import Request
+from fastapi.responses import Response
+
+from aims_agent.collectors.push import MAX_ERRORS
+from aims_agent.errors import (
+    AimsError,
+    AuthError,
+    BackpressureError,
+    ForbiddenError,
+    HttpError,
+    LifecycleError,
+    NonconformityNotFoundError,
+    PayloadError,
+    PayloadTooLargeError,
+    RecordError,
+    StorageError,
+    UnknownModelError,
+)
+
+_json = msgspec.json.Encoder()
+
+# the most specific class in an error's MRO decides its status
+STATUS: dict[type[AimsError], int] = {
+    PayloadError: 400,
+    AuthError: 401,
+    ForbiddenError: 403,
+    UnknownModelError: 404,
+    NonconformityNotFoundError: 404,
+    LifecycleError: 409,
+    PayloadTooLargeError: 413,
+    BackpressureError: 429,
+    StorageError: 503,
+}
+
+
+def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(
+        _json.encode(body), status_code=status, media_type="application/json", headers=headers
+    )
+
+
+def status_of(exc: AimsError) -> int:
+    if isinstance(exc, HttpError):
+        return exc.status
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+async def error_response(_: Request, exc: Exception) -> Response:
+    """The JSON answer of an AimsError raised by a route."""
+    assert isinstance(exc, AimsError)
+    status = status_of(exc)
+    extra: dict[str, Any] = dict(exc.extra) if isinstance(exc, HttpError) else {}
+    message = exc.message if isinstance(exc, HttpError) else str(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if status == 429:
+        retry = extra.get("retry_after", getattr(exc, "retry_after", 1))
+        extra["retry_after"] = retry
+        headers["Retry-After"] = str(max(1, int(retry)))
+    return json_response(status, {"error": message, **extra}, headers)
+
+
+def record_errors(errors: list[RecordError]) -> list[dict[str, object]]:
+    """The first MAX_ERRORS record errors as the API reports them."""
+    return [
+        {"index": e.index, "id": e.record_id, "field": e.field, "reason": e.reason}
+        for e in errors[:MAX_ERRORS]
+    ]
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refused (413) as soon as it exceeds `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,93 @@
+"""Read-only evidence: monitoring records, their attachments, the statement of applicability."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+
+from aims_agent.agent.api.common import json_response
+from aims_agent.errors import HttpError
+from aims_agent.storage import queries
+
+if TYPE_CHECKING:
+    from aims_agent.agent.api.auth import Auth
+    from aims_agent.agent.runtime import Runtime
+
+
+def attachment_view(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An attachment as the API shows it, with the URL of its content."""
+    return {
+        "attachment_id": row["attachment_id"],
+        "kind": row["kind"],
+        "path": row["path"],
+        "sha256": row["sha256"],
+        "bytes": row["bytes"],
+        "href": f"/v1/attachments/{row['attachment_id']}",
+    }
+
+
+def router(runtime: Runtime, auth: Auth) -> APIRouter:
+    cfg, store = runtime.cfg, runtime.store
+    api = APIRouter()
+
+    @api.get("/v1/attachments/{attachment_id}", summary="An evidence attachment's content")
+    async def get_attachment(
+        attachment_id: str, _: str = Depends(auth.require("read"))
+    ) -> Response:
+        row = await asyncio.to_thread(store.read, lambda c: queries.attachment(c, attachment_id))
+        if row is None:
+            raise HttpError(404, f"no attachment {attachment_id!r}")
+        path = cfg.agent.evidence_dir / row.path
+        content = await asyncio.to_thread(path.read_bytes)
+        return Response(content, media_type="text/html", headers={"X-Content-SHA256": row.sha256})
+
+    @api.get("/v1/monitoring-records", summary="Clause 9.1 monitoring records, newest first")
+    async def monitoring(
+        model: str | None = None,
+        check: str | None = None,
+        limit: int = 100,
+        _: str = Depends(auth.require("read")),
+    ) -> Response:
+        limit = max(1, min(limit, 1000))
+
+        def read() -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+            def q(conn: Any) -> tuple[list[dict[str, Any]], dict[str, list[Any]]]:
+                bodies = queries.monitoring_bodies(conn, model=model, check=check, limit=limit)
+                linked = queries.attachments_of(conn, [b["record_id"] for b in bodies])
+                return bodies, linked
+
+            return store.read(q)
+
+        bodies, linked = await asyncio.to_thread(read)
+        return json_response(
+            200,
+            [
+                {
+                    **b,
+                    "attachments": [
+                        attachment_view(a._mapping) for a in linked.get(b["record_id"], [])
+                    ],
+                }
+                for b in bodies
+            ],
+        )
+
+    @api.get(
+        "/v1/statement-of-applicability",
+        summary="Annex A controls the agent evidences per model, latest evidence and status",
+    )
+    async def statement_of_applicability(
+        model: str | None = None, _: str = Depends(auth.require("read"))
+    ) -> Response:
+        from aims_agent.exporters.soa import build_soa
+
+        if model is not None:
+            runtime.model(model)
+        soa = await asyncio.to_thread(store.read, lambda conn: build_soa(conn, cfg, model))
+        return json_response(200, soa)
+
+    return api

@@ -1,0 +1,148 @@
+"""Routes that accept data: prediction records, late labels, KServe logger events."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from aims_agent.agent.api.common import json_response, read_body, record_errors
+from aims_agent.collectors.kserve import parse_event
+from aims_agent.collectors.push import decode_labels, decode_records
+from aims_agent.errors import (
+    BackpressureError,
+    HttpError,
+    PayloadError,
+    PayloadTooLargeError,
+    StorageError,
+)
+from aims_agent.records import Record
+
+if TYPE_CHECKING:
+    from aims_agent.agent.api.auth import Auth
+    from aims_agent.agent.runtime import Runtime
+
+_NOT_STORED = "storage unavailable, nothing acknowledged"
+
+
+def router(runtime: Runtime, auth: Auth) -> APIRouter:
+    cfg, metrics, ingest = runtime.cfg, runtime.metrics, runtime.ingest
+    api = APIRouter()
+    record_schema = msgspec.json.schema(Record)
+    ingest_doc = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": record_schema}},
+                "application/x-ndjson": {"schema": record_schema},
+            },
+        }
+    }
+
+    @api.post(
+        "/v1/models/{model}/records",
+        openapi_extra=ingest_doc,
+        summary="Ingest prediction records (JSON array or NDJSON)",
+    )
+    async def records(
+        model: str,
+        request: Request,
+        on_error: Literal["reject", "skip"] = "reject",
+        _: str = Depends(auth.require("ingest")),
+    ) -> Response:
+        """`on_error=reject` (default) keeps nothing from a batch with a bad record, so a
+        corrected batch can be resent whole; `skip` keeps the valid records and reports the rest."""
+        schema = runtime.model(model).schema
+        try:
+            body = await read_body(request, cfg.agent.max_body_bytes)
+        except PayloadTooLargeError:
+            metrics.rejected.labels(model, "too_large").inc()
+            raise
+        try:
+            decoded = decode_records(
+                body, request.headers.get("content-type", ""), schema, now=runtime.clock()
+            )
+        except PayloadError:
+            metrics.rejected.labels(model, "invalid_payload").inc()
+            raise
+        if decoded.errors:
+            ingest.reject_invalid(model, len(decoded.errors))
+            if on_error == "reject":
+                raise HttpError(
+                    422,
+                    f"{len(decoded.errors)} invalid record(s); nothing was stored",
+                    accepted=0,
+                    rejected=len(decoded.errors) + len(decoded.rows),
+                    errors=record_errors(decoded.errors),
+                )
+        try:
+            sampled = await ingest.ingest(model, decoded)
+        except BackpressureError as exc:
+            metrics.rejected.labels(model, "backpressure").inc(len(decoded.rows))
+            raise HttpError(
+                429, f"{exc}; nothing was stored", retry_after=exc.retry_after
+            ) from None
+        except StorageError as exc:
+            raise HttpError(503, f"{_NOT_STORED}: {exc}") from None
+        return json_response(
+            200,
+            {
+                "accepted": len(decoded.rows),
+                "sampled": sampled,
+                "rejected": len(decoded.errors),
+                "errors": record_errors(decoded.errors),
+            },
+        )
+
+    @api.post("/v1/models/{model}/labels", summary="Late labels and attributes, joined by id")
+    async def labels(
+        model: str, request: Request, _: str = Depends(auth.require("ingest"))
+    ) -> Response:
+        """`[{"id", "label"?, "attributes"?}]` or NDJSON. Items are joined to the records the
+        window sampled; the answer counts joined, unknown (not sampled, or from a past window)
+        and expired (later than the window's `label_ttl_seconds`). A batch with an invalid
+        item is refused whole."""
+        schema = runtime.model(model).schema
+        body = await read_body(request, cfg.agent.max_body_bytes)
+        decoded = decode_labels(body, request.headers.get("content-type", ""), schema)
+        if decoded.errors:
+            raise HttpError(
+                422,
+                f"{len(decoded.errors)} invalid label(s); nothing was joined",
+                errors=record_errors(decoded.errors),
+            )
+        try:
+            counts = await ingest.join_labels(model, decoded)
+        except StorageError as exc:
+            raise HttpError(503, f"{_NOT_STORED}: {exc}") from None
+        return json_response(200, counts)
+
+    @api.post(
+        "/v1/models/{model}/kserve-logger",
+        summary="KServe InferenceService payload logger (CloudEvents, binary mode)",
+    )
+    async def kserve_logger(
+        model: str,
+        request: Request,
+        _: str = Depends(auth.require("ingest", query_token=True)),
+    ) -> Response:
+        """Point the InferenceService logger here (`?token=` if it cannot send headers). The
+        request and response events of one inference are paired by `ce-id`."""
+        if runtime.model(model).cfg.kserve_logger is None:
+            raise HttpError(404, f"model {model!r} has no kserve_logger configured")
+        body = await read_body(request, cfg.agent.max_body_bytes)
+        try:
+            event = parse_event(request.headers, body)
+            result = await runtime.kserve_event(model, event)
+        except PayloadError:
+            metrics.kserve_events.labels(model, "undecodable").inc()
+            raise
+        except BackpressureError as exc:
+            raise HttpError(429, str(exc), retry_after=exc.retry_after) from None
+        except StorageError as exc:
+            raise HttpError(503, f"{_NOT_STORED}: {exc}") from None
+        return json_response(200, result)
+
+    return api

@@ -1,0 +1,86 @@
+"""The clause 10.2 nonconformity register: read it, and work a record through its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from aims_agent.agent.api.common import json_response, read_body
+from aims_agent.collectors.push import field_of
+from aims_agent.errors import HttpError, PayloadError
+from aims_agent.exporters import lifecycle
+from aims_agent.storage import queries
+
+if TYPE_CHECKING:
+    from aims_agent.agent.api.auth import Auth
+    from aims_agent.agent.runtime import Runtime
+
+
+def _nc(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        **row["body"],
+        "status": row["status"],
+        "recurrences": row["recurrences"],
+        "last_seen_at": row["last_seen_at"],
+    }
+
+
+def router(runtime: Runtime, auth: Auth) -> APIRouter:
+    cfg, store = runtime.cfg, runtime.store
+    api = APIRouter()
+
+    @api.get("/v1/nonconformities", summary="Clause 10.2 nonconformity records")
+    async def list_nc(
+        status: str | None = None,
+        model: str | None = None,
+        _: str = Depends(auth.require("read")),
+    ) -> Response:
+        rows = await asyncio.to_thread(
+            store.read, lambda c: queries.nonconformity_list(c, status=status, model=model)
+        )
+        return json_response(200, [_nc(r._mapping) for r in rows])
+
+    @api.get("/v1/nonconformities/{nc_id}", summary="One nonconformity with its events")
+    async def get_nc(nc_id: str, _: str = Depends(auth.require("read"))) -> Response:
+        found = await asyncio.to_thread(store.read, lambda c: queries.nonconformity(c, nc_id))
+        if found is None:
+            raise HttpError(404, f"no nonconformity {nc_id!r}")
+        row, events = found
+        return json_response(
+            200,
+            {
+                **_nc(row._mapping),
+                "events": [
+                    {"at": e.at, "actor": e.actor, "event": e.event, **e.body} for e in events
+                ],
+            },
+        )
+
+    @api.patch(
+        "/v1/nonconformities/{nc_id}",
+        summary="Work a nonconformity: change its status and clause 10.2 fields (write scope)",
+    )
+    async def update_nc(
+        nc_id: str, request: Request, actor: str = Depends(auth.require("write"))
+    ) -> Response:
+        body = await read_body(request, cfg.agent.max_body_bytes)
+        try:
+            change = lifecycle.decode_change(body)
+        except msgspec.ValidationError as exc:
+            field, reason = field_of(str(exc))
+            raise HttpError(422, f"{field}: {reason}", field=field) from None
+        except msgspec.DecodeError as exc:
+            raise PayloadError(f"body is not a JSON object: {exc}") from None
+        done = await store.write(lifecycle.apply(nc_id, change, actor=actor, now=runtime.clock()))
+        if done.status in lifecycle.TERMINAL:
+            await asyncio.to_thread(runtime.runner.refresh_open_nonconformities)
+        return json_response(
+            200, {"nc_id": done.nc_id, "status": done.status, "events": list(done.events)}
+        )
+
+    return api

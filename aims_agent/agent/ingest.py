@@ -1,0 +1,252 @@
+"""Durable ingest: each model's window, and the one way rows and labels enter it.
+
+A batch is sampled into the window and acknowledged only once the slots it filled are committed
+to storage. Ingest runs on the event loop; check runs read the window through `snapshot`.
+
+When a write fails, the later writes computed from that window generation are refused too (they
+were sampled on rows storage never got), and the window is rebuilt from storage once; every
+refused batch can be sent again, and none leaves a gap in the stored sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import TypeVar
+
+import numpy as np
+from sqlalchemy import Connection
+
+from aims_agent.agent.models import ModelRuntime, model_of
+from aims_agent.agent.sliding import SlidingWindow
+from aims_agent.agent.window import Window
+from aims_agent.collectors.push import Decoded, DecodedLabels
+from aims_agent.config import Config
+from aims_agent.errors import BackpressureError, StaleWindowError, StorageError
+from aims_agent.metrics import Metrics
+from aims_agent.records import Contents, Snapshot, WindowData
+from aims_agent.storage.samples import append_batch, read_log, write_snapshot
+from aims_agent.storage.store import Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Clock = Callable[[], float]
+Write = Callable[[Connection], None]
+AnyWindow = Window | SlidingWindow
+
+
+def new_window(mr: ModelRuntime, rng: np.random.Generator) -> AnyWindow:
+    """An empty window of the model's kind, its vocabularies starting from the reference's."""
+    m, common = mr.cfg, {"reference_categories": mr.reference.vocabularies, "rng": rng}
+    if m.window.kind == "sliding":
+        return SlidingWindow(
+            mr.schema,
+            capacity=m.window.max_sample,
+            span=m.window.span_seconds,
+            step=m.window.step,
+            **common,  # type: ignore[arg-type]
+        )
+    return Window(
+        mr.schema,
+        capacity=m.window.max_sample,
+        span=m.window.span_seconds,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+class Ingest:
+    """The windows of all models and their durable sample logs."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        models: Mapping[str, ModelRuntime],
+        store: Store,
+        metrics: Metrics,
+        *,
+        clock: Clock,
+        rng: np.random.Generator,
+    ) -> None:
+        self.cfg, self.models, self.store, self.metrics = cfg, models, store, metrics
+        self.clock = clock
+        self._rng = rng
+        self.windows: dict[str, AnyWindow] = {n: self._fresh(n) for n in models}
+        self._logged: dict[str, int] = {}  # rows in each model's sample log since its snapshot
+        self._stored_start: dict[str, float] = {}  # the window (pane) start last sent to storage
+        self._recovering: dict[tuple[str, int], asyncio.Future[None]] = {}
+        # the generation of each model's in-memory window, and the last one a write failed in
+        self._epoch = dict.fromkeys(models, 0)
+        self._failed: dict[str, int] = {}
+        for name, window in self.windows.items():
+            self.metrics.received.labels(name)  # series exist at 0 before the first record
+            self.metrics.sampled.labels(name)
+            self._restore(name, window)
+            self._publish(name, window)
+
+    def _fresh(self, name: str) -> AnyWindow:
+        return new_window(self.models[name], np.random.default_rng(self._rng.integers(2**63)))
+
+    def window(self, name: str) -> AnyWindow:
+        model_of(self.models, name)  # UnknownModelError for a name not configured
+        return self.windows[name]
+
+    def snapshot(self, name: str) -> WindowData:
+        """A consistent copy of the model's current window, for a check run."""
+        return self.window(name).snapshot(now=self.clock())
+
+    # --- storage ---------------------------------------------------------------------------
+
+    def _submit(self, name: str, epoch: int, write: Callable[[Connection], T]) -> Future[T]:
+        """Queue a write computed from the model's window of generation `epoch`; refused once
+        an earlier write of that generation has failed."""
+
+        def guarded(conn: Connection) -> T:
+            if self._failed.get(name) == epoch:
+                raise StaleWindowError(f"window of {name!r} is rebuilt after a failed write")
+            return write(conn)
+
+        def note(fut: Future[T]) -> None:  # runs before the writer takes its next write
+            if fut.exception() is not None:
+                self._failed[name] = epoch
+
+        fut = self.store.submit(guarded)
+        fut.add_done_callback(note)
+        return fut
+
+    async def _recover(self, name: str, epoch: int) -> None:
+        """After a failed write of generation `epoch`, rebuild the window from storage, which
+        no write of that generation changes any more. Every refused write waits for it."""
+        key = (name, epoch)
+        rebuild = self._recovering.get(key)
+        if rebuild is None:
+            rebuild = self._recovering[key] = asyncio.ensure_future(self._rebuild(name, epoch))
+            rebuild.add_done_callback(lambda _: self._recovering.pop(key, None))
+        await asyncio.shield(rebuild)
+
+    async def _rebuild(self, name: str, epoch: int) -> None:
+        if self._epoch[name] != epoch:
+            return  # already rebuilt
+        fresh = self._fresh(name)
+        self._logged[name] = 0
+        try:
+            await asyncio.to_thread(self._restore, name, fresh)
+        except StorageError as exc:  # the generation stays refused; the next failure retries
+            log.error(
+                "window not rebuilt from storage: %s",
+                exc,
+                extra={"event": "storage_problem", "model": name},
+            )
+            return
+        if self._epoch[name] != epoch:
+            return
+        self._epoch[name] = epoch + 1
+        self.windows[name] = fresh
+        self._publish(name, fresh)
+        log.info(
+            "window rebuilt from storage after a failed write",
+            extra={"event": "storage_recovered", "model": name},
+        )
+
+    def _restore(self, name: str, window: AnyWindow) -> None:
+        since = window.window_start(self.clock()) - window.horizon
+        entries = self.store.read(lambda conn: read_log(conn, name, since))
+        if not entries:
+            return
+        for entry in entries:
+            if isinstance(entry, Snapshot):
+                window.restore(entry)
+            else:
+                window.replay([entry])
+        self._logged[name] = sum(len(e.slots) for e in entries if isinstance(e, Contents))
+        self._stored_start[name] = window.start
+        log.info(
+            "restored window: %d seen, %d sampled",
+            window.seen,
+            window.size,
+            extra={"event": "window_restored", "model": name},
+        )
+
+    def _publish(self, name: str, window: AnyWindow) -> None:
+        self.metrics.window_seen.labels(name).set(window.seen)
+        self.metrics.window_sampled.labels(name).set(window.size)
+        self.metrics.window_start.labels(name).set(window.start)
+
+    # --- ingest ----------------------------------------------------------------------------
+
+    async def ingest(self, name: str, decoded: Decoded, *, also: Write | None = None) -> int:
+        """Sample the valid rows into the window; returns once they are durable.
+
+        `also` is committed in the same transaction (a log tail's checkpoint)."""
+        window = self.window(name)
+        if not decoded.rows:
+            if also is not None:
+                await self.store.write(also)
+            return 0
+        if self.store.pending >= self.cfg.agent.max_pending_writes:
+            raise BackpressureError(self.store.pending, retry_after=1.0)
+        # offer and submit without an await between them: storage sees batches in window order
+        epoch = self._epoch[name]
+        sampled = window.offer(decoded.rows, decoded.ids, decoded.timestamps, now=self.clock())
+        # against what storage was last sent: a label join or a reject may have rolled it first
+        rolled = sampled.window_start != self._stored_start.get(name)
+        self._stored_start[name] = sampled.window_start
+        batch = Contents(
+            window_start=sampled.window_start,
+            seen=sampled.seen,
+            slots=list(sampled.slots),
+            rows=[decoded.rows[p] for p in sampled.positions],
+            ids=[decoded.ids[p] for p in sampled.positions],
+            timestamps=[decoded.timestamps[p] for p in sampled.positions],
+        )
+        write = append_batch(
+            name, batch, drop_before=batch.window_start - window.horizon if rolled else None
+        )
+        pending = self._submit(name, epoch, write if also is None else _both(write, also))
+        logged = (0 if rolled else self._logged.get(name, 0)) + len(batch.slots)
+        if logged > 2 * window.pane_capacity:  # keep the log within a few snapshot sizes
+            self._submit(name, epoch, write_snapshot(name, window.export))
+            logged = 0
+        self._logged[name] = logged
+        try:
+            await asyncio.wrap_future(pending)
+        except StorageError:
+            await self._recover(name, epoch)
+            raise
+        self.metrics.received.labels(name).inc(len(decoded.rows))
+        self.metrics.sampled.labels(name).inc(len(sampled.slots))
+        self._publish(name, self.windows[name])
+        return len(sampled.slots)
+
+    def reject_invalid(self, name: str, n: int) -> None:
+        """Count `n` records of the model that failed validation: in the metrics, and in the
+        window for the data-quality check."""
+        self.metrics.rejected.labels(name, "invalid_record").inc(n)
+        self.window(name).reject(n, now=self.clock())
+
+    async def join_labels(self, name: str, decoded: DecodedLabels) -> dict[str, int]:
+        """Join late labels to sampled records; returns once the joined rows are durable."""
+        window, epoch = self.window(name), self._epoch[name]
+        ttl = self.models[name].cfg.window.label_ttl_seconds
+        result = window.label(decoded.ids, decoded.cells, now=self.clock(), ttl=ttl)
+        joined = sum(len(b.slots) for b in result.batches)
+        writes = [self._submit(name, epoch, append_batch(name, b)) for b in result.batches]
+        try:
+            await asyncio.gather(*map(asyncio.wrap_future, writes))  # each commits on its own
+        except StorageError:
+            await self._recover(name, epoch)
+            raise
+        self._logged[name] = self._logged.get(name, 0) + joined
+        counts = {"joined": joined, "unknown": result.unknown, "expired": result.expired}
+        for outcome, n in counts.items():
+            self.metrics.labels.labels(name, outcome).inc(n)
+        return counts
+
+
+def _both(first: Write, second: Write) -> Write:
+    def write(conn: Connection) -> None:
+        first(conn)
+        second(conn)
+
+    return write

@@ -1,0 +1,203 @@
+"""Check execution: run a check on a window, judge it, record the evidence, publish the gauges.
+
+`run_check` blocks (it runs in a scheduler or request worker thread). A check that raises is
+evidence too: its run is recorded with outcome `error`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aims_agent.agent.judge import assess, breach_rule, overall
+from aims_agent.agent.models import ModelRuntime, model_of
+from aims_agent.errors import ReportError
+from aims_agent.exporters.evidence import record_run, save_attachment
+from aims_agent.exporters.prometheus import observe_run, restore_run
+from aims_agent.metrics import Metrics
+from aims_agent.records import Assessment, Attachment, CheckRun, Verdict, WindowData
+from aims_agent.storage import queries
+from aims_agent.storage.store import Store
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunOutcome:
+    run: CheckRun
+    monitoring_record_id: str
+    nonconformity_id: str | None
+    opened: bool = False  # this run opened the nonconformity (rather than recurring on it)
+
+
+def run_once(mr: ModelRuntime, check_id: str, data: WindowData, *, clock: Clock) -> CheckRun:
+    """One check on given data, judged; a check that raises gives a run with its error."""
+    check = mr.checks[check_id]
+    started = clock()
+    error: str | None = None
+    assessments: tuple[Assessment, ...] = ()
+    verdict: Verdict = "insufficient_data"
+    try:
+        assessments = assess(check.run(data))
+        verdict = overall(assessments)
+    except Exception as exc:  # noqa: BLE001 - a failed run is evidence too
+        log.exception(
+            "check failed", extra={"event": "check_error", "model": mr.cfg.name, "check": check_id}
+        )
+        error = f"{type(exc).__name__}: {exc}"
+    return CheckRun(
+        run_id=uuid.uuid4().hex,
+        model=mr.cfg.name,
+        check_id=check_id,
+        kind=check.kind,
+        started_at=started,
+        finished_at=clock(),
+        window=data.info,
+        assessments=assessments,
+        verdict=verdict,
+        controls=mr.controls[check_id],
+        error=error,
+    )
+
+
+class Runner:
+    """Runs checks and records their evidence; counts runs in flight so shutdown can wait."""
+
+    def __init__(
+        self,
+        models: Mapping[str, ModelRuntime],
+        store: Store,
+        metrics: Metrics,
+        *,
+        snapshot: Callable[[str], WindowData],
+        evidence_dir: Path,
+        clock: Clock = time.time,
+    ) -> None:
+        self.models, self.store, self.metrics = models, store, metrics
+        self.snapshot, self.evidence_dir, self.clock = snapshot, evidence_dir, clock
+        self._idle = threading.Condition()
+        self._in_flight = 0
+        self._verdicts: dict[tuple[str, str], str] = {}
+
+    def run_check(self, name: str, check_id: str) -> RunOutcome:
+        """Run one check on a snapshot of the model's window and record it. Blocking."""
+        with self._idle:
+            self._in_flight += 1
+        try:
+            return self.run_check_on(name, check_id, self.snapshot(name))
+        finally:
+            with self._idle:
+                self._in_flight -= 1
+                self._idle.notify_all()
+
+    def run_check_on(self, name: str, check_id: str, data: WindowData) -> RunOutcome:
+        """Run one check on given data (a window snapshot, or a batch file) and record it."""
+        mr = model_of(self.models, name)
+        ctx = mr.contexts[check_id]
+        run = run_once(mr, check_id, data, clock=self.clock)
+        write = record_run(run, ctx, breach_rule(ctx.consecutive_breaches))
+        mon_id, nc_id, opened = self.store.submit(write).result()
+        observe_run(self.metrics, run)
+        outcome = RunOutcome(
+            run=run, monitoring_record_id=mon_id, nonconformity_id=nc_id, opened=opened
+        )
+        self._log(outcome)
+        if nc_id is not None:
+            self.refresh_open_nonconformities()
+        if opened and getattr(mr.cfg.checks_by_id[check_id], "report_on_breach", False):
+            self.attach_report(name, data, mon_id)
+        return outcome
+
+    def _log(self, o: RunOutcome) -> None:
+        """A line when a check's verdict changes, on every breach, and on a nonconformity."""
+        run = o.run
+        verdict = "error" if run.error else run.verdict
+        key = (run.model, run.check_id)
+        previous = self._verdicts.get(key)
+        self._verdicts[key] = verdict
+        ids = {"model": run.model, "check": run.check_id, "record_id": o.monitoring_record_id}
+        head = run.headline
+        value = head.measurement.value if head else None
+        if verdict == "breach":
+            log.warning(
+                "check breached: %s = %s",
+                head.measurement.metric if head else "-",
+                value,
+                extra={"event": "check_breached", **ids, "nc_id": o.nonconformity_id},
+            )
+        elif verdict != previous:
+            log.info(
+                "check verdict %s (was %s)",
+                verdict,
+                previous or "unknown",
+                extra={"event": "verdict_changed", **ids, "verdict": verdict},
+            )
+        if o.nonconformity_id is not None:
+            log.warning(
+                "nonconformity %s %s",
+                o.nonconformity_id,
+                "opened" if o.opened else "recurred",
+                extra={
+                    "event": "nonconformity_opened" if o.opened else "nonconformity_recurred",
+                    **ids,
+                    "nc_id": o.nonconformity_id,
+                },
+            )
+
+    def attach_report(
+        self, name: str, data: WindowData, monitoring_record_id: str
+    ) -> Attachment | None:
+        """Render Evidently's drift report for `data` (in a child process) and record it."""
+        from aims_agent.exporters.evidently_report import render
+
+        mr = model_of(self.models, name)
+        try:
+            att = render(
+                data, mr.schema, mr.cfg.reference.path, self.evidence_dir, name=monitoring_record_id
+            )
+        except ReportError as exc:
+            log.warning(
+                "no Evidently report: %s",
+                exc,
+                extra={"event": "report_failed", "model": name, "record_id": monitoring_record_id},
+            )
+            return None
+        self.store.submit(save_attachment(att, monitoring_record_id, self.clock())).result()
+        return att
+
+    def refresh_open_nonconformities(self) -> None:
+        """Publish how many nonconformities each model has open."""
+        counts = self.store.read(queries.open_counts)
+        for name in self.models:
+            self.metrics.nc_open.labels(name).set(counts.get(name, 0))
+
+    def restore_gauges(self) -> None:
+        """The check gauges as the latest stored runs left them (see `restore_run`), so a
+        restart neither resolves a breach alert nor makes a check look stale."""
+        pairs = [(name, c) for name, mr in self.models.items() for c in mr.checks]
+        found = self.store.read(
+            lambda conn: [queries.latest_records(conn, *pair) for pair in pairs]
+        )
+        for (name, check_id), (latest, succeeded) in zip(pairs, found, strict=True):
+            if latest is None:
+                continue
+            self._verdicts[(name, check_id)] = latest["result"]["outcome"]
+            try:
+                restore_run(self.metrics, name, check_id, latest, succeeded)
+            except (KeyError, TypeError, ValueError) as exc:  # a record this version cannot read
+                log.warning(
+                    "gauges not restored: %r",
+                    exc,
+                    extra={"event": "gauges_not_restored", "model": name, "check": check_id},
+                )
+
+    def wait_idle(self, timeout: float) -> None:
+        """Wait up to `timeout` seconds for running checks to finish."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout)
