@@ -45,9 +45,9 @@ def _json() -> logging.Formatter:
     from pythonjsonlogger.json import JsonFormatter
 
     return JsonFormatter(
-        "%(asctime)s %(levelname)s %(name)s %(message)s",
-        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-        timestamp=False,
+        "%(levelname)s %(name)s %(message)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+        timestamp="time",  # ISO 8601 in UTC
     )
 
 
@@ -66,5 +66,7 @@ def setup(level: str = "info", fmt: str = "text") -> None:
     quiet = max(logging.WARNING, root.level)
     for noisy in ("httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(quiet)
+    # the migration runner says which plugins it set up, at every start
+    logging.getLogger("alembic").setLevel(logging.DEBUG if level == "debug" else quiet)
     # the scheduler says "Running job ..." and "... executed successfully" at INFO every run
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if level == "debug" else quiet)

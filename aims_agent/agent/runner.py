@@ -115,7 +115,8 @@ class Runner:
         return outcome
 
     def _log(self, o: RunOutcome) -> None:
-        """A line when a check's verdict changes, on every breach, and on a nonconformity."""
+        """A line when a check's verdict changes and on every breach (saying when it recurred on
+        an open nonconformity), and one when a breach opens a nonconformity."""
         run = o.run
         verdict = "error" if run.error else run.verdict
         key = (run.model, run.check_id)
@@ -125,11 +126,18 @@ class Runner:
         head = run.headline
         value = head.measurement.value if head else None
         if verdict == "breach":
+            recurred = o.nonconformity_id is not None and not o.opened
             log.warning(
-                "check breached: %s = %s",
+                "check breached: %s = %s%s",
                 head.measurement.metric if head else "-",
                 value,
-                extra={"event": "check_breached", **ids, "nc_id": o.nonconformity_id},
+                f"; nonconformity {o.nonconformity_id} recurred" if recurred else "",
+                extra={
+                    "event": "check_breached",
+                    **ids,
+                    "nc_id": o.nonconformity_id,
+                    "nc_event": "recurred" if recurred else None,
+                },
             )
         elif verdict != previous:
             log.info(
@@ -138,16 +146,11 @@ class Runner:
                 previous or "unknown",
                 extra={"event": "verdict_changed", **ids, "verdict": verdict},
             )
-        if o.nonconformity_id is not None:
+        if o.opened:
             log.warning(
-                "nonconformity %s %s",
+                "nonconformity %s opened",
                 o.nonconformity_id,
-                "opened" if o.opened else "recurred",
-                extra={
-                    "event": "nonconformity_opened" if o.opened else "nonconformity_recurred",
-                    **ids,
-                    "nc_id": o.nonconformity_id,
-                },
+                extra={"event": "nonconformity_opened", **ids, "nc_id": o.nonconformity_id},
             )
 
     def attach_report(

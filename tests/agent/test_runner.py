@@ -82,6 +82,7 @@ def test_a_breach_a_nonconformity_and_a_verdict_change_are_logged(tmp_path, refe
         runtime.runner.run_check("m1", "drift")  # the same verdict again: no new line
         _push(runtime, 3.0, n=4000, start=400)
         outcome = runtime.runner.run_check("m1", "drift")
+        runtime.runner.run_check("m1", "drift")  # breaches again: one line, the recurrence in it
     finally:
         runtime.close()
     events = [(r.event, r.levelname) for r in caplog.records if hasattr(r, "event")]
@@ -89,7 +90,10 @@ def test_a_breach_a_nonconformity_and_a_verdict_change_are_logged(tmp_path, refe
         ("verdict_changed", "INFO"),
         ("check_breached", "WARNING"),
         ("nonconformity_opened", "WARNING"),
+        ("check_breached", "WARNING"),
     ]
+    assert caplog.records[-1].nc_event == "recurred"
+    assert caplog.records[-1].nc_id == outcome.nonconformity_id
     opened = next(r for r in caplog.records if getattr(r, "event", "") == "nonconformity_opened")
     assert (opened.model, opened.check, opened.nc_id) == ("m1", "drift", outcome.nonconformity_id)
     assert opened.record_id == outcome.monitoring_record_id
