@@ -16,6 +16,7 @@ from pathlib import Path
 
 from aims_agent.agent.judge import assess, breach_rule, overall
 from aims_agent.agent.models import ModelRuntime, model_of
+from aims_agent.config import DriftCheckConfig
 from aims_agent.errors import ReportError
 from aims_agent.exporters.evidence import record_run, save_attachment
 from aims_agent.exporters.prometheus import observe_run, restore_run
@@ -110,7 +111,8 @@ class Runner:
         self._log(outcome)
         if nc_id is not None:
             self.refresh_open_nonconformities()
-        if opened and getattr(mr.cfg.checks_by_id[check_id], "report_on_breach", False):
+        settings = mr.cfg.checks_by_id[check_id]
+        if opened and isinstance(settings, DriftCheckConfig) and settings.report_on_breach:
             self.attach_report(name, data, mon_id)
         return outcome
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from aims_agent.config import Limit, SchemaConfig
+from aims_agent.config import CheckConfig, Limit, SchemaConfig
 from aims_agent.errors import UnknownAliasError
 from aims_agent.records import Measurement, Threshold, WindowData
 from aims_agent.schema import ModelSchema
@@ -85,13 +85,13 @@ def _load(kind: str) -> None:
     importlib.import_module(_MODULES[kind])
 
 
-def build_check(settings: Any, reference: Reference, schema: ModelSchema) -> Check:
+def build_check(settings: CheckConfig, reference: Reference, schema: ModelSchema) -> Check:
     """Instantiate the check kind named by `settings.kind`."""
     _load(settings.kind)
     return CHECKS[settings.kind](settings, reference, schema)
 
 
-def config_problems(where: str, settings: Any, schema: SchemaConfig) -> list[str]:
+def config_problems(where: str, settings: CheckConfig, schema: SchemaConfig) -> list[str]:
     """What the check kind of `settings` finds wrong with it against the model's schema."""
     _load(settings.kind)
     finder = PROBLEMS.get(settings.kind)

@@ -66,7 +66,8 @@ async def error_response(_: Request, exc: Exception) -> Response:
     message = exc.message if isinstance(exc, HttpError) else str(exc)
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
     if status == 429:
-        retry = extra.get("retry_after", getattr(exc, "retry_after", 1))
+        retry = exc.retry_after if isinstance(exc, BackpressureError) else 1
+        retry = extra.get("retry_after", retry)
         extra["retry_after"] = retry
         headers["Retry-After"] = str(max(1, int(retry)))
     return json_response(status, {"error": message, **extra}, headers)
