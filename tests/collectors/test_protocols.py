@@ -362,7 +362,7 @@ def test_oip_empty_batch_gives_no_records():
             },
             IRIS_V2_RESPONSE,
             IRIS,
-            "oip-v2: inputs[0]: tensor data sent with the binary data extension is not supported",
+            "oip-v2: inputs[0]: binary_data_size without the Inference-Header-Content-Length",
         ),
         (
             {"inputs": [tensor("x", [1, -4], "FP32", [1.0] * 4)]},
@@ -845,7 +845,7 @@ def test_detect(path, protocol):
 
 
 def test_registry_and_unknown_protocol():
-    assert set(PROTOCOLS) == {"oip-v2", "kserve-v1", "mlflow", "json"}
+    assert set(PROTOCOLS) == {"oip-v2", "kserve-v1", "mlflow", "json", "oip-v2-grpc"}
     assert all(d.name == alias for alias, d in PROTOCOLS.items())
     with pytest.raises(UnknownAliasError, match="unknown protocol 'grpc'; known: json, "):
         decode("grpc", b"{}", b"{}", path="", mapping=IRIS, request_id=None)

@@ -11,14 +11,21 @@ both bodies (stable across replays); a batch of more than one row appends `-{row
 
 from __future__ import annotations
 
-from aims_agent.collectors.protocols import kserve_v1, mlflow, oip_v2, plain_json
+from aims_agent.collectors.protocols import kserve_v1, mlflow, oip_grpc, oip_v2, plain_json
 from aims_agent.collectors.protocols._core import Decoder, Mapping, clean_path
 from aims_agent.errors import ProtocolError, UnknownAliasError
 
 __all__ = ["PROTOCOLS", "Decoder", "Mapping", "ProtocolError", "decode", "detect"]
 
 PROTOCOLS: dict[str, Decoder] = {
-    d.name: d for d in (oip_v2.DECODER, kserve_v1.DECODER, mlflow.DECODER, plain_json.DECODER)
+    d.name: d
+    for d in (
+        oip_v2.DECODER,
+        kserve_v1.DECODER,
+        mlflow.DECODER,
+        plain_json.DECODER,
+        oip_grpc.DECODER,
+    )
 }
 
 
@@ -30,16 +37,25 @@ def decode(
     path: str,
     mapping: Mapping,
     request_id: str | None,
+    header_lengths: tuple[int | None, int | None] = (None, None),
 ) -> list[dict[str, object]]:
     """The prediction records of one exchange; ProtocolError if it cannot be decoded.
 
     `path` is the request's URL path ("" if unknown); a path of the protocol's own API that is
-    not an inference call (health, metadata, `:explain`) is refused.
+    not an inference call (health, metadata, `:explain`) is refused. `header_lengths` are the
+    request's and response's `Inference-Header-Content-Length` (binary data after the JSON).
     """
     decoder = PROTOCOLS.get(protocol)
     if decoder is None:
         raise UnknownAliasError("protocol", protocol, PROTOCOLS)
-    return decoder(request, response, path=path, mapping=mapping, request_id=request_id)
+    return decoder(
+        request,
+        response,
+        path=path,
+        mapping=mapping,
+        request_id=request_id,
+        header_lengths=header_lengths,
+    )
 
 
 def detect(path: str) -> str | None:

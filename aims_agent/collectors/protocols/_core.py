@@ -63,6 +63,25 @@ class Row:
 
 
 RowsFn = Callable[[Any, Any, Mapping], list[Row]]
+# a body (and the length of its JSON part, when binary data follows it) -> plain JSON values
+ReadFn = Callable[[bytes, str, int | None], Any]
+
+
+def parse(body: bytes, where: str) -> Any:
+    """A body as plain JSON values; every failure (also nesting too deep) is `InvalidPayload`."""
+    try:
+        return _JSON.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidPayload(where, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidPayload(where, "JSON nested too deeply") from None
+
+
+def read_json(body: bytes, where: str, header_length: int | None) -> Any:
+    """A JSON body; binary data after it is only understood by protocols that read their own."""
+    if header_length is not None:
+        raise InvalidPayload(where, "binary data after the JSON (Inference-Header-Content-Length)")
+    return parse(body, where)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +97,7 @@ class Decoder:
     rows: RowsFn
     route: re.Pattern[str] | None = None
     family: re.Pattern[str] | None = None
+    read: ReadFn = read_json
 
     def __call__(
         self,
@@ -87,11 +107,13 @@ class Decoder:
         path: str,
         mapping: Mapping,
         request_id: str | None,
+        header_lengths: tuple[int | None, int | None] = (None, None),
     ) -> list[dict[str, object]]:
         try:
             if self._refuses(clean_path(path)):
                 raise InvalidPayload("path", f"{path[:200]!r} is not an inference call")
-            req, resp = parse(request, "request"), parse(response, "response")
+            req = self.read(request, "request", header_lengths[0])
+            resp = self.read(response, "response", header_lengths[1])
             rows = self.rows(req, resp, mapping)
         except InvalidPayload as exc:
             raise ProtocolError(self.name, exc.location, exc.reason) from None
@@ -125,16 +147,6 @@ def _record(row: Row, base: str, index: int, count: int) -> dict[str, object]:
 def clean_path(path: str) -> str:
     """The URL path without query, percent-encoding or trailing slash."""
     return unquote(path.partition("?")[0]).rstrip("/")
-
-
-def parse(body: bytes, where: str) -> Any:
-    """A body as plain JSON values; every failure (also nesting too deep) is `InvalidPayload`."""
-    try:
-        return _JSON.decode(body)
-    except msgspec.DecodeError as exc:
-        raise InvalidPayload(where, f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidPayload(where, "JSON nested too deeply") from None
 
 
 def digest(request: bytes, response: bytes) -> str:

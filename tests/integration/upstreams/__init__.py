@@ -20,6 +20,9 @@ Kinds, their inference call and the request that gets both prediction and probab
   /v1/models/credit:predict`` ``{"instances": [[x1, x2, x3], ...]}`` (rows may also be objects)
   -> ``{"predictions": [labels]}``, or ``[[P(0), P(1)], ...]`` with ``predict_fn="predict_proba"``.
   Also v2 ``POST /v2/models/credit/infer``, with the same ``outputs`` rule as MLServer.
+- Both ``"mlserver"`` and ``"kserve"`` also serve the Open Inference Protocol over gRPC
+  (``inference.GRPCInferenceService``, ``ModelInfer`` and the health and metadata calls) on
+  ``Upstream.grpc_target``; KServe's answers ``predict`` for a request naming no outputs.
 - ``"mlflow"``: ``mlflow models serve --env-manager local`` of an ``mlflow.sklearn`` model with a
   signature x1, x2, x3 (double). ``POST /invocations`` with ``dataframe_split``,
   ``dataframe_records``, ``instances`` (as records) or ``inputs`` (as columns) ->
@@ -90,6 +93,13 @@ class Upstream:
     startup_seconds: float = 0.0
     extra_ports: list[int] = field(default_factory=list)
     _reaped: bool = field(default=False, init=False, repr=False)
+
+    @property
+    def grpc_target(self) -> str:
+        """``host:port`` of the gRPC server (mlserver and kserve)."""
+        if self.kind not in ("mlserver", "kserve"):
+            raise ValueError(f"{self.kind} serves no gRPC")
+        return f"127.0.0.1:{self.extra_ports[0]}"
 
     @property
     def infer_url(self) -> str:
@@ -187,10 +197,11 @@ def _command(
         (root / MODEL / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
         return [str(bin_dir / "mlserver"), "start", str(root)], [grpc_port]
     if kind == "kserve":
+        grpc_port = free_port()
         cmd = [python, str(HERE / "kserve_server.py"), "--model_dir", str(model)]
-        cmd += ["--model_name", MODEL, "--http_port", str(port), "--enable_grpc", "false"]
-        cmd += ["--predict_fn", predict_fn or "predict"]
-        return cmd, []
+        cmd += ["--model_name", MODEL, "--http_port", str(port), "--grpc_port", str(grpc_port)]
+        cmd += ["--predict_fn", predict_fn or "predict", "--delay", str(delay)]
+        return cmd, [grpc_port]
     if kind == "mlflow":
         cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model / "mlflow-model")]
         cmd += ["--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "-w", "1"]
@@ -237,9 +248,9 @@ def start_upstream(
     """Train, write and start a ``kind`` server on 127.0.0.1; return it once it is ready.
 
     ``predict_fn`` ("predict" or "predict_proba") picks the default output of mlserver, kserve
-    and mlflow (see the module docstring); ``delay`` slows the json server's answers. Raises
-    UpstreamError, with the server's output, if it exits or is not ready within ``timeout``
-    seconds (training included). A port taken between choosing and binding is retried.
+    and mlflow (see the module docstring); ``delay`` slows the json and kserve servers' answers.
+    Raises UpstreamError, with the server's output, if it exits or is not ready within
+    ``timeout`` seconds (training included). A port taken between choosing and binding is retried.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown upstream kind {kind!r}; known: {KINDS}")
