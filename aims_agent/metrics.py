@@ -129,9 +129,22 @@ class Metrics:
         )
         self.kserve_events = Counter(
             "aims_kserve_events",
-            "KServe logger CloudEvents by outcome: waiting, paired, "
-            "dropped (no pair in time), undecodable",
+            "Payload logger events (KServe, Seldon, ModelMesh partials) by outcome: waiting, "
+            "paired, dropped (no pair in time, or no room), undecodable, time_clamped (a "
+            "paired event's time too far from the agent's clock)",
             ["model", "outcome"],
+            registry=r,
+        )
+        self.kserve_pending = Gauge(
+            "aims_kserve_pending_halves",
+            "Payload logger events waiting for their other half",
+            ["model"],
+            registry=r,
+        )
+        self.kserve_pending_bytes = Gauge(
+            "aims_kserve_pending_bytes",
+            "Bytes of payload logger events waiting for their other half",
+            ["model"],
             registry=r,
         )
         self.proxy_requests = Counter(

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from aims_agent.collectors.exchange import decode_exchange, mapping_for
+from aims_agent.collectors import loggers
 from aims_agent.collectors.push import Decoded, Deliver, Reject
 from aims_agent.config import KServeLoggerConfig
 from aims_agent.errors import PayloadError
@@ -99,17 +99,13 @@ def decode_pair(
     *,
     now: float,
 ) -> Decoded:
-    """Records of one exchange, validated like pushed records; ProtocolError if undecodable."""
-    return decode_exchange(
-        cfg.protocol,
-        mapping_for(cfg, schema),
-        schema,
-        request,
-        response,
-        path="",
-        request_id=ce_id,
-        now=now,
+    """Records of one exchange, validated like pushed records; ProtocolError if undecodable.
+    (The agent's wiring moves to `loggers` with the agent split; this keeps it working.)"""
+    pair = loggers.Pair(
+        loggers.Event(key=ce_id, half="request", body=request, event_id=ce_id),
+        loggers.Event(key=ce_id, half="response", body=response),
     )
+    return loggers.decode_pair(cfg, schema, pair, now=now)[0]
 
 
 class KServeReceiver:

@@ -21,11 +21,26 @@ class DecodeConfig(Strict):
 
 
 class KServeLoggerConfig(DecodeConfig):
-    """Receive KServe's InferenceService payload logger (CloudEvents, binary mode)."""
+    """Receive payload loggers: KServe's InferenceService logger and Seldon Core's (CloudEvents,
+    binary mode), and ModelMesh partials at TrustyAI's consumer path."""
 
-    protocol: Literal["oip-v2", "kserve-v1"] = "oip-v2"
+    protocol: Literal["auto", "oip-v2", "kserve-v1", "seldon", "oip-v2-grpc"] = Field(
+        "auto", description="auto: as the sender says, else by each request body"
+    )
+    id_header: str = Field(
+        "X-Request-ID", min_length=1, description="request header (in Ce-Metadata) of the id"
+    )
     pair_timeout_seconds: float = Field(60.0, gt=0, description="wait for the other half")
     max_pending: int = Field(10_000, ge=1, description="halves waiting for their pair, at most")
+    max_pending_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="bytes of halves waiting; beyond: the oldest go"
+    )
+    max_event_age_seconds: float = Field(
+        3600.0, gt=0, description="an older Ce-Time is clamped to this age (and counted)"
+    )
+    max_clock_skew_seconds: float = Field(
+        60.0, ge=0, description="a Ce-Time further ahead of the agent's clock is taken as now"
+    )
 
 
 class TapConfig(DecodeConfig):
@@ -65,7 +80,7 @@ class ProxyConfig(TapConfig):
     response returned unchanged; a sample of the exchanges is decoded off the response path."""
 
     upstream: str = Field(pattern=r"^https?://[^/?#]+/?$", description="http://host:port")
-    protocol: Literal["auto", "oip-v2", "kserve-v1", "mlflow", "json"] = Field(
+    protocol: Literal["auto", "oip-v2", "kserve-v1", "mlflow", "seldon", "json"] = Field(
         "auto", description="auto: by the URL path of each request"
     )
     inference_path: str | None = Field(

@@ -107,6 +107,7 @@ class Decoder:
         path: str,
         mapping: Mapping,
         request_id: str | None,
+        echoed_id: str | None = None,
         header_lengths: tuple[int | None, int | None] = (None, None),
     ) -> list[dict[str, object]]:
         try:
@@ -117,13 +118,10 @@ class Decoder:
             rows = self.rows(req, resp, mapping)
         except InvalidPayload as exc:
             raise ProtocolError(self.name, exc.location, exc.reason) from None
-        base = (
-            request_id
-            or body_id(req, mapping.id_field)
-            or body_id(resp, mapping.id_field)
-            or digest(request, response)
-        )
-        return [_record(row, base, i, len(rows)) for i, row in enumerate(rows)]
+        known = [request_id, body_id(req, mapping.id_field), body_id(resp, mapping.id_field)]
+        ids = list(dict.fromkeys(i for i in [*known, echoed_id] if i))
+        base, others = (ids[0], ids[1:]) if ids else (digest(request, response), [])
+        return [_record(row, base, others, i, len(rows)) for i, row in enumerate(rows)]
 
     def _refuses(self, path: str) -> bool:
         """A path of this protocol's API that is not its inference route."""
@@ -132,15 +130,18 @@ class Decoder:
         return self.route is None or not self.route.search(path)
 
 
-def _record(row: Row, base: str, index: int, count: int) -> dict[str, object]:
-    rid = row.id if row.id is not None else (base if count == 1 else f"{base}-{index}")
+def _record(row: Row, base: str, others: list[str], index: int, count: int) -> dict[str, object]:
+    """A row as a push-shaped record; `aliases` are the exchange's other ids, per row alike."""
+    suffix = "" if count == 1 else f"-{index}"
     record: dict[str, object] = {
-        "id": rid,
+        "id": row.id if row.id is not None else base + suffix,
         "features": row.features,
         "prediction": row.prediction,
     }
     if row.score is not None:
         record["score"] = row.score
+    if others and row.id is None:
+        record["aliases"] = [other + suffix for other in others]
     return record
 
 
