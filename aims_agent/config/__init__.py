@@ -41,6 +41,7 @@ from aims_agent.config.collectors import (
     LogTailConfig,
     ProxyConfig,
     TapConfig,
+    TrustyAIConfig,
 )
 from aims_agent.config.load import load_config, parse_config
 from aims_agent.config.model import (
@@ -81,6 +82,7 @@ __all__ = [
     "Scope",
     "TapConfig",
     "TokenConfig",
+    "TrustyAIConfig",
     "WindowConfig",
     "load_config",
     "parse_config",

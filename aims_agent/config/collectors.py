@@ -43,6 +43,17 @@ class KServeLoggerConfig(DecodeConfig):
     )
 
 
+class TrustyAIConfig(Strict):
+    """TrustyAI compatibility, opt in: ModelMesh payload partials taken at TrustyAI's consumer
+    path `POST /consumer/kserve/v2` (decoded with the model's kserve_logger settings), and the
+    fairness checks' statistical parity difference and disparate impact ratio published as
+    `trustyai_spd` / `trustyai_dir` with TrustyAI's labels, so its dashboards work unchanged."""
+
+    model_id: str | None = Field(
+        None, min_length=1, description="ModelMesh's model id and the series' model label"
+    )
+
+
 class TapConfig(DecodeConfig):
     """What the HTTP and the gRPC tap share: where they listen, which calls are this model's,
     and how many of them are decoded.

@@ -18,6 +18,7 @@ from aims_agent.config.collectors import (
     LogTailConfig,
     ProxyConfig,
     TapConfig,
+    TrustyAIConfig,
 )
 
 
@@ -111,6 +112,7 @@ class ModelConfig(Strict):
     log_tail: LogTailConfig | None = None
     proxy: ProxyConfig | None = None
     grpc_proxy: GrpcProxyConfig | None = None
+    trustyai: TrustyAIConfig | None = None
     privacy: PrivacyConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -157,6 +159,10 @@ class Config(Strict):
             raise ValueError(
                 f"agent.retention.samples_days: shorter than the window of {', '.join(long)}"
             )
+        unique(
+            "models: trustyai.model_id",
+            [m.trustyai.model_id or m.name for m in self.models if m.trustyai is not None],
+        )
         http, grpc = self.taps("proxy"), self.taps("grpc_proxy")
         for section, taps in (("proxy", http), ("grpc_proxy", grpc)):
             for address, shared in taps.items():

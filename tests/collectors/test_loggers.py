@@ -9,15 +9,8 @@ from typing import Any
 
 import pytest
 
-from aims_agent.collectors.loggers import (
-    Event,
-    Pair,
-    Pending,
-    decode_pair,
-    parse_cloudevent,
-    parse_partial,
-    protocol_of,
-)
+from aims_agent.collectors.logger_pairs import Pending, decode_pair, protocol_of
+from aims_agent.collectors.loggers import Event, Pair, parse_cloudevent, parse_partial
 from aims_agent.collectors.protocols import oip_pb2 as pb
 from aims_agent.config import KServeLoggerConfig, SchemaConfig
 from aims_agent.errors import PayloadError
