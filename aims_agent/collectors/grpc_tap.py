@@ -72,6 +72,8 @@ class GrpcTap:
         self._channel: grpc.aio.Channel | None = None
         self._unary: dict[str, grpc.aio.UnaryUnaryMultiCallable[bytes, bytes]] = {}
         self.port = 0
+        self._counters: dict[tuple[str, ...], Any] = {}  # series children, bound once each
+        self._histograms: dict[str, Any] = {}
         # routing by the request's model_name is needed only to choose among models
         self._by_name = self.routes.shared or cfg.upstream_model is not None
 
@@ -129,7 +131,7 @@ class GrpcTap:
         model = self._model(method, request) if inference else None
         label = model if model is not None else self._owner()
         if not inference:
-            self.metrics.proxy_samples.labels(label, "not_inference").inc()
+            self._samples(label, "not_inference").inc()
         started = time.perf_counter()
         call = self._call(method)(
             request, metadata=_forwarded(context), timeout=self._timeout(context)
@@ -138,7 +140,7 @@ class GrpcTap:
             response = await call
         except grpc.aio.AioRpcError as err:
             self._count(label, method, err.code())
-            self.metrics.grpc_upstream.labels(label).observe(time.perf_counter() - started)
+            self._latency(label).observe(time.perf_counter() - started)
             if inference:
                 self._sample_outcome(model, "not_ok")
             await _pass_on(context, err)
@@ -146,7 +148,7 @@ class GrpcTap:
         except asyncio.CancelledError:  # the client left or its deadline passed
             self._count(label, method, grpc.StatusCode.CANCELLED)
             raise
-        self.metrics.grpc_upstream.labels(label).observe(time.perf_counter() - started)
+        self._latency(label).observe(time.perf_counter() - started)
         initial, trailing = await call.initial_metadata(), await call.trailing_metadata()
         if initial:
             await context.send_initial_metadata(tuple(initial))
@@ -192,13 +194,28 @@ class GrpcTap:
 
     def _count(self, model: str, method: str, code: grpc.StatusCode) -> None:
         short = _UNARY.get(method, "other") if method.startswith("/") else method
-        self.metrics.grpc_calls.labels(model, short, code.name).inc()
+        key = (model, short, code.name)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.metrics.grpc_calls.labels(*key)
+        counter.inc()
+
+    def _samples(self, model: str, outcome: str) -> Any:
+        key = (model, outcome)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.metrics.proxy_samples.labels(*key)
+        return counter
+
+    def _latency(self, model: str) -> Any:
+        histogram = self._histograms.get(model)
+        if histogram is None:
+            histogram = self._histograms[model] = self.metrics.grpc_upstream.labels(model)
+        return histogram
 
     def _sample_outcome(self, model: str | None, outcome: str) -> None:
         label = UNROUTED if model is None else model
-        self.metrics.proxy_samples.labels(
-            label, "unknown_model" if model is None else outcome
-        ).inc()
+        self._samples(label, "unknown_model" if model is None else outcome).inc()
 
     def _sample(
         self,
@@ -260,13 +277,14 @@ class _Handler(grpc.GenericRpcHandler):
         return grpc.stream_stream_rpc_method_handler(stream)
 
 
-def _forwarded(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
+def _forwarded(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata | None:
     """The client's metadata, less what gRPC sets on every call itself."""
-    return tuple(
+    kept = tuple(
         (k, v)
         for k, v in context.invocation_metadata() or ()
         if k not in _OWN_METADATA and not k.startswith(":")
     )
+    return kept or None
 
 
 async def _pass_on(context: grpc.aio.ServicerContext[Any, Any], err: grpc.aio.AioRpcError) -> None:
