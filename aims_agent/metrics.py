@@ -129,9 +129,22 @@ class Metrics:
         )
         self.kserve_events = Counter(
             "aims_kserve_events",
-            "KServe logger CloudEvents by outcome: waiting, paired, "
-            "dropped (no pair in time), undecodable",
+            "Payload logger events (KServe, Seldon, ModelMesh partials) by outcome: waiting, "
+            "paired, dropped (no pair in time, or no room), undecodable, time_clamped (a "
+            "paired event's time too far from the agent's clock)",
             ["model", "outcome"],
+            registry=r,
+        )
+        self.kserve_pending = Gauge(
+            "aims_kserve_pending_halves",
+            "Payload logger events waiting for their other half",
+            ["model"],
+            registry=r,
+        )
+        self.kserve_pending_bytes = Gauge(
+            "aims_kserve_pending_bytes",
+            "Bytes of payload logger events waiting for their other half",
+            ["model"],
             registry=r,
         )
         self.proxy_requests = Counter(
@@ -144,15 +157,32 @@ class Metrics:
         )
         self.proxy_samples = Counter(
             "aims_proxy_samples",
-            "Exchanges seen by the proxy tap by what became of them: decoded, not_sampled, "
-            "not_inference, not_2xx, undecodable, dropped (queue full, backpressure or "
-            "storage error: the response was served, the sample lost)",
+            "Exchanges seen by the proxy taps (HTTP and gRPC) by what became of them: decoded, "
+            "not_sampled, not_inference, not_2xx (HTTP) / not_ok (gRPC status), undecodable, "
+            "dropped (queue full, backpressure or storage error: the response was served, the "
+            "sample lost), unknown_model (a shared tap's call naming no configured model; "
+            "model label empty)",
             ["model", "outcome"],
             registry=r,
         )
         self.proxy_upstream = Histogram(
             "aims_proxy_upstream_seconds",
             "Time from forwarding a request to the upstream's response headers",
+            ["model"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.grpc_calls = Counter(
+            "aims_grpc_proxy_calls",
+            "Calls through the gRPC tap by method and the status code returned to the client "
+            "(the upstream's, or UNAVAILABLE / DEADLINE_EXCEEDED when it cannot answer; "
+            "CANCELLED: the client left)",
+            ["model", "method", "code"],
+            registry=r,
+        )
+        self.grpc_upstream = Histogram(
+            "aims_grpc_proxy_upstream_seconds",
+            "Time from forwarding a gRPC call to the upstream's answer",
             ["model"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,

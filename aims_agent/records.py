@@ -120,6 +120,7 @@ class Snapshot:
     timestamps: np.ndarray
     columns: Mapping[str, np.ndarray]
     vocabularies: Mapping[str, tuple[str, ...]]
+    aliases: list[tuple[str, ...]] = field(default_factory=list)  # per id; empty: none at all
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,6 +133,8 @@ class Contents:
     rows: list[Row]
     ids: list[str]
     timestamps: list[float]
+    # the other ids each record is known by (labels join by any); empty: none at all
+    aliases: list[tuple[str, ...]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,11 +17,17 @@ front of it at 100 % sampling and `durability: full`. Then:
 - maximum throughput with `wrk` (closed loop, 16 connections), direct and tapped phases
   alternated, and the ratio.
 
-    python bench/proxy.py [--upstream mlserver|kserve|echo] [--rate 200] [--rounds 6]
+With `--grpc` the same is measured for the gRPC tap beside the HTTP one, against the model
+server's gRPC port (mlserver or kserve): ModelInfer calls, interleaved direct and tapped at the
+same rate in each round right after the HTTP pair, and throughput from a closed loop of
+`--connections` concurrent calls (a grpc.aio client in this process: no wrk for gRPC here, so
+the client's own CPU is part of both phases alike).
 
-Goal (issue 4): at most 1 ms added at p50 and 3 ms at p99, at least 80 % of direct throughput.
-Needs `wrk` (Debian package; installed here when missing and running as root) and, for a
-real model server, `scripts/upstreams.sh`.
+    python bench/proxy.py [--upstream mlserver|kserve|echo] [--rate 200] [--rounds 6] [--grpc]
+
+Goal (issues 4 and 16): at most 1 ms added at p50 and 3 ms at p99, at least 80 % of direct
+throughput. Needs `wrk` (Debian package; installed here when missing and running as root) and,
+for a real model server, `scripts/upstreams.sh`.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ import time
 from pathlib import Path
 
 import aiohttp
+import grpc
+import grpc.aio
 import numpy as np
 import yaml
 
@@ -47,6 +55,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aims_agent.agent.process import start_agent  # noqa: E402
+from aims_agent.collectors.protocols import oip_pb2 as pb  # noqa: E402
 from tests.integration.upstreams import free_port, start_upstream  # noqa: E402
 
 TOKEN = "bench-token-0123456789abcdef"
@@ -91,8 +100,15 @@ def _wait(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not answer within {timeout} s")
 
 
+INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
 def write_config(
-    tmp: Path, upstream: str, sample_rate: float = 1.0, durability: str = "full"
+    tmp: Path,
+    upstream: str,
+    sample_rate: float = 1.0,
+    durability: str = "full",
+    grpc_upstream: str | None = None,
 ) -> Path:
     rng = np.random.default_rng(7)
     with (tmp / "reference.csv").open("w", newline="") as fh:
@@ -126,6 +142,13 @@ def write_config(
             }
         ],
     }
+    if grpc_upstream is not None:
+        cfg["models"][0]["grpc_proxy"] = {  # type: ignore[index]
+            "port": 0,
+            "upstream": grpc_upstream,
+            "input": "input-0",
+            "sample_rate": sample_rate,
+        }
     path = tmp / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -136,6 +159,68 @@ def request_body(rng: np.random.Generator) -> bytes:
     return json.dumps(
         {"inputs": [{"name": "input-0", "datatype": "FP64", "shape": [1, 3], "data": row}]}
     ).encode()
+
+
+def grpc_body(rng: np.random.Generator, model: str) -> bytes:
+    row = [float(rng.normal()), float(rng.gamma(2, 2)), float(rng.uniform(0, 10))]
+    t = pb.ModelInferRequest.InferInputTensor(name="input-0", datatype="FP64", shape=[1, 3])
+    t.contents.fp64_contents.extend(row)
+    return pb.ModelInferRequest(model_name=model, inputs=[t]).SerializeToString()
+
+
+async def interleaved_grpc(
+    targets: dict[str, str], bodies: list[bytes], rate: float, seconds: float
+) -> dict[str, list[float]]:
+    """As `interleaved`, for ModelInfer over gRPC (`targets`: host:port)."""
+    latencies: dict[str, list[float]] = {name: [] for name in targets}
+    channels = {name: grpc.aio.insecure_channel(t) for name, t in targets.items()}
+    calls = {name: ch.unary_unary(INFER) for name, ch in channels.items()}
+    try:
+
+        async def one(name: str, due: float, body: bytes) -> None:
+            await calls[name](body, timeout=30)
+            latencies[name].append(time.perf_counter() - due)
+
+        for i in range(20):
+            for name in targets:
+                await one(name, time.perf_counter(), bodies[i])
+        for values in latencies.values():
+            values.clear()
+        names, tasks = list(targets), []
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            order = names if i % 2 == 0 else names[::-1]
+            for j, name in enumerate(order):
+                due = start + (i + j / len(order)) / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(name, due, bodies[i % len(bodies)])))
+        await asyncio.gather(*tasks)
+    finally:
+        for ch in channels.values():
+            await ch.close()
+    return latencies
+
+
+async def grpc_throughput(target: str, body: bytes, seconds: float, concurrency: int) -> float:
+    """ModelInfer calls per second from `concurrency` callers, each one call at a time."""
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = channel.unary_unary(INFER)
+        for _ in range(20):
+            await call(body, timeout=30)
+        done = 0
+        end = time.perf_counter() + seconds
+
+        async def caller() -> None:
+            nonlocal done
+            while time.perf_counter() < end:
+                await call(body, timeout=30)
+                done += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(concurrency)))
+        return done / (time.perf_counter() - started)
 
 
 async def interleaved(
@@ -227,6 +312,34 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values) * 1e3, q))
 
 
+class Rounds:
+    """One transport's latency rounds: every round, and the quiet ones pooled."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.every: dict[str, list[float]] = {"direct": [], "tapped": []}
+        self.quiet: dict[str, list[float]] = {"direct": [], "tapped": []}
+        self.added: list[tuple[float, float]] = []  # each round's (p50, p99) difference
+
+    def add(self, n: int, got: dict[str, list[float]], steal: float | None, limit: float) -> None:
+        noisy = steal is not None and steal > limit
+        mark = "  (set aside: stolen CPU)" if noisy else ""
+        print(f"{n:<3} {self.name:<4} {_share(steal):>6} {_row(got)}{mark}", flush=True)
+        self.added.append(_added(got))
+        for name, values in got.items():
+            self.every[name] += values
+            if not noisy:
+                self.quiet[name] += values
+
+    def summary(self) -> tuple[float, float, str]:
+        if self.quiet["direct"]:
+            p50, p99 = _added(self.quiet)
+            return p50, p99, "quiet rounds pooled"
+        # a pooled p99 over rounds this noisy is one stall's; the median round is steadier
+        p50, p99 = (float(np.median([a[i] for a in self.added])) for i in (0, 1))
+        return p50, p99, "no quiet round: median of the rounds' differences; re-run quieter"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--upstream", default="mlserver", choices=["mlserver", "kserve", "echo"])
@@ -239,10 +352,13 @@ def main() -> None:
     ap.add_argument("--sample-rate", type=float, default=1.0, help="the tap's; goal is at 1.0")
     ap.add_argument("--durability", choices=["full", "normal"], default="full")
     ap.add_argument("--latency-only", action="store_true", help="skip the throughput phases")
+    ap.add_argument("--grpc", action="store_true", help="the gRPC tap too, beside HTTP")
     ap.add_argument(
         "--max-steal", type=float, default=0.05, help="rounds with more stolen CPU are set aside"
     )
     args = ap.parse_args()
+    if args.grpc and args.upstream == "echo":
+        raise SystemExit("--grpc needs a model server with a gRPC port: mlserver or kserve")
     ensure_wrk()
     rng = np.random.default_rng(1)
     bodies = [request_body(rng) for _ in range(1000)]
@@ -251,6 +367,7 @@ def main() -> None:
         f" interleaved; {args.rounds} rounds of {args.seconds:g} s; sampling {args.sample_rate:.0%}"
     )
     print(f"{'round':8} {'steal':>6} {'direct p50/p99':>16} {'tapped p50/p99':>16} {'added':>14}")
+    transports = [Rounds("http")] + ([Rounds("grpc")] if args.grpc else [])
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         server = None
@@ -260,37 +377,42 @@ def main() -> None:
         else:
             server = start_upstream(args.upstream, tmp / "upstream")
             up_url, model = server.url, server.model
+        grpc_upstream = server.grpc_target if args.grpc and server else None
         agent, _, taps = start_agent(
-            write_config(tmp, up_url, args.sample_rate, args.durability),
+            write_config(tmp, up_url, args.sample_rate, args.durability, grpc_upstream),
             {"AIMS_BENCH_TOKEN": TOKEN},
-            proxies=1,
+            proxies=1 + args.grpc,
         )
         path = f"/v2/models/{model}/infer"
+        grpc_bodies = [grpc_body(rng, model) for _ in range(1000)]
         try:
             targets = {"direct": up_url + path, "tapped": taps["credit"] + path}
-            every: dict[str, list[float]] = {"direct": [], "tapped": []}
-            quiet: dict[str, list[float]] = {"direct": [], "tapped": []}
-            added: list[tuple[float, float]] = []  # each round's (p50, p99) difference
+            grpc_targets = {"direct": grpc_upstream or "", "tapped": taps.get("grpc:credit", "")}
             first = cpu_ticks()
             for n in range(1, args.rounds + 1):
-                before = cpu_ticks()
-                got = asyncio.run(interleaved(targets, bodies, args.rate, args.seconds))
-                steal = steal_between(before, cpu_ticks())
-                noisy = steal is not None and steal > args.max_steal
-                mark = "  (set aside: stolen CPU)" if noisy else ""
-                print(f"{n:<8} {_share(steal):>6} {_row(got)}{mark}", flush=True)
-                added.append(_added(got))
-                for name, values in got.items():
-                    every[name] += values
-                    if not noisy:
-                        quiet[name] += values
-            print(f"{'all':8} {_share(steal_between(first, cpu_ticks())):>6} {_row(every)}")
-            if quiet["direct"]:
-                print(f"{'quiet':8} {'':>6} {_row(quiet)}")
-            rps: dict[str, list[float]] = {"direct": [], "tapped": []}
+                for rounds in transports:
+                    before = cpu_ticks()
+                    if rounds.name == "http":
+                        run = interleaved(targets, bodies, args.rate, args.seconds)
+                    else:
+                        run = interleaved_grpc(grpc_targets, grpc_bodies, args.rate, args.seconds)
+                    got = asyncio.run(run)
+                    rounds.add(n, got, steal_between(before, cpu_ticks()), args.max_steal)
+            whole = _share(steal_between(first, cpu_ticks()))
+            for rounds in transports:
+                print(f"all {rounds.name:<4} {whole:>6} {_row(rounds.every)}")
+                if rounds.quiet["direct"]:
+                    print(f"quiet {rounds.name:<4} {'':>4} {_row(rounds.quiet)}")
+            rps: dict[tuple[str, str], list[float]] = {}
             for _ in range(0 if args.latency_only else args.wrk_rounds):
                 for name, url in targets.items():
-                    rps[name].append(wrk(url, bodies[0], args.wrk_seconds, args.connections, tmp))
+                    got_rps = wrk(url, bodies[0], args.wrk_seconds, args.connections, tmp)
+                    rps.setdefault(("http", name), []).append(got_rps)
+                for name, target in grpc_targets.items() if args.grpc else ():
+                    run_rps = grpc_throughput(
+                        target, grpc_bodies[0], args.wrk_seconds, args.connections
+                    )
+                    rps.setdefault(("grpc", name), []).append(asyncio.run(run_rps))
         finally:
             agent.terminate()
             agent.wait(30)
@@ -299,18 +421,21 @@ def main() -> None:
             else:
                 echo.terminate()
                 echo.wait(10)
-    if quiet["direct"]:
-        p50, p99 = _added(quiet)
-        rounds = "quiet rounds pooled"
-    else:  # a pooled p99 over rounds this noisy is one stall's; the median round is steadier
-        p50, p99 = (float(np.median([a[i] for a in added])) for i in (0, 1))
-        rounds = "no quiet round: median of the rounds' differences; re-run on a quieter host"
-    print(f"added by the tap ({rounds}): p50 {p50:.3f} ms, p99 {p99:.3f} ms   (goal: 1, 3)")
+    for rounds in transports:
+        p50, p99, how = rounds.summary()
+        print(
+            f"{rounds.name}: added by the tap ({how}): p50 {p50:.3f} ms, p99 {p99:.3f} ms"
+            "   (goal: 1, 3)"
+        )
     if args.latency_only:
         return
-    d, t = float(np.mean(rps["direct"])), float(np.mean(rps["tapped"]))
-    print(f"max throughput ({args.connections} connections): direct {d:,.0f}/s, tapped {t:,.0f}/s")
-    print(f"tapped / direct: {t / d:.2f}   (goal: 0.80)")
+    for rounds in transports:
+        d = float(np.mean(rps[(rounds.name, "direct")]))
+        t = float(np.mean(rps[(rounds.name, "tapped")]))
+        print(
+            f"{rounds.name}: max throughput ({args.connections} connections): direct {d:,.0f}/s,"
+            f" tapped {t:,.0f}/s; tapped / direct: {t / d:.2f}   (goal: 0.80)"
+        )
 
 
 def _added(lat: dict[str, list[float]]) -> tuple[float, float]:

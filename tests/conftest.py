@@ -242,11 +242,12 @@ def persist(
     timestamps: list[float],
     *,
     now: float,
+    aliases: list[tuple[str, ...]] | None = None,
 ) -> None:
     """Offer a batch to a tumbling or sliding window and log what it sampled (model "m"); a
     batch that starts a new window or pane drops the log entries older than the window keeps."""
     before = window.start
-    s = window.offer(rows, ids, timestamps, now=now)
+    s = window.offer(rows, ids, timestamps, now=now, aliases=aliases or ())
     contents = Contents(
         window_start=s.window_start,
         seen=s.seen,
@@ -254,6 +255,7 @@ def persist(
         rows=[rows[p] for p in s.positions],
         ids=[ids[p] for p in s.positions],
         timestamps=[timestamps[p] for p in s.positions],
+        aliases=[aliases[p] for p in s.positions] if aliases else [],
     )
     rolled = s.window_start != before
     drop_before = s.window_start - window.horizon if rolled else None

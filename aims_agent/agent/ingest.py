@@ -188,7 +188,13 @@ class Ingest:
             raise BackpressureError(self.store.pending, retry_after=1.0)
         # offer and submit without an await between them: storage sees batches in window order
         epoch = self._epoch[name]
-        sampled = window.offer(decoded.rows, decoded.ids, decoded.timestamps, now=self.clock())
+        sampled = window.offer(
+            decoded.rows,
+            decoded.ids,
+            decoded.timestamps,
+            now=self.clock(),
+            aliases=decoded.aliases,
+        )
         # against what storage was last sent: a label join or a reject may have rolled it first
         rolled = sampled.window_start != self._stored_start.get(name)
         self._stored_start[name] = sampled.window_start
@@ -199,6 +205,7 @@ class Ingest:
             rows=[decoded.rows[p] for p in sampled.positions],
             ids=[decoded.ids[p] for p in sampled.positions],
             timestamps=[decoded.timestamps[p] for p in sampled.positions],
+            aliases=[decoded.aliases[p] for p in sampled.positions] if decoded.aliases else [],
         )
         write = append_batch(
             name, batch, drop_before=batch.window_start - window.horizon if rolled else None

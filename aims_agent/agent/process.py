@@ -15,8 +15,9 @@ from aims_agent.errors import AimsError
 def start_agent(
     config: Path, env: Mapping[str, str], *, log_level: str = "warning", proxies: int = 0
 ) -> tuple[subprocess.Popen[str], str, dict[str, str]]:
-    """The running agent, its URL and its proxy taps' URLs by model, read from the lines it
-    prints when it is ready (`proxies`: how many taps the config has)."""
+    """The running agent, its URL and its taps' URLs, read from the lines it prints when it is
+    ready (`proxies`: how many lines: one per model and tap). HTTP taps are keyed by model,
+    gRPC taps by `grpc:MODEL` (their URL is `host:port`)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -43,8 +44,9 @@ def start_agent(
 
 
 def parse_proxy_line(line: str) -> tuple[str, str]:
-    """`aims-agent proxy for MODEL listening on URL` -> (MODEL, URL)."""
+    """`aims-agent proxy for MODEL listening on URL` -> (MODEL, URL);
+    `aims-agent grpc-proxy for MODEL listening on HOST:PORT` -> (grpc:MODEL, HOST:PORT)."""
     words = line.split()
-    if len(words) != 7 or words[1:3] != ["proxy", "for"]:
+    if len(words) != 7 or words[1] not in ("proxy", "grpc-proxy") or words[2] != "for":
         raise AimsError(f"expected a proxy tap's listening line, got {line.strip()!r}")
-    return words[3], words[6]
+    return (words[3] if words[1] == "proxy" else f"grpc:{words[3]}"), words[6]

@@ -20,6 +20,7 @@ from aims_agent.config import DriftCheckConfig
 from aims_agent.errors import ReportError
 from aims_agent.exporters.evidence import record_run, save_attachment
 from aims_agent.exporters.prometheus import observe_run, restore_run
+from aims_agent.exporters.trustyai import Target, TrustyAISeries
 from aims_agent.metrics import Metrics
 from aims_agent.records import Assessment, Attachment, CheckRun, Verdict, WindowData
 from aims_agent.storage import queries
@@ -85,6 +86,18 @@ class Runner:
         self._idle = threading.Condition()
         self._in_flight = 0
         self._verdicts: dict[tuple[str, str], str] = {}
+        # TrustyAI-compatible series of the models that opt in
+        self.trustyai: dict[str, Target] = {
+            name: Target(
+                model=name,
+                model_id=mr.cfg.trustyai.model_id or name,
+                outcome=mr.cfg.schema_.prediction,
+                batch_size=mr.cfg.window.max_sample,
+            )
+            for name, mr in models.items()
+            if mr.cfg.trustyai is not None
+        }
+        self._series = TrustyAISeries(metrics.registry) if self.trustyai else None
 
     def run_check(self, name: str, check_id: str) -> RunOutcome:
         """Run one check on a snapshot of the model's window and record it. Blocking."""
@@ -105,6 +118,8 @@ class Runner:
         write = record_run(run, ctx, breach_rule(ctx.consecutive_breaches))
         mon_id, nc_id, opened = self.store.submit(write).result()
         observe_run(self.metrics, run)
+        if self._series is not None and name in self.trustyai:
+            self._series.observe(self.trustyai[name], run)
         outcome = RunOutcome(
             run=run, monitoring_record_id=mon_id, nonconformity_id=nc_id, opened=opened
         )
@@ -195,6 +210,8 @@ class Runner:
             self._verdicts[(name, check_id)] = latest["result"]["outcome"]
             try:
                 restore_run(self.metrics, name, check_id, latest, succeeded)
+                if self._series is not None and name in self.trustyai and succeeded is not None:
+                    self._series.restore(self.trustyai[name], check_id, succeeded)
             except (KeyError, TypeError, ValueError) as exc:  # a record this version cannot read
                 log.warning(
                     "gauges not restored: %r",

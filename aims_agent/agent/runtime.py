@@ -5,7 +5,7 @@ collectors' loops share.
     ├── models   per model: schema, reference, checks, evidence contexts (agent.models)
     ├── ingest   windows and durable ingest (agent.ingest)
     ├── runner   check execution and evidence (agent.runner)
-    └── kserve   KServe logger receivers (collectors.kserve)
+    └── loggers  payload-logger receivers: KServe, Seldon, ModelMesh (collectors.loggers)
 
 The one-shot `check` does not build this: it needs only a reference, checks and the evidence
 writer (agent.oneshot).
@@ -25,11 +25,12 @@ from aims_agent.agent.models import ModelRuntime, build_model, model_of, privaci
 from aims_agent.agent.reference import load_references
 from aims_agent.agent.runner import Runner
 from aims_agent.collectors.exchange import mapping_for
-from aims_agent.collectors.kserve import Event, KServeReceiver
+from aims_agent.collectors.logger_pairs import Receiver
+from aims_agent.collectors.loggers import Event
 from aims_agent.collectors.logtail import Position, follow
 from aims_agent.collectors.push import Decoded, Deliver, Reject
-from aims_agent.collectors.tap_drain import TapDrain
-from aims_agent.config import Config
+from aims_agent.collectors.tap_drain import Sink, TapDrain
+from aims_agent.config import Config, KServeLoggerConfig, ModelConfig
 from aims_agent.errors import UnknownModelError
 from aims_agent.metrics import Metrics
 from aims_agent.storage.samples import load_tail_position, save_tail_position
@@ -75,12 +76,19 @@ class Runtime:
         )
         self.runner.restore_gauges()
         self.runner.refresh_open_nonconformities()
-        self.kserve = {
-            m.name: KServeReceiver(
-                m.kserve_logger, self.models[m.name].schema, self.metrics, m.name
+        self.loggers = {
+            m.name: Receiver(
+                m.kserve_logger or KServeLoggerConfig(),
+                self.models[m.name].schema,
+                self.metrics,
+                m.name,
             )
             for m in cfg.models
-            if m.kserve_logger is not None
+            if m.kserve_logger is not None or m.trustyai is not None
+        }
+        # ModelMesh's model ids (TrustyAI's consumer) -> the monitored model
+        self.modelmesh = {
+            m.trustyai.model_id or m.name: m.name for m in cfg.models if m.trustyai is not None
         }
 
     def model(self, name: str) -> ModelRuntime:
@@ -98,9 +106,9 @@ class Runtime:
         """How a collector of model `name` counts records that failed validation."""
         return lambda n: self.ingest.reject_invalid(name, n)
 
-    async def kserve_event(self, name: str, event: Event) -> dict[str, int | str]:
-        """Pair a KServe logger CloudEvent with its other half; ingest the exchange once paired."""
-        receiver = self.kserve.get(name)
+    async def logger_event(self, name: str, event: Event) -> dict[str, int | str]:
+        """Pair a payload-logger event with its other half; ingest the inference once paired."""
+        receiver = self.loggers.get(name)
         if receiver is None:
             self.model(name)  # UnknownModelError for an unknown name
             raise UnknownModelError(f"model {name!r} has no kserve_logger configured")
@@ -132,18 +140,20 @@ class Runtime:
             model=name,
         )
 
-    def tap_drain(self, name: str) -> TapDrain:
-        """The drain of the model's proxy tap: decodes its samples and ingests them."""
-        mr = self.model(name)
-        assert mr.cfg.proxy is not None
-        return TapDrain(
-            name,
-            mapping_for(mr.cfg.proxy, mr.schema),
-            mr.schema,
-            self.metrics,
-            deliver=self.deliver(name),
-            reject=self.reject(name),
-        )
+    def tap_drain(self, models: list[ModelConfig], section: str) -> TapDrain:
+        """The drain of one tap (its `section`: proxy or grpc_proxy) of these models: decodes
+        their samples and ingests each model's."""
+        sinks = {}
+        for m in models:
+            mr = self.model(m.name)
+            tap = getattr(m, section)
+            sinks[m.name] = Sink(
+                mapping_for(tap, mr.schema),
+                mr.schema,
+                deliver=self.deliver(m.name),
+                reject=self.reject(m.name),
+            )
+        return TapDrain(sinks, self.metrics)
 
     def close(self, timeout: float = 10.0) -> None:
         """Wait for running checks (up to the deadline), then drain and close storage."""

@@ -28,7 +28,8 @@ from aims_agent.agent.runtime import Runtime
 from aims_agent.agent.scheduler import build_scheduler
 from aims_agent.config import Config
 
-if TYPE_CHECKING:  # aiohttp and httpx load only when proxies or notifications are configured
+if TYPE_CHECKING:  # aiohttp, grpc and httpx load only when taps or notifications are configured
+    from aims_agent.collectors.grpc_tap import GrpcTap
     from aims_agent.collectors.proxy import Tap
     from aims_agent.collectors.tap_drain import TapDrain
 
@@ -76,7 +77,9 @@ def url_of(sock: socket.socket) -> str:
 
 @dataclass(slots=True)
 class _Proxy:
-    model: str
+    """One HTTP tap listener and the models behind it."""
+
+    models: list[str]
     tap: Tap
     drain: TapDrain
     sock: socket.socket
@@ -84,17 +87,37 @@ class _Proxy:
     serving: asyncio.Task[None] | None = None
     draining: asyncio.Task[None] | None = None
 
+    @property
+    def url(self) -> str:
+        return url_of(self.sock)
+
+
+@dataclass(slots=True)
+class _GrpcProxy:
+    """One gRPC tap listener and the models behind it."""
+
+    models: list[str]
+    tap: GrpcTap
+    drain: TapDrain
+    draining: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        host = self.tap.cfg.host
+        return f"[{host}]:{self.tap.port}" if ":" in host else f"{host}:{self.tap.port}"
+
 
 def _proxies(cfg: Config, runtime: Runtime) -> list[_Proxy]:
-    if not any(m.proxy for m in cfg.models):
+    """One HTTP tap per listen address (a port shared by several models is one tap)."""
+    taps = cfg.taps("proxy")
+    if not taps:
         return []
     from aims_agent.collectors.proxy import Tap
 
     out = []
-    for m in cfg.models:
-        if m.proxy is None:
-            continue
-        tap = Tap(m.proxy, m.name, runtime.metrics, clock=runtime.clock)
+    for models in taps.values():
+        settings = {m.name: m.proxy for m in models if m.proxy is not None}
+        tap = Tap(settings, runtime.metrics, clock=runtime.clock)
         server = _Quiet(
             uvicorn.Config(
                 tap,
@@ -109,38 +132,65 @@ def _proxies(cfg: Config, runtime: Runtime) -> list[_Proxy]:
                 timeout_graceful_shutdown=int(max(1, cfg.agent.shutdown_timeout_seconds)),
             )
         )
-        sock = bind(m.proxy.host, m.proxy.port)
-        out.append(_Proxy(m.name, tap, runtime.tap_drain(m.name), sock, server))
+        sock = bind(tap.cfg.host, tap.cfg.port)
+        drain = runtime.tap_drain(models, "proxy")
+        out.append(_Proxy(list(settings), tap, drain, sock, server))
     return out
 
 
-async def _start_proxies(proxies: list[_Proxy]) -> None:
+def _grpc_proxies(cfg: Config, runtime: Runtime) -> list[_GrpcProxy]:
+    """One gRPC tap per listen address; bound when started (in the event loop)."""
+    taps = cfg.taps("grpc_proxy")
+    if not taps:
+        return []
+    from aims_agent.collectors.grpc_tap import GrpcTap
+
+    out = []
+    for models in taps.values():
+        settings = {m.name: m.grpc_proxy for m in models if m.grpc_proxy is not None}
+        tap = GrpcTap(settings, runtime.metrics, clock=runtime.clock)
+        out.append(_GrpcProxy(list(settings), tap, runtime.tap_drain(models, "grpc_proxy")))
+    return out
+
+
+async def _start_proxies(proxies: list[_Proxy], grpc: list[_GrpcProxy]) -> None:
     for p in proxies:
         await p.tap.start()
-        p.serving = asyncio.create_task(p.server.serve(sockets=[p.sock]), name=f"proxy {p.model}")
-        p.draining = asyncio.create_task(p.drain.run(p.tap), name=f"tap {p.model}")
+        name = ", ".join(p.models)
+        p.serving = asyncio.create_task(p.server.serve(sockets=[p.sock]), name=f"proxy {name}")
+        p.draining = asyncio.create_task(p.drain.run(p.tap.queue), name=f"tap {name}")
+    for g in grpc:
+        try:
+            await g.tap.start()
+        except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+            raise RuntimeError(f"gRPC tap of {', '.join(g.models)}: {exc}") from None
+        g.draining = asyncio.create_task(g.drain.run(g.tap.queue), name=f"grpc tap {g.models}")
     while not all(p.server.started for p in proxies):
         if any(p.serving is not None and p.serving.done() for p in proxies):
             raise RuntimeError("a proxy tap failed to start")
         await asyncio.sleep(0.01)
 
 
-async def _stop_proxies(proxies: list[_Proxy]) -> None:
+async def _stop_proxies(proxies: list[_Proxy], grpc: list[_GrpcProxy], grace: float) -> None:
     """Stop accepting, let in-flight requests finish, then ingest what the taps still hold."""
     for p in proxies:
         p.server.should_exit = True
-    await asyncio.gather(*(p.serving for p in proxies if p.serving), return_exceptions=True)
-    for p in proxies:
-        if p.draining is not None:
-            p.draining.cancel()
-            await asyncio.gather(p.draining, return_exceptions=True)
+    stopping = [g.tap.stop(grace) for g in grpc]
+    await asyncio.gather(
+        *(p.serving for p in proxies if p.serving), *stopping, return_exceptions=True
+    )
+    taps: list[_Proxy | _GrpcProxy] = [*proxies, *grpc]
+    for t in taps:
+        if t.draining is not None:
+            t.draining.cancel()
+            await asyncio.gather(t.draining, return_exceptions=True)
         try:
-            await p.drain.flush(p.tap)
+            await t.drain.flush(t.tap.queue)
         except Exception:  # noqa: BLE001 - the other taps still close
-            log.exception("proxy tap of %s: samples not flushed at shutdown", p.model)
-        finally:
-            await p.tap.close()
-            p.sock.close()
+            log.exception("tap of %s: samples not flushed at shutdown", ", ".join(t.models))
+    for p in proxies:
+        await p.tap.close()
+        p.sock.close()
 
 
 def _secrets(cfg: Config, environ: Mapping[str, str]) -> dict[str, bytes]:
@@ -156,10 +206,12 @@ def serve(
 ) -> None:
     """Run until SIGTERM / SIGINT. Raises ConfigError before binding if tokens are missing.
 
-    `announce` gets a line with the API's URL, then a line per proxy tap."""
+    `announce` gets a line with the API's URL, then a line per model and tap (HTTP, then gRPC),
+    `aims-agent proxy for MODEL listening on URL` / `aims-agent grpc-proxy for MODEL listening
+    on HOST:PORT`."""
     tokens = resolve_tokens(cfg, environ)
     secrets = _secrets(cfg, environ)
-    if any(m.proxy for m in cfg.models):
+    if any(m.proxy or m.grpc_proxy for m in cfg.models):
         # the storage writer and check threads hand the GIL back to the event loop within 1 ms
         # (default 5 ms), so a proxied request never waits long behind them
         sys.setswitchinterval(0.001)
@@ -169,10 +221,12 @@ def serve(
     sock = bind(cfg.agent.host, cfg.agent.port)
     url = url_of(sock)
     proxies = _proxies(cfg, runtime)
+    grpc = _grpc_proxies(cfg, runtime)
+    grace = cfg.agent.shutdown_timeout_seconds
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await _start_proxies(proxies)
+        await _start_proxies(proxies, grpc)
         scheduler.start()
         tasks = [
             asyncio.create_task(runtime.tail_log(m.name), name=f"tail {m.name}")
@@ -187,6 +241,12 @@ def serve(
             clock=runtime.clock,
         )
         tasks.append(asyncio.create_task(chores, name="housekeeping"))
+        if runtime.loggers:
+            from aims_agent.collectors.logger_pairs import expire_pending
+
+            pending = {name: r.pending for name, r in runtime.loggers.items()}
+            expiry = expire_pending(pending, runtime.metrics, clock=runtime.clock)
+            tasks.append(asyncio.create_task(expiry, name="logger pairs"))
         if cfg.agent.notifications:
             from aims_agent.exporters.notify import Notifier
 
@@ -195,17 +255,19 @@ def serve(
             tasks.append(asyncio.create_task(notifier.run(), name="notifications"))
         ready["value"] = True
         log.info("aims-agent listening on %s", url)
-        for p in proxies:
-            log.info("proxy tap of %s listening on %s", p.model, url_of(p.sock))
+        lines = [("proxy", m, t.url) for t in proxies for m in t.models]
+        lines += [("grpc-proxy", m, t.url) for t in grpc for m in t.models]
+        for kind, model, where in lines:
+            log.info("%s tap of %s listening on %s", kind, model, where)
         if announce:
             announce(f"aims-agent listening on {url}")
-            for p in proxies:
-                announce(f"aims-agent proxy for {p.model} listening on {url_of(p.sock)}")
+            for kind, model, where in lines:
+                announce(f"aims-agent {kind} for {model} listening on {where}")
         try:
             yield
         finally:
             ready["value"] = False
-            await _stop_proxies(proxies)
+            await _stop_proxies(proxies, grpc, grace)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

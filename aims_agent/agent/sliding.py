@@ -90,13 +90,19 @@ class SlidingWindow:
     # changes ------------------------------------------------------------------------------
 
     def offer(
-        self, rows: Sequence[Row], ids: Sequence[str], timestamps: Sequence[float], *, now: float
+        self,
+        rows: Sequence[Row],
+        ids: Sequence[str],
+        timestamps: Sequence[float],
+        *,
+        now: float,
+        aliases: Sequence[tuple[str, ...]] = (),
     ) -> Sampled:
         with self._lock:
             start = self.window_start(now)
             pane = self._pane(start)
             self._live(now)
-        return pane.offer(rows, ids, timestamps, now=now)
+        return pane.offer(rows, ids, timestamps, now=now, aliases=aliases)
 
     def label(
         self,

@@ -119,7 +119,8 @@ class Window:
         self._cols: list[np.ndarray] = []
         self._ts = np.zeros(0)
         self._ids: list[str] = []
-        self._slot_of: dict[str, int] = {}  # record id -> slot, to join late labels
+        self._aliases: dict[int, tuple[str, ...]] = {}  # slot -> the record's other ids
+        self._slot_of: dict[str, int] = {}  # record id or alias -> slot, to join late labels
         self._grow(0)
 
     def window_start(self, now: float) -> float:
@@ -149,11 +150,21 @@ class Window:
         if start != self.start:
             self.start, self.seen, self.size, self.rejected = start, 0, 0, 0
             self._slot_of.clear()
+            self._aliases.clear()
 
     def offer(
-        self, rows: Sequence[Row], ids: Sequence[str], timestamps: Sequence[float], *, now: float
+        self,
+        rows: Sequence[Row],
+        ids: Sequence[str],
+        timestamps: Sequence[float],
+        *,
+        now: float,
+        aliases: Sequence[tuple[str, ...]] = (),
     ) -> Sampled:
-        """Algorithm R over a batch: row i is kept with probability capacity / (seen + i + 1)."""
+        """Algorithm R over a batch: row i is kept with probability capacity / (seen + i + 1).
+
+        `aliases` (empty, or one tuple per row) are other ids a row's record is known by; a
+        label joins under any of them."""
         with self._lock:
             self._roll(now)
             m = len(rows)
@@ -180,6 +191,7 @@ class Window:
                 [ids[p] for p in kept_pos],
                 [timestamps[p] for p in kept_pos],
                 kept_slot,
+                [aliases[p] for p in kept_pos] if aliases else (),
             )
             return Sampled(
                 window_start=self.start,
@@ -194,6 +206,7 @@ class Window:
         ids: Sequence[str],
         timestamps: Sequence[float],
         slots: np.ndarray,
+        aliases: Sequence[tuple[str, ...]] = (),
     ) -> None:
         if not rows:
             return
@@ -205,11 +218,16 @@ class Window:
             else:
                 self._cols[i][slots] = self._vocab[c.name].encode(values)
         self._ts[slots] = timestamps
-        slot_of = self._slot_of
-        for s, rid in zip(slots.tolist(), ids, strict=True):
-            if slot_of.get(self._ids[s]) == s:
-                del slot_of[self._ids[s]]
+        slot_of, known = self._slot_of, self._aliases
+        for i, (s, rid) in enumerate(zip(slots.tolist(), ids, strict=True)):
+            for old in (self._ids[s], *known.pop(s, ())):  # the record this one replaces
+                if slot_of.get(old) == s:
+                    del slot_of[old]
             self._ids[s] = rid
+            if aliases and aliases[i]:
+                known[s] = aliases[i]
+                for alias in aliases[i]:
+                    slot_of[alias] = s
             slot_of[rid] = s
 
     def label(
@@ -253,11 +271,19 @@ class Window:
                 rows=self._rows_of(slots),
                 ids=[self._ids[s] for s in slots],
                 timestamps=[float(self._ts[s]) for s in slots],
+                aliases=self._aliases_of(slots),
             )
             return Labelled(batches=(contents,) if slots else (), unknown=unknown, expired=expired)
 
     def holds(self, record_id: str) -> bool:
+        """Whether a sampled record has this id (or alias)."""
         return record_id in self._slot_of
+
+    def _aliases_of(self, slots: Sequence[int]) -> list[tuple[str, ...]]:
+        """The aliases of these slots' records; [] when none has any (the common case)."""
+        if not any(s in self._aliases for s in slots):
+            return []
+        return [self._aliases.get(s, ()) for s in slots]
 
     def _rows_of(self, slots: Sequence[int]) -> list[Row]:
         """Rows of the given slots as cells (numbers, text labels, None for missing)."""
@@ -285,7 +311,8 @@ class Window:
                 self.size = min(self.capacity, e.seen)
                 if e.slots:
                     self._grow(max(e.slots) + 1)
-                    self._write(e.rows, e.ids, e.timestamps, np.asarray(e.slots, dtype=np.int64))
+                    slots = np.asarray(e.slots, dtype=np.int64)
+                    self._write(e.rows, e.ids, e.timestamps, slots, e.aliases)
 
     def export(self) -> Snapshot:
         """A copy of the whole window as arrays, for a snapshot in storage."""
@@ -300,6 +327,7 @@ class Window:
                     c.name: self._cols[i][:n].copy() for i, c in enumerate(self.schema.columns)
                 },
                 vocabularies={name: tuple(v.labels) for name, v in self._vocab.items()},
+                aliases=self._aliases_of(range(n)),
             )
 
     def restore(self, snap: Snapshot) -> None:
@@ -318,7 +346,9 @@ class Window:
                 self._cols[i][:n] = values
             self._ts[:n] = snap.timestamps
             self._ids[:n] = snap.ids
-            self._slot_of = {rid: s for s, rid in enumerate(snap.ids)}
+            self._aliases = {s: a for s, a in enumerate(snap.aliases) if a}
+            self._slot_of = {a: s for s, names in self._aliases.items() for a in names}
+            self._slot_of.update({rid: s for s, rid in enumerate(snap.ids)})
 
     def snapshot(self, *, now: float) -> WindowData:
         """A copy of the current window, safe to read from a worker thread."""

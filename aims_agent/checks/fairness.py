@@ -9,6 +9,8 @@ outcome, true outcome), and every per-group rate and disparity comes from that t
   largest minus the smallest group rate, a `_ratio` the smallest over the largest. Equalized
   odds takes the worse of its TPR and FPR disparity (fairlearn's `agg="worst_case"`).
 
+Between named privileged and unprivileged groups (`groups`): TrustyAI's SPD and DIR (`parity`).
+
 The four-fifths rule of US employment practice is `demographic_parity_ratio >= 0.8`, the
 default limit. A group rate takes part only when its own denominator (rows with a prediction,
 labelled rows, labelled positives or labelled negatives) holds `min_group_size` rows; smaller
@@ -24,6 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
+from aims_agent.checks import parity
 from aims_agent.checks.base import Reference, limit_threshold, register, unknown_metrics
 from aims_agent.config import FairnessCheckConfig, Limit, SchemaConfig
 from aims_agent.records import ColumnKind, Measurement, Threshold, WindowData
@@ -184,12 +187,16 @@ class _Result:
     eligible: dict[str, list[int]]  # rate -> group codes large enough for it
 
 
-def _num(x: float) -> float | None:
-    return None if math.isnan(x) else x  # NaN is not JSON
+def _labels(vocab: tuple[str, ...], t: _Table) -> list[str]:
+    """The category label of each group code of a table."""
+    return [vocab[i] if i < len(vocab) else f"#{i}" for i in range(len(t.rows))]
 
 
 def _problems(where: str, check: FairnessCheckConfig, schema: SchemaConfig) -> list[str]:
-    problems = unknown_metrics(where, check.metrics, METRICS)
+    problems = unknown_metrics(where, check.metrics, {**METRICS, **parity.PAIR_METRICS})
+    pairs = [m for m in check.metrics if m in parity.PAIR_METRICS]
+    if pairs and not check.groups:
+        problems += [f"{where}.metrics.{m}: needs groups (privileged, unprivileged)" for m in pairs]
     if not schema.label:
         problems += [
             f"{where}.metrics.{m}: needs schema.label" for m in check.metrics if m in NEEDS_LABEL
@@ -201,6 +208,9 @@ def _problems(where: str, check: FairnessCheckConfig, schema: SchemaConfig) -> l
         f"{where}.sensitive.{a}: not in schema.sensitive"
         for a in attrs
         if a not in schema.sensitive
+    ]
+    problems += [
+        f"{where}.groups.{a}: not a sensitive attribute" for a in check.groups if a not in attrs
     ]
     return problems
 
@@ -225,8 +235,13 @@ class FairnessCheck:
         self.reference_values: dict[tuple[str, str], float] = {}
         if any(limit.relative for limit in cfg.metrics.values()):
             for attr, table in self._tables(reference.columns, reference.vocabularies).items():
+                labels = _labels(reference.vocabularies.get(attr, ()), table)
                 for name in cfg.metrics:
-                    self.reference_values[attr, name] = self._disparity(name, table).value
+                    if name not in parity.PAIR_METRICS:
+                        self.reference_values[attr, name] = self._disparity(name, table).value
+                    elif attr in cfg.groups:
+                        pair = self._pair_result(attr, name, table, labels)
+                        self.reference_values[attr, name] = pair.value
 
     def _tables(
         self, columns: Mapping[str, np.ndarray], vocabularies: Mapping[str, tuple[str, ...]]
@@ -269,12 +284,34 @@ class FairnessCheck:
     def run(self, window: WindowData) -> list[Measurement]:
         out: list[Measurement] = []
         for attr, t in self._tables(window.columns, window.vocabularies).items():
-            vocab = window.vocabularies.get(attr, ())
-            labels = [vocab[i] if i < len(vocab) else f"#{i}" for i in range(len(t.rows))]
+            labels = _labels(window.vocabularies.get(attr, ()), t)
             out += self._groups(attr, t, labels)
             for name, limit in self.cfg.metrics.items():
-                out.append(self._headline(attr, name, limit, t, labels))
+                if name not in parity.PAIR_METRICS:
+                    out.append(self._headline(attr, name, limit, t, labels))
+                elif attr in self.cfg.groups:
+                    out.append(self._pair_headline(attr, name, limit, t, labels))
         return out
+
+    def _pair_result(self, attr: str, name: str, t: _Table, labels: list[str]) -> parity.PairResult:
+        pair, size = self.cfg.groups[attr], self.cfg.min_group_size
+        return parity.pair_result(name, t.selected, t.predicted, labels, pair, min_group_size=size)
+
+    def _pair_headline(
+        self, attr: str, name: str, limit: Limit, t: _Table, labels: list[str]
+    ) -> Measurement:
+        ref = self.reference_values.get((attr, name))
+        return parity.pair_measurement(
+            self._pair_result(attr, name, t, labels),
+            check_id=self.id,
+            attr=attr,
+            name=name,
+            limit=limit,
+            cfg=self.cfg,
+            reference=ref,
+            n_reference=self.n_reference if ref is not None else 0,
+            min_samples=self.min_samples,
+        )
 
     def _groups(self, attr: str, t: _Table, labels: list[str]) -> list[Measurement]:
         """Per-group size and rates: informational, insufficient data below `min_group_size`."""
@@ -318,7 +355,7 @@ class FairnessCheck:
             "min_group_size": self.cfg.min_group_size,
             "groups": [labels[g] for g in used],
             "group_rates": {
-                r: {labels[g]: _num(float(rates[r][0][g])) for g in res.eligible[r]}
+                r: {labels[g]: parity.num(float(rates[r][0][g])) for g in res.eligible[r]}
                 for r in metric.rates
             },
             # groups left out of a rate, with that rate's denominator (rows it would rest on)
@@ -334,7 +371,7 @@ class FairnessCheck:
         if len(res.parts) > 1:
             params["agg"] = "worst_case"
             params["components"] = {
-                f"{r}_{metric.comparison}": _num(v) for r, v in res.parts.items()
+                f"{r}_{metric.comparison}": parity.num(v) for r, v in res.parts.items()
             }
         if metric.rule is not None:
             rule, bound = metric.rule
@@ -343,7 +380,7 @@ class FairnessCheck:
             params["note"] = "needs a label column (schema.label)"
         ref = self.reference_values.get((attr, name))
         if ref is not None:
-            params["reference_value"] = _num(ref)
+            params["reference_value"] = parity.num(ref)
         return Measurement(
             check_id=self.id,
             kind=self.kind,

@@ -49,14 +49,26 @@ def decode_exchange(
     path: str,
     request_id: str | None,
     now: float,
+    echoed_id: str | None = None,
+    header_lengths: tuple[int | None, int | None] = (None, None),
 ) -> Decoded:
     """Records of one exchange, validated like pushed records; ProtocolError if undecodable."""
     records = protocols.decode(
-        protocol, request, response, path=path, mapping=mapping, request_id=request_id
+        protocol,
+        request,
+        response,
+        path=path,
+        mapping=mapping,
+        request_id=request_id,
+        echoed_id=echoed_id,
+        header_lengths=header_lengths,
     )
     rows, ids, stamps, errors = [], [], [], []
+    aliases: list[tuple[str, ...]] = []
     categorical = [c.name for c in schema.features if c.kind == "categorical"]
     for index, rec in enumerate(records):
+        others = rec.pop("aliases", ())
+        assert isinstance(others, list | tuple)
         features = rec.get("features")
         if isinstance(features, dict):  # a float tensor carries category codes as 1.0, 2.0
             for name in categorical:
@@ -74,5 +86,8 @@ def decode_exchange(
             continue
         rows.append(schema.row(record))
         ids.append(schema.record_id(record.id))
+        aliases.append(tuple(schema.record_id(a) for a in others))
         stamps.append(epoch(record.timestamp, default=now))
-    return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors)
+    if not any(aliases):
+        aliases = []
+    return Decoded(rows=rows, ids=ids, timestamps=stamps, errors=errors, aliases=aliases)

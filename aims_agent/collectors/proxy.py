@@ -13,25 +13,28 @@ The upstream client is aiohttp's: on one core it carries several times the reque
 second of httpx's async client (measured with `wrk` against a trivial upstream), which decides
 whether the tap keeps up with the model server.
 
+One tap may serve several models (a multi-model server on one port): each call goes to the
+model its path names (`/v2/models/{name}/...`, `/v1/models/{name}:predict`) or whose
+`inference_path` it is (`collectors.tap.Routes`); a call naming no configured model passes
+through unsampled and is counted under the model label "".
+
 A sampled exchange with a 2xx answer is queued after its response has been sent and decoded
-later by the runtime's `drain_tap` task, so decoding and storage are never on the response path.
-The queue is bounded in bytes: when it is full, or storage pushes back, the sample is dropped
-and counted; the request itself never waits for the monitor.
+later by the tap's drain (`collectors.tap_drain`), so decoding and storage are never on the
+response path. The queue is bounded in bytes: when it is full, or storage pushes back, the
+sample is dropped and counted; the request itself never waits for the monitor. The exchange
+keeps what decoding needs besides the bodies: both content encodings, the binary data
+extension's `Inference-Header-Content-Length`s, and the request id the client sent or, when it
+sent none, the one the tap made up and returned.
 """
 
 from __future__ import annotations
 
-import asyncio
-import gzip
 import logging
 import os
 import random
 import re
 import time
-import zlib
-from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 import aiohttp
@@ -40,6 +43,7 @@ from yarl import URL
 
 from aims_agent.collectors import protocols
 from aims_agent.collectors.protocols._core import clean_path
+from aims_agent.collectors.tap import UNROUTED, Exchange, ExchangeQueue, Routes
 from aims_agent.config import ProxyConfig
 from aims_agent.errors import ClientGoneError
 from aims_agent.metrics import Metrics
@@ -68,66 +72,57 @@ HOP_BY_HOP = frozenset(
 _MODEL_IN_PATH = re.compile(r"/v[12]/models/([^/:]+)")
 _json = msgspec.json.Encoder()
 _WHOLE = 1 << 20  # responses up to this Content-Length are read whole before answering
+_JSON_LENGTH = b"inference-header-content-length"  # the binary data extension's
 
 
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One sampled request / response pair, waiting to be decoded."""
+_OUTCOMES = (
+    "forwarded",
+    "upstream_unreachable",
+    "upstream_timeout",
+    "upstream_broken",
+    "too_large",
+    "client_gone",
+)
 
-    protocol: str
-    encoding: str  # the response's Content-Encoding ("" for none)
-    path: str
-    request_id: str | None  # the client's, or None when the proxy generated it
-    request: bytes
-    response: bytes  # as the upstream sent it; `decoded()` undoes its content encoding
-    received_at: float
 
-    def decoded(self) -> bytes:
-        """The response body without its content encoding; ValueError if it cannot be undone."""
-        if self.encoding in ("", "identity"):
-            return self.response
-        return _decompress(self.response, self.encoding)
+class _Counters:
+    """One model's (or the unrouted calls') series, bound once."""
 
-    @property
-    def size(self) -> int:
-        return len(self.request) + len(self.response)
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self.requests = {o: metrics.proxy_requests.labels(model, o) for o in _OUTCOMES}
+        self.samples = {
+            o: metrics.proxy_samples.labels(model, o)
+            for o in ("not_sampled", "not_inference", "not_2xx", "dropped", "unknown_model")
+        }
+        self.latency = metrics.proxy_upstream.labels(model)
 
 
 class Tap:
-    """The ASGI app of one model's proxy. `start()` opens the upstream pool, `close()` ends it."""
+    """The ASGI app of one listener's proxy, for the models behind it. `start()` opens the
+    upstream pool, `close()` ends it; sampled exchanges wait in `queue`."""
 
     def __init__(
         self,
-        cfg: ProxyConfig,
-        model: str,
+        models: Mapping[str, ProxyConfig],
         metrics: Metrics,
         *,
         clock: Callable[[], float] = time.time,
         chance: Callable[[], float] = random.random,
     ) -> None:
-        self.cfg, self.model, self.clock, self.chance = cfg, model, clock, chance
-        self.metrics = metrics
+        self.routes = Routes(models)
+        self.cfg = cfg = self.routes.first  # the listener's settings, the same for all
+        self.clock, self.chance, self.metrics = clock, chance, metrics
         self.upstream = cfg.upstream.rstrip("/")
+        self.queue = ExchangeQueue(cfg.max_queued_bytes)
         self._id_header = cfg.id_header.lower().encode("latin-1")
-        self._requests = {
-            o: metrics.proxy_requests.labels(model, o)
-            for o in (
-                "forwarded",
-                "upstream_unreachable",
-                "upstream_timeout",
-                "upstream_broken",
-                "too_large",
-                "client_gone",
-            )
+        self._counters = {name: _Counters(metrics, name) for name in models}
+        self._owner = UNROUTED if self.routes.shared else next(iter(models))
+        self._counters.setdefault(self._owner, _Counters(metrics, self._owner))
+        self._paths = {
+            c.inference_path.rstrip("/"): name
+            for name, c in models.items()
+            if c.inference_path is not None
         }
-        self._not_sampled = metrics.proxy_samples.labels(model, "not_sampled")
-        self._not_inference = metrics.proxy_samples.labels(model, "not_inference")
-        self._not_2xx = metrics.proxy_samples.labels(model, "not_2xx")
-        self._dropped = metrics.proxy_samples.labels(model, "dropped")
-        self._latency = metrics.proxy_upstream.labels(model)
-        self._queue: deque[Exchange] = deque()
-        self._queued_bytes = 0
-        self._ready = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
 
     # lifecycle -------------------------------------------------------------------------------
@@ -150,57 +145,22 @@ class Tap:
             await self._session.close()
             self._session = None
 
-    # the queue of sampled exchanges ------------------------------------------------------------
-
-    def take(self, limit: int) -> list[Exchange]:
-        """Up to `limit` queued exchanges, oldest first."""
-        out: list[Exchange] = []
-        while self._queue and len(out) < limit:
-            ex = self._queue.popleft()
-            self._queued_bytes -= ex.size
-            out.append(ex)
-        if not self._queue:
-            self._ready.clear()
-        return out
-
-    async def wait(self) -> None:
-        """Until an exchange is queued."""
-        await self._ready.wait()
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def _enqueue(self, ex: Exchange) -> None:
-        if self._queued_bytes + ex.size > self.cfg.max_queued_bytes:
-            self._dropped.inc()
-            return
-        self._queue.append(ex)
-        self._queued_bytes += ex.size
-        self._ready.set()
-
     # routing ---------------------------------------------------------------------------------
 
-    def protocol_for(self, method: str, path: str) -> str | None:
-        """The protocol to decode this request with, or None when it is not an inference call
-        of the monitored model (health, metadata, another model on the same server)."""
-        if method != "POST":
-            return None
+    def route(self, method: str, path: str) -> tuple[str | None, str | None]:
+        """(model, protocol) of a call: the model it is for (None: a model not configured) and
+        the protocol to decode it with (None: not an inference call)."""
+        if not self.routes.shared:
+            return self._owner, protocol_for(self.cfg, method, path)
         clean = clean_path(path)
-        cfg = self.cfg
-        if cfg.inference_path is not None and clean != cfg.inference_path.rstrip("/"):
-            return None
-        name: str | None = cfg.protocol
-        if name == "auto":
-            name = protocols.detect(clean)
-        elif cfg.inference_path is None:
-            route = protocols.PROTOCOLS[cfg.protocol].route
-            if route is not None and not route.search(clean):
-                return None
-        if name is not None and cfg.upstream_model is not None:
+        model = self._paths.get(clean)
+        if model is None:
             found = _MODEL_IN_PATH.search(clean)
-            if found is not None and found.group(1) != cfg.upstream_model:
-                return None
-        return name
+            model = self.routes.model_named(found.group(1)) if found else None
+        if model is not None:
+            return model, protocol_for(self.routes.models[model], method, path)
+        inference = method == "POST" and protocols.detect(clean) is not None
+        return None, "unrouted" if inference else None
 
     # the ASGI app ----------------------------------------------------------------------------
 
@@ -211,6 +171,8 @@ class Tap:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode()
         query: bytes = scope.get("query_string", b"")
         target = raw_path + (b"?" + query if query else b"")
+        model, protocol = self.route(method, scope["path"])
+        counters = self._counters[self._owner if model is None else model]
 
         headers: list[tuple[str, str]] = []
         request_id: bytes | None = None
@@ -238,19 +200,22 @@ class Tap:
         try:
             body = await self._read_body(receive)
         except ClientGoneError:  # a partial request is never forwarded
-            self._requests["client_gone"].inc()
+            counters.requests["client_gone"].inc()
             return
         if body is None:
-            self._requests["too_large"].inc()
+            counters.requests["too_large"].inc()
             await _error(send, 413, f"request body exceeds {self.cfg.max_body_bytes} bytes", echo)
             return
 
-        protocol = self.protocol_for(method, scope["path"])
-        sampled = protocol is not None and self.chance() < self.cfg.sample_rate
+        sampled = False
         if protocol is None:
-            self._not_inference.inc()
-        elif not sampled:
-            self._not_sampled.inc()
+            counters.samples["not_inference"].inc()
+        elif model is None:
+            counters.samples["unknown_model"].inc()
+        elif self.chance() < self.routes.models[model].sample_rate:
+            sampled = True
+        else:
+            counters.samples["not_sampled"].inc()
 
         assert self._session is not None, "Tap.start() was not awaited"
         url = URL(self.upstream + target.decode("latin-1"), encoded=True)
@@ -260,9 +225,9 @@ class Tap:
                 method, url, headers=headers, data=body, allow_redirects=False
             )
         except (TimeoutError, aiohttp.ClientError) as exc:
-            await self._upstream_failed(send, exc, echo, "unreachable")
+            await _upstream_failed(send, exc, echo, "unreachable", counters)
             return
-        self._latency.observe(time.perf_counter() - started)
+        counters.latency.observe(time.perf_counter() - started)
 
         out, echoed = [], False
         for k, v in upstream.raw_headers:
@@ -281,58 +246,36 @@ class Tap:
                 try:
                     whole = await upstream.read()
                 except (TimeoutError, aiohttp.ClientError) as exc:
-                    await self._upstream_failed(send, exc, echo, "broken")
+                    await _upstream_failed(send, exc, echo, "broken", counters)
                     return
                 await send(start)
                 await send({"type": "http.response.body", "body": whole, "more_body": False})
             else:
-                whole = await self._stream(upstream, start, send, keep)
+                whole = await _stream(upstream, start, send, keep, counters)
         finally:
             upstream.release()
-        self._requests["forwarded"].inc()
+        counters.requests["forwarded"].inc()
         if sampled and not keep:
-            self._not_2xx.inc()
-        if keep and protocol is not None:  # (keep implies a protocol; this tells mypy)
-            self._enqueue(
-                Exchange(
-                    protocol=protocol,
-                    encoding=upstream.headers.get("Content-Encoding", "").lower(),
-                    path=scope["path"],
-                    request_id=None if generated else request_id.decode("latin-1"),
-                    request=body,
-                    response=whole,
-                    received_at=self.clock(),
-                )
+            counters.samples["not_2xx"].inc()
+        if keep and model is not None and protocol is not None:  # (keep implies both)
+            ex = Exchange(
+                model=model,
+                protocol=protocol,
+                path=scope["path"],
+                request=body,
+                response=whole,
+                received_at=self.clock(),
+                request_id=None if generated else request_id.decode("latin-1"),
+                echoed_id=request_id.decode("latin-1") if generated else None,
+                request_encoding=_header(scope["headers"], b"content-encoding") or "",
+                response_encoding=upstream.headers.get("Content-Encoding", ""),
+                header_lengths=(
+                    _length(_header(scope["headers"], _JSON_LENGTH)),
+                    _length(upstream.headers.get(_JSON_LENGTH.decode())),
+                ),
             )
-
-    async def _upstream_failed(
-        self, send: Send, exc: Exception, echo: tuple[bytes, bytes], otherwise: str
-    ) -> None:
-        """Answer 504 for a timeout, else 502 for an upstream `otherwise` (unreachable, or a
-        response broken off before any of it was passed on), and count it."""
-        if isinstance(exc, TimeoutError):
-            self._requests["upstream_timeout"].inc()
-            await _error(send, 504, f"upstream timed out: {_describe(exc)}", echo)
-        else:
-            self._requests[f"upstream_{otherwise}"].inc()
-            await _error(send, 502, f"upstream {otherwise}: {_describe(exc)}", echo)
-
-    async def _stream(
-        self, upstream: aiohttp.ClientResponse, start: Message, send: Send, keep: bool
-    ) -> bytes:
-        """Pass a large or unsized response on as it arrives; returns it whole if `keep`."""
-        captured: list[bytes] = []
-        try:
-            await send(start)
-            async for chunk in upstream.content.iter_any():
-                if keep:
-                    captured.append(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (aiohttp.ClientError, TimeoutError):
-            self._requests["upstream_broken"].inc()
-            raise  # the client sees the connection end mid-response
-        return b"".join(captured)
+            if not self.queue.put(ex):
+                counters.samples["dropped"].inc()
 
     async def _read_body(self, receive: Receive) -> bytes | None:
         """The whole request body, or None (after reading it to the end) if it is too large.
@@ -353,20 +296,75 @@ class Tap:
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def _upstream_failed(
+    send: Send, exc: Exception, echo: tuple[bytes, bytes], otherwise: str, counters: _Counters
+) -> None:
+    """Answer 504 for a timeout, else 502 for an upstream `otherwise` (unreachable, or a
+    response broken off before any of it was passed on), and count it."""
+    if isinstance(exc, TimeoutError):
+        counters.requests["upstream_timeout"].inc()
+        await _error(send, 504, f"upstream timed out: {_describe(exc)}", echo)
+    else:
+        counters.requests[f"upstream_{otherwise}"].inc()
+        await _error(send, 502, f"upstream {otherwise}: {_describe(exc)}", echo)
+
+
+async def _stream(
+    upstream: aiohttp.ClientResponse, start: Message, send: Send, keep: bool, counters: _Counters
+) -> bytes:
+    """Pass a large or unsized response on as it arrives; returns it whole if `keep`."""
+    captured: list[bytes] = []
+    try:
+        await send(start)
+        async for chunk in upstream.content.iter_any():
+            if keep:
+                captured.append(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+    except (aiohttp.ClientError, TimeoutError):
+        counters.requests["upstream_broken"].inc()
+        raise  # the client sees the connection end mid-response
+    return b"".join(captured)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _length(value: str | None) -> int | None:
+    """An Inference-Header-Content-Length; a malformed one is taken as absent (the body is
+    then read as JSON, and fails to decode if it is not)."""
+    return int(value) if value is not None and value.strip().isdigit() else None
+
+
+def protocol_for(cfg: ProxyConfig, method: str, path: str) -> str | None:
+    """The protocol to decode a call of this model with, or None when it is not one of its
+    inference calls (health, metadata, another model on the same server)."""
+    if method != "POST":
+        return None
+    clean = clean_path(path)
+    if cfg.inference_path is not None and clean != cfg.inference_path.rstrip("/"):
+        return None
+    name: str | None = cfg.protocol
+    if name == "auto":
+        name = protocols.detect(clean)
+    elif cfg.inference_path is None:
+        route = protocols.PROTOCOLS[cfg.protocol].route
+        if route is not None and not route.search(clean):
+            return None
+    if name is not None and cfg.upstream_model is not None:
+        found = _MODEL_IN_PATH.search(clean)
+        if found is not None and found.group(1) != cfg.upstream_model:
+            return None
+    return name
+
+
 def _describe(exc: BaseException) -> str:
     detail = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {detail}"[:500]
-
-
-def _decompress(body: bytes, encoding: str) -> bytes:
-    try:
-        if encoding in ("gzip", "x-gzip"):
-            return gzip.decompress(body)
-        if encoding == "deflate":
-            return zlib.decompress(body)
-    except (OSError, zlib.error, EOFError) as exc:
-        raise ValueError(str(exc)) from None
-    raise ValueError(f"content-encoding {encoding!r} is not decoded")
 
 
 async def _error(send: Send, status: int, message: str, echo: tuple[bytes, bytes]) -> None:

@@ -8,7 +8,7 @@ a batch is the caller's policy (`reject` the batch or `skip` the invalid records
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
@@ -31,6 +31,7 @@ class Decoded:
     ids: list[str]
     timestamps: list[float]
     errors: list[RecordError]
+    aliases: list[tuple[str, ...]] = field(default_factory=list)  # per row; empty: none at all
 
 
 # How a collector hands rows to the agent: `Deliver` samples decoded rows into the model's window
@@ -195,7 +196,7 @@ def rename_fields(line: bytes, fields: dict[str, str]) -> bytes:
         doc = _LINE.decode(line)
     except msgspec.DecodeError:
         return line
-    for field, key in fields.items():
+    for name, key in fields.items():
         if key in doc:
-            doc[field] = doc.pop(key)
+            doc[name] = doc.pop(key)
     return msgspec.json.encode(doc)

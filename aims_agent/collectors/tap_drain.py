@@ -1,7 +1,8 @@
-"""The proxy tap's drain: its sampled exchanges, decoded off the response path into rows.
+"""A tap's drain: its sampled exchanges (HTTP or gRPC, of every model the tap serves), decoded off
+the call path into rows and handed to each model's ingest.
 
-Exchanges are taken in batches (one commit per batch, not per request) and decoded in small
-chunks with a yield between them, so proxied requests pass while a batch decodes. A batch that
+Exchanges are taken in batches (one commit per model and batch, not per request) and decoded in
+small chunks with a yield between them, so tapped calls pass while a batch decodes. A batch that
 cannot be stored is counted as dropped: the responses were served, the samples are lost.
 """
 
@@ -10,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from aims_agent.collectors import protocols
 from aims_agent.collectors.exchange import decode_exchange
 from aims_agent.collectors.push import Decoded, Deliver, Reject
+from aims_agent.collectors.tap import Exchange, ExchangeQueue
 from aims_agent.errors import BackpressureError, PayloadError, StorageError
 from aims_agent.metrics import Metrics
 from aims_agent.schema import ModelSchema
-
-if TYPE_CHECKING:  # the proxy (aiohttp) loads only when a model has one
-    from aims_agent.collectors.proxy import Exchange, Tap
 
 log = logging.getLogger(__name__)
 BATCH = 1024  # exchanges decoded into one ingest batch, at most
@@ -28,63 +28,69 @@ LINGER = 0.2  # seconds the tap's samples wait to be batched
 _CHUNK = 8  # exchanges decoded between two yields to the event loop
 
 
+@dataclass(frozen=True, slots=True)
+class Sink:
+    """Where one model's exchanges go: how they decode, and who takes the rows."""
+
+    mapping: protocols.Mapping
+    schema: ModelSchema
+    deliver: Deliver
+    reject: Reject
+
+
 class TapDrain:
-    """Decodes one model's tap samples and delivers them, counting what became of each."""
+    """Decodes a tap's samples and delivers each model's, counting what became of each."""
 
-    def __init__(
-        self,
-        model: str,
-        mapping: protocols.Mapping,
-        schema: ModelSchema,
-        metrics: Metrics,
-        *,
-        deliver: Deliver,
-        reject: Reject,
-    ) -> None:
-        self.model, self.mapping, self.schema, self.metrics = model, mapping, schema, metrics
-        self.deliver, self.reject = deliver, reject
-        self._warned = -60.0  # when a decode failure was last logged
+    def __init__(self, sinks: Mapping[str, Sink], metrics: Metrics) -> None:
+        self.sinks, self.metrics = dict(sinks), metrics
+        self._warned: dict[str, float] = {}  # when a model's decode failure was last logged
 
-    async def run(self, tap: Tap) -> None:
+    async def run(self, queue: ExchangeQueue) -> None:
         """Until cancelled: wait for samples, gather a batch, ingest it."""
         while True:
-            await tap.wait()
-            if len(tap) < BATCH:  # gather a batch: one commit per batch, not per request
+            await queue.wait()
+            if len(queue) < BATCH:  # gather a batch: one commit per batch, not per request
                 await asyncio.sleep(LINGER)
-            await self._take(tap)
+            await self._take(queue)
 
-    async def flush(self, tap: Tap) -> None:
-        """Ingest what the tap still holds (at shutdown, after the proxy stopped)."""
-        while len(tap):
-            await self._take(tap)
+    async def flush(self, queue: ExchangeQueue) -> None:
+        """Ingest what the tap still holds (at shutdown, after the tap stopped)."""
+        while len(queue):
+            await self._take(queue)
 
-    async def _take(self, tap: Tap) -> None:
-        batch = tap.take(BATCH)
-        try:
-            await self._ingest(batch)
-        except Exception:  # noqa: BLE001 - the tap must outlive any one bad batch
-            log.exception(
-                "proxy tap: a batch of %d samples was lost",
-                len(batch),
-                extra={"event": "samples_dropped", "model": self.model},
-            )
-            self.metrics.proxy_samples.labels(self.model, "dropped").inc(len(batch))
+    async def _take(self, queue: ExchangeQueue) -> None:
+        by_model: dict[str, list[Exchange]] = {}
+        for ex in queue.take(BATCH):
+            by_model.setdefault(ex.model, []).append(ex)
+        for model, batch in by_model.items():
+            try:
+                await self._ingest(model, batch)
+            except Exception:  # noqa: BLE001 - the tap must outlive any one bad batch
+                log.exception(
+                    "tap: a batch of %d samples was lost",
+                    len(batch),
+                    extra={"event": "samples_dropped", "model": model},
+                )
+                self.metrics.proxy_samples.labels(model, "dropped").inc(len(batch))
 
-    async def _ingest(self, batch: list[Exchange]) -> None:
-        samples = self.metrics.proxy_samples
-        rows, ids, stamps = [], [], []
+    async def _ingest(self, model: str, batch: list[Exchange]) -> None:
+        sink, samples = self.sinks[model], self.metrics.proxy_samples
+        rows, ids, stamps, aliases = [], [], [], []
         invalid = undecodable = 0
         first: Exception | None = None
         for i, ex in enumerate(batch):
             try:
+                request, response = ex.bodies()
                 d = decode_exchange(
                     ex.protocol,
-                    self.mapping,
-                    self.schema,
-                    ex.request,
-                    ex.decoded(),
+                    sink.mapping,
+                    sink.schema,
+                    request,
+                    response,
                     path=ex.path,
                     request_id=ex.request_id,
+                    echoed_id=ex.echoed_id,
+                    header_lengths=ex.header_lengths,
                     now=ex.received_at,
                 )
             except (PayloadError, ValueError) as exc:  # ValueError: content encoding
@@ -94,32 +100,36 @@ class TapDrain:
                 rows += d.rows
                 ids += d.ids
                 stamps += d.timestamps
+                aliases += d.aliases or [()] * len(d.rows)
                 invalid += len(d.errors)
-            if i % _CHUNK == _CHUNK - 1:  # let proxied requests through between chunks
+            if i % _CHUNK == _CHUNK - 1:  # let tapped calls through between chunks
                 await asyncio.sleep(0)
         if undecodable:
-            samples.labels(self.model, "undecodable").inc(undecodable)
+            samples.labels(model, "undecodable").inc(undecodable)
             now = time.monotonic()
-            if now - self._warned >= 60:  # at most once a minute per model
-                self._warned = now
+            if now - self._warned.get(model, -60.0) >= 60:  # at most once a minute per model
+                self._warned[model] = now
                 log.warning(
-                    "proxy tap: %d undecodable exchange(s): %s",
+                    "tap: %d undecodable exchange(s): %s",
                     undecodable,
                     first,
-                    extra={"event": "samples_undecodable", "model": self.model},
+                    extra={"event": "samples_undecodable", "model": model},
                 )
         if invalid:
-            self.reject(invalid)
+            sink.reject(invalid)
         decoded = len(batch) - undecodable
+        batch_aliases = aliases if any(aliases) else []
         try:
-            await self.deliver(Decoded(rows=rows, ids=ids, timestamps=stamps, errors=[]))
+            await sink.deliver(
+                Decoded(rows=rows, ids=ids, timestamps=stamps, errors=[], aliases=batch_aliases)
+            )
         except (BackpressureError, StorageError) as exc:
-            samples.labels(self.model, "dropped").inc(decoded)
+            samples.labels(model, "dropped").inc(decoded)
             log.warning(
-                "proxy tap: %d sample(s) dropped: %s",
+                "tap: %d sample(s) dropped: %s",
                 decoded,
                 exc,
-                extra={"event": "samples_dropped", "model": self.model},
+                extra={"event": "samples_dropped", "model": model},
             )
             return
-        samples.labels(self.model, "decoded").inc(decoded)
+        samples.labels(model, "decoded").inc(decoded)

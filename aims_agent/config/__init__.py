@@ -7,7 +7,7 @@ given as the names of environment variables, never inline.
     agent.py       the agent section (listening, storage, tokens, scheduler, notifications, ...)
     model.py       a monitored model and the whole `Config`
     checks.py      one settings model per check kind
-    collectors.py  proxy tap, KServe logger, log tail
+    collectors.py  proxy taps (HTTP, gRPC), KServe logger, log tail
     load.py        YAML -> validated `Config`, every problem with its YAML path
 """
 
@@ -36,9 +36,12 @@ from aims_agent.config.checks import (
 )
 from aims_agent.config.collectors import (
     DecodeConfig,
+    GrpcProxyConfig,
     KServeLoggerConfig,
     LogTailConfig,
     ProxyConfig,
+    TapConfig,
+    TrustyAIConfig,
 )
 from aims_agent.config.load import load_config, parse_config
 from aims_agent.config.model import (
@@ -58,6 +61,7 @@ __all__ = [
     "DecodeConfig",
     "DriftCheckConfig",
     "FairnessCheckConfig",
+    "GrpcProxyConfig",
     "KServeLoggerConfig",
     "LedgerConfig",
     "Limit",
@@ -76,7 +80,9 @@ __all__ = [
     "SchedulerConfig",
     "SchemaConfig",
     "Scope",
+    "TapConfig",
     "TokenConfig",
+    "TrustyAIConfig",
     "WindowConfig",
     "load_config",
     "parse_config",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from aims_agent.config._base import Strict
 
@@ -96,6 +96,40 @@ class PerformanceCheckConfig(_CheckBase):
     metrics: dict[str, Limit] = Field(min_length=1)
 
 
+GroupValue = str | int | bool  # as written in YAML: the label the category has is str() of it
+
+
+class GroupPair(Strict):
+    """The privileged and the unprivileged group of one attribute, each one or more of its
+    values (TrustyAI's `privilegedAttribute` / `unprivilegedAttribute`)."""
+
+    privileged: tuple[GroupValue, ...] = Field(min_length=1)
+    unprivileged: tuple[GroupValue, ...] = Field(min_length=1)
+
+    @field_validator("privileged", "unprivileged", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: object) -> object:
+        return v if isinstance(v, list | tuple) else (v,)
+
+    @model_validator(mode="after")
+    def _apart(self) -> Self:
+        both = {str(v) for v in self.privileged} & {str(v) for v in self.unprivileged}
+        if both:
+            raise ValueError(f"unprivileged: also privileged: {', '.join(sorted(both))}")
+        return self
+
+
+_FAIRNESS = {
+    "demographic_parity_ratio": Limit(min=0.8),  # the four-fifths rule
+    "equalized_odds_difference": Limit(max=0.1),
+}
+# TrustyAI's defaults (its MetricsConfig): SPD within +-0.1, DIR within 0.8..1.2
+PAIR_DEFAULTS = {
+    "statistical_parity_difference": Limit(min=-0.1, max=0.1),
+    "disparate_impact_ratio": Limit(min=0.8, max=1.2),
+}
+
+
 class FairnessCheckConfig(_CheckBase):
     """Group fairness of predictions (and of errors, where labels are known)."""
 
@@ -103,13 +137,23 @@ class FairnessCheckConfig(_CheckBase):
     sensitive: tuple[str, ...] | None = Field(None, description="default: the schema's")
     positive_label: str = "1"
     min_group_size: int = Field(30, ge=1)
-    metrics: dict[str, Limit] = Field(
-        default_factory=lambda: {
-            "demographic_parity_ratio": Limit(min=0.8),  # the four-fifths rule
-            "equalized_odds_difference": Limit(max=0.1),
-        },
-        min_length=1,
+    metrics: dict[str, Limit] = Field(default_factory=lambda: dict(_FAIRNESS), min_length=1)
+    groups: dict[str, GroupPair] = Field(
+        {},
+        description="attribute -> privileged and unprivileged groups: adds statistical parity "
+        "difference and disparate impact ratio between them (TrustyAI's SPD and DIR, with "
+        "its default limits unless `metrics` sets them)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _pair_metrics(cls, data: Any) -> Any:
+        """With `groups`, SPD and DIR are measured too (TrustyAI's limits unless set)."""
+        if not isinstance(data, dict) or not data.get("groups"):
+            return data
+        metrics = data.get("metrics")
+        metrics = dict(_FAIRNESS) if metrics is None else dict(metrics)
+        return {**data, "metrics": {**PAIR_DEFAULTS, **metrics}}
 
 
 CheckConfig = Annotated[

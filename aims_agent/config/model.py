@@ -12,7 +12,14 @@ from pydantic import ConfigDict, Field, model_validator
 from aims_agent.config._base import EnvName, Strict, repeated, unique
 from aims_agent.config.agent import AgentConfig
 from aims_agent.config.checks import CheckConfig
-from aims_agent.config.collectors import KServeLoggerConfig, LogTailConfig, ProxyConfig
+from aims_agent.config.collectors import (
+    GrpcProxyConfig,
+    KServeLoggerConfig,
+    LogTailConfig,
+    ProxyConfig,
+    TapConfig,
+    TrustyAIConfig,
+)
 
 
 class SchemaConfig(Strict):
@@ -104,6 +111,8 @@ class ModelConfig(Strict):
     kserve_logger: KServeLoggerConfig | None = None
     log_tail: LogTailConfig | None = None
     proxy: ProxyConfig | None = None
+    grpc_proxy: GrpcProxyConfig | None = None
+    trustyai: TrustyAIConfig | None = None
     privacy: PrivacyConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -150,12 +159,31 @@ class Config(Strict):
             raise ValueError(
                 f"agent.retention.samples_days: shorter than the window of {', '.join(long)}"
             )
-        ports = [(m.proxy.host, m.proxy.port) for m in self.models if m.proxy and m.proxy.port]
-        ports.append((self.agent.host, self.agent.port))
-        taken = repeated([f"{h}:{p}" for h, p in ports if p])
-        if taken:
+        unique(
+            "models: trustyai.model_id",
+            [m.trustyai.model_id or m.name for m in self.models if m.trustyai is not None],
+        )
+        http, grpc = self.taps("proxy"), self.taps("grpc_proxy")
+        for section, taps in (("proxy", http), ("grpc_proxy", grpc)):
+            for address, shared in taps.items():
+                _shareable(section, address, shared)
+        addresses = [a for a in [*http, *grpc] if " " not in a]  # port 0: any free port
+        if self.agent.port:
+            addresses.append(f"{self.agent.host}:{self.agent.port}")
+        if taken := repeated(addresses):
             raise ValueError(f"proxy.port: listen address used twice: {', '.join(taken)}")
         return self
+
+    def taps(self, section: Literal["proxy", "grpc_proxy"]) -> dict[str, list[ModelConfig]]:
+        """Models by the `host:port` their tap of this kind listens on; port 0 (any free port)
+        is a tap of its own per model."""
+        out: dict[str, list[ModelConfig]] = {}
+        for m in self.models:
+            tap: TapConfig | None = getattr(m, section)
+            if tap is not None:
+                address = f"{tap.host}:{tap.port}" if tap.port else f"{tap.host}:0 {m.name}"
+                out.setdefault(address, []).append(m)
+        return out
 
     def model(self, name: str) -> ModelConfig:
         return next(m for m in self.models if m.name == name)
@@ -168,3 +196,36 @@ class Config(Strict):
         """SHA-256 of the validated config; monitoring records carry it as the config hash."""
         body = self.model_dump_json(by_alias=True, exclude={"source"})
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+def route_key(tap: TapConfig, model: str) -> str:
+    """What tells a model's calls apart on a shared tap port: its `inference_path` if set, else
+    the model name the calls carry (`upstream_model`, by default the monitored model's name)."""
+    path = getattr(tap, "inference_path", None)
+    return path.rstrip("/") if path else tap.upstream_model or model
+
+
+def _shareable(section: str, address: str, models: list[ModelConfig]) -> None:
+    """Models sharing a tap agree on its listener and have routes of their own."""
+    if len(models) < 2:
+        return
+    taps: list[TapConfig] = [getattr(m, section) for m in models]
+    first = taps[0]
+    names = ", ".join(m.name for m in models)
+    for name in first.LISTENER:
+        if len({repr(getattr(t, name)) for t in taps}) > 1:
+            raise ValueError(
+                f"{section}.{name}: models {names} share {address} and must agree on it"
+            )
+    for m, t in zip(models, taps, strict=True):
+        if getattr(t, "protocol", "") in ("json", "mlflow") and not getattr(
+            t, "inference_path", None
+        ):
+            raise ValueError(
+                f"{section}.inference_path: model {m.name} shares {address}; its calls carry no "
+                "model name, so its inference_path tells them apart"
+            )
+    unique(
+        f"{section}: routes of the models sharing {address}",
+        [route_key(t, m.name) for m, t in zip(models, taps, strict=True)],
+    )

@@ -25,18 +25,20 @@ from aims_agent.storage.store import UPSERT
 _Cell = float | int | str | bool | None
 
 
-class _Batch(msgspec.Struct, array_like=True, tag="b"):
+class _Batch(msgspec.Struct, array_like=True, tag="b", omit_defaults=True):
     slots: list[int]
     ids: list[str]
     timestamps: list[float]
     rows: list[tuple[_Cell, ...]]
+    aliases: list[tuple[str, ...]] = []  # a later field: entries written before lack it
 
 
-class _Snap(msgspec.Struct, array_like=True, tag="s"):
+class _Snap(msgspec.Struct, array_like=True, tag="s", omit_defaults=True):
     ids: list[str]
     timestamps: bytes  # float64
     columns: dict[str, bytes]  # float64 for numeric, int32 codes for categorical
     vocabularies: dict[str, list[str]]
+    aliases: list[tuple[str, ...]] = []
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -49,7 +51,13 @@ def append_batch(
     """A store write: one log entry for one batch; with `drop_before` (a new window or pane
     began), the log of windows that started before it is deleted."""
     payload = _encode(
-        _Batch(slots=batch.slots, ids=batch.ids, timestamps=batch.timestamps, rows=batch.rows)
+        _Batch(
+            slots=batch.slots,
+            ids=batch.ids,
+            timestamps=batch.timestamps,
+            rows=batch.rows,
+            aliases=batch.aliases,
+        )
     )
     values = {
         "model": model,
@@ -83,6 +91,7 @@ def write_snapshot(model: str, export: Callable[[], Snapshot]) -> Callable[[Conn
                 timestamps=snap.timestamps.tobytes(),
                 columns={k: v.tobytes() for k, v in snap.columns.items()},
                 vocabularies={k: list(v) for k, v in snap.vocabularies.items()},
+                aliases=snap.aliases,
             )
         )
         key = conn.execute(
@@ -117,6 +126,7 @@ def _contents(start: float, seen: int, p: _Batch | _Snap) -> Contents | Snapshot
             rows=p.rows,
             ids=p.ids,
             timestamps=p.timestamps,
+            aliases=p.aliases,
         )
     return Snapshot(
         window_start=start,
@@ -128,6 +138,7 @@ def _contents(start: float, seen: int, p: _Batch | _Snap) -> Contents | Snapshot
             for k, v in p.columns.items()
         },
         vocabularies={k: tuple(v) for k, v in p.vocabularies.items()},
+        aliases=p.aliases,
     )
 
 

@@ -143,3 +143,68 @@ def test_privacy_and_retention_rules(tmp_path, reference_csv):
     cfg["agent"]["retention"] = {"evidence_days": 30}
     with pytest.raises(ConfigError, match="evidence_days"):
         parse_config(cfg, base_dir=tmp_path)
+
+
+def _two_on_one_port(tmp_path, reference_csv, second=None, first=None, section="proxy"):
+    """Models m1 and m2 whose taps (of `section`) share 127.0.0.1:9901."""
+    import copy
+
+    from aims_agent.config import parse_config
+
+    cfg = base_config(reference_csv, tmp_path / "ev")
+    m2 = copy.deepcopy(cfg["models"][0]) | {"name": "m2"}
+    cfg["models"].append(m2)
+    upstream = "http://127.0.0.1:9000" if section == "proxy" else "127.0.0.1:9000"
+    for model, extra in ((cfg["models"][0], first), (m2, second)):
+        model[section] = {"port": 9901, "upstream": upstream, **(extra or {})}
+    return parse_config(cfg, base_dir=tmp_path)
+
+
+@pytest.mark.parametrize("section", ["proxy", "grpc_proxy"])
+def test_models_may_share_a_tap_port_and_are_routed_by_name(tmp_path, reference_csv, section):
+    from aims_agent.config.model import route_key
+
+    cfg = _two_on_one_port(tmp_path, reference_csv, {"upstream_model": "fraud"}, section=section)
+    [(address, models)] = cfg.taps(section).items()
+    assert address == "127.0.0.1:9901" and [m.name for m in models] == ["m1", "m2"]
+    assert [route_key(getattr(m, section), m.name) for m in models] == ["m1", "fraud"]
+
+
+@pytest.mark.parametrize(
+    ("second", "first", "expected"),
+    [
+        ({"timeout_seconds": 5}, None, "proxy.timeout_seconds: models m1, m2 share"),
+        ({"upstream": "http://127.0.0.1:9002"}, None, "proxy.upstream: models m1, m2 share"),
+        ({"upstream_model": "m1"}, None, "routes of the models sharing 127.0.0.1:9901"),
+        (
+            {"protocol": "json", "inference_path": "/p"},
+            {"protocol": "json", "inference_path": "/p/"},
+            "routes of the models sharing",
+        ),
+        ({"protocol": "mlflow"}, None, "proxy.inference_path: model m2 shares 127.0.0.1:9901"),
+    ],
+)
+def test_models_sharing_a_port_must_agree_and_be_told_apart(
+    tmp_path, reference_csv, second, first, expected
+):
+    with pytest.raises(ConfigError, match=expected.replace(".", r"\.")):
+        _two_on_one_port(tmp_path, reference_csv, second, first)
+
+
+def test_a_listen_address_serves_one_kind_of_tap(tmp_path, reference_csv):
+    from aims_agent.config import parse_config
+
+    cfg = base_config(reference_csv, tmp_path / "ev")
+    cfg["models"][0]["proxy"] = {"port": 9901, "upstream": "http://127.0.0.1:9000"}
+    cfg["models"][0]["grpc_proxy"] = {"port": 9901, "upstream": "127.0.0.1:9001"}
+    with pytest.raises(ConfigError, match="listen address used twice: 127.0.0.1:9901"):
+        parse_config(cfg, base_dir=tmp_path)
+    cfg["models"][0]["grpc_proxy"] = {"port": 9902, "upstream": "localhost"}
+    with pytest.raises(ConfigError, match="grpc_proxy.upstream"):
+        parse_config(cfg, base_dir=tmp_path)
+    cfg["models"][0]["grpc_proxy"] = {"port": 0, "upstream": "[::1]:9001"}
+    cfg["agent"]["port"] = 9901
+    with pytest.raises(ConfigError, match="listen address used twice: 127.0.0.1:9901"):
+        parse_config(cfg, base_dir=tmp_path)
+    cfg["agent"]["port"] = 0
+    assert parse_config(cfg, base_dir=tmp_path).models[0].grpc_proxy.upstream == "[::1]:9001"

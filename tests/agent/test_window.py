@@ -124,3 +124,35 @@ def test_late_labels_join_by_id_with_ttl():
     assert labels == [None, None, "0"]
     out = w.label(["r0"], [{"y": "1", "g": "F"}], now=600, ttl=None)
     assert out.batches[0].rows == [(0.0, "a", "1", "1", "F")]
+
+
+def test_a_label_joins_by_any_id_the_record_is_known_by():
+    w = Window(
+        LABELLED, capacity=2, span=1000, reference_categories={}, rng=np.random.default_rng(0)
+    )
+    rows = [(float(i), "a", "1", None, None) for i in range(2)]
+    w.offer(rows, ["hdr-0", "hdr-1"], [10.0, 10.0], now=20, aliases=[("body-0",), ()])
+    out = w.label(["body-0", "hdr-1", "nope"], [{"y": "1"}] * 3, now=20, ttl=None)
+    assert (out.batches[0].slots, out.unknown) == ([0, 1], 1)
+    # the join is stored with the record's ids, so a replay keeps every one of them
+    assert out.batches[0].ids == ["hdr-0", "hdr-1"]
+    assert out.batches[0].aliases == [("body-0",), ()]
+    again = Window(
+        LABELLED, capacity=2, span=1000, reference_categories={}, rng=np.random.default_rng(0)
+    )
+    again.replay(list(out.batches))
+    assert again.holds("body-0") and again.holds("hdr-0")
+    restored = Window(
+        LABELLED, capacity=2, span=1000, reference_categories={}, rng=np.random.default_rng(0)
+    )
+    restored.restore(w.export())
+    assert restored.holds("body-0") and restored.export().aliases == [("body-0",), ()]
+    # a record that replaces another in its slot takes the old one's ids off the index
+    one = Window(
+        LABELLED, capacity=1, span=1000, reference_categories={}, rng=np.random.default_rng(0)
+    )
+    one.offer(rows[:1], ["hdr-0"], [10.0], now=20, aliases=[("body-0",)])
+    n = 10_000  # the first record survives them all with probability 1 / (n + 1)
+    one.offer(rows[:1] * n, [f"n{i}" for i in range(n)], [10.0] * n, now=20)
+    assert not one.holds("hdr-0") and not one.holds("body-0")
+    assert one.export().aliases == []

@@ -72,6 +72,8 @@ IRIS_V2_RESPONSE = {
 
 def test_oip_iris_batch_gives_one_record_per_row():
     out = run("oip-v2", IRIS_V2_REQUEST, IRIS_V2_RESPONSE, request_id="req-7")
+    body_id = IRIS_V2_RESPONSE["id"]  # the client knows it too: each row keeps it as an alias
+    assert [r.pop("aliases") for r in out] == [[f"{body_id}-0"], [f"{body_id}-1"]]
     assert out == [
         {
             "id": "req-7-0",
@@ -118,6 +120,23 @@ def test_oip_request_id_argument_wins_over_body_ids_and_response_id_is_a_fallbac
     assert run("oip-v2", request, IRIS_V2_RESPONSE, request_id="hdr")[0]["id"] == "hdr-0"
 
 
+def test_every_id_the_client_knows_is_the_id_or_an_alias():
+    request = {**IRIS_V2_REQUEST, "id": "from-request"}
+    response_id = IRIS_V2_RESPONSE["id"]
+    [first, second] = run("oip-v2", request, IRIS_V2_RESPONSE, request_id="hdr", echoed_id="gen")
+    assert first["id"] == "hdr-0"
+    assert first["aliases"] == ["from-request-0", f"{response_id}-0", "gen-0"]
+    assert second["aliases"][-1] == "gen-1"
+    # an id given twice is given once; a made-up id comes after the body's ids
+    same = {**IRIS_V2_RESPONSE, "id": "from-request"}
+    [record, _] = run("oip-v2", request, same, echoed_id="gen")
+    assert (record["id"], record["aliases"]) == ("from-request-0", ["gen-0"])
+    # with only the made-up id, it is the id
+    bare = {k: v for k, v in IRIS_V2_RESPONSE.items() if k != "id"}
+    [record, _] = run("oip-v2", IRIS_V2_REQUEST, bare, echoed_id="gen")
+    assert record["id"] == "gen-0" and "aliases" not in record
+
+
 def test_without_any_id_the_digest_of_the_exchange_is_stable():
     response = {k: v for k, v in IRIS_V2_RESPONSE.items() if k != "id"}
     first = run("oip-v2", IRIS_V2_REQUEST, response)
@@ -132,9 +151,8 @@ def test_oip_nested_and_flat_data_decode_the_same():
         "inputs": [tensor("input-0", [2, 4], "FP32", [[6.8, 2.8, 4.8, 1.4], [6, 3.4, 4.5, 1.6]])]
     }
     response = {"outputs": [tensor("output-0", [2, 1], "INT64", [[1], [1]])]}
-    assert run("oip-v2", nested, response, request_id="r") == run(
-        "oip-v2", IRIS_V2_REQUEST, IRIS_V2_RESPONSE, request_id="r"
-    )
+    flat = run("oip-v2", IRIS_V2_REQUEST, {**IRIS_V2_RESPONSE, "id": None}, request_id="r")
+    assert run("oip-v2", nested, response, request_id="r") == flat
 
 
 def test_oip_fp_values_are_floats_and_ints_stay_ints():
@@ -362,7 +380,7 @@ def test_oip_empty_batch_gives_no_records():
             },
             IRIS_V2_RESPONSE,
             IRIS,
-            "oip-v2: inputs[0]: tensor data sent with the binary data extension is not supported",
+            "oip-v2: inputs[0]: binary_data_size without the Inference-Header-Content-Length",
         ),
         (
             {"inputs": [tensor("x", [1, -4], "FP32", [1.0] * 4)]},
@@ -845,7 +863,7 @@ def test_detect(path, protocol):
 
 
 def test_registry_and_unknown_protocol():
-    assert set(PROTOCOLS) == {"oip-v2", "kserve-v1", "mlflow", "json"}
+    assert set(PROTOCOLS) == {"oip-v2", "kserve-v1", "mlflow", "json", "seldon", "oip-v2-grpc"}
     assert all(d.name == alias for alias, d in PROTOCOLS.items())
     with pytest.raises(UnknownAliasError, match="unknown protocol 'grpc'; known: json, "):
         decode("grpc", b"{}", b"{}", path="", mapping=IRIS, request_id=None)
@@ -996,6 +1014,7 @@ KEYS = [
     "inputs", "outputs", "name", "shape", "datatype", "data", "id", "parameters",
     "binary_data_size", "instances", "predictions", "dataframe_split", "dataframe_records",
     "columns", "index", "rows", "results", "label", "prob", "p", "a", "b", "x", "error",
+    "ndarray", "tensor", "names", "values", "jsonData", "status", "info",
 ]  # fmt: skip
 NAMES = ["a", "b", "x", "input-0", "output-0", "p", "label", "prob"]
 LEAVES = (
@@ -1066,7 +1085,7 @@ def check_records(records: list[dict[str, object]]) -> None:
     """What every decoder returns: push-shaped records of JSON scalars."""
     scalar = (str, int, float, bool, type(None))
     for record in records:
-        assert set(record) <= {"id", "features", "prediction", "score"}
+        assert set(record) <= {"id", "features", "prediction", "score", "aliases"}
         assert isinstance(record["id"], str) and record["id"]
         features = record["features"]
         assert isinstance(features, dict)
@@ -1131,3 +1150,42 @@ def test_oip_positional_round_trip(rows, nested):
     assert [r["id"] for r in out] == (
         ["q"] if len(rows) == 1 else [f"q-{i}" for i in range(len(rows))]
     )
+
+
+# -- Seldon Core's protocol ---------------------------------------------------------------------
+
+
+def test_seldon_ndarray_and_tensor_forms_decode_alike():
+    mapping = Mapping(features=("a", "b"), score_index=1)
+    response = {"data": {"names": ["t:0", "t:1"], "ndarray": [[0.2, 0.8], [0.6, 0.4]]}}
+    ndarray = {"data": {"names": ["a", "b"], "ndarray": [[1, 2], [3, 4]]}}
+    tensor = {"data": {"tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]}}}
+    out = run("seldon", ndarray, response, mapping, request_id="p")
+    assert out == run("seldon", tensor, response, mapping, request_id="p")
+    assert [(r["features"], r["prediction"], r["score"]) for r in out] == [
+        ({"a": 1, "b": 2}, 1, 0.8),
+        ({"a": 3, "b": 4}, 0, 0.4),
+    ]
+    # named outputs: the prediction and score columns by name
+    named = {"data": {"names": ["label", "proba"], "ndarray": [["yes", 0.9], ["no", 0.2]]}}
+    labelled = Mapping(features=("a", "b"), prediction="label", score="proba")
+    assert [r["prediction"] for r in run("seldon", ndarray, named, labelled)] == ["yes", "no"]
+    assert detect("/seldon/ns/iris/api/v1.0/predictions") == "seldon"
+
+
+@pytest.mark.parametrize(
+    ("req", "resp", "message"),
+    [
+        ({"jsonData": {"a": 1}}, {}, "seldon: jsonData: a SeldonMessage without tabular data"),
+        (
+            {"data": {"ndarray": [[1, 2]]}},
+            {"status": {"code": 500, "info": "boom", "status": "FAILURE"}},
+            "seldon: response: the model server returned an error: boom",
+        ),
+        ({"data": {"tensor": {"shape": [2, 2], "values": [1]}}}, {}, "1 values do not fit"),
+        ({"data": {"names": "a", "ndarray": []}}, {}, "data.names: expected a list of strings"),
+        ({"data": {"ndarray": [[1, 2]]}}, {"data": {"ndarray": []}}, "0 predictions for 1"),
+    ],
+)
+def test_seldon_errors_are_located(req, resp, message):
+    assert message in fails("seldon", req, resp, Mapping(features=("a", "b")))

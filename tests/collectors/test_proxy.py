@@ -14,7 +14,7 @@ import httpx
 import pytest
 import uvicorn
 
-from aims_agent.collectors.proxy import Tap
+from aims_agent.collectors.proxy import Tap, protocol_for
 from aims_agent.config import ProxyConfig
 from aims_agent.metrics import Metrics
 
@@ -55,6 +55,8 @@ class Upstream:
         if scope["path"].endswith("/teapot"):
             status, out = 418, b'{"error": "short and stout"}'
         elif scope["path"].endswith("/infer"):
+            if (b"content-encoding", b"gzip") in scope["headers"]:
+                body = gzip.decompress(body)
             n = json.loads(body)["inputs"][0]["shape"][0]
             out = json.dumps(
                 {"outputs": [{"name": "p", "datatype": "INT64", "shape": [n], "data": [1] * n}]}
@@ -110,7 +112,7 @@ async def serving(app: Any, sock: socket.socket | None = None) -> AsyncIterator[
 
 @asynccontextmanager
 async def tapped(upstream_url: str, **cfg: Any) -> AsyncIterator[tuple[Tap, httpx.AsyncClient]]:
-    tap = Tap(ProxyConfig(upstream=upstream_url, **cfg), "m", Metrics(), clock=lambda: 100.0)
+    tap = Tap({"m": ProxyConfig(upstream=upstream_url, **cfg)}, Metrics(), clock=lambda: 100.0)
     await tap.start()
     try:
         async with serving(tap) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
@@ -151,9 +153,9 @@ def test_the_response_is_the_upstreams_and_the_exchange_is_queued():
             assert reached["headers"]["x-request-id"] == generated
             assert reached["headers"]["x-forwarded-for"] == "127.0.0.1"
             assert reached["body"] == up.seen[0]["body"]
-            [ex] = tap.take(10)
+            [ex] = tap.queue.take(10)
             assert ex.protocol == "oip-v2"
-            assert ex.request_id is None  # generated: the body's id names the records
+            assert ex.request_id is None and ex.echoed_id == generated  # made up, so an alias
             assert ex.response == direct.content
             assert ex.received_at == 100.0
 
@@ -169,7 +171,7 @@ def test_the_clients_request_id_is_kept_and_echoed():
             )
             assert r.headers["x-trace"] == "req-7"
             assert up.seen[-1]["headers"]["x-trace"] == "req-7"
-            assert tap.take(1)[0].request_id == "req-7"
+            assert tap.queue.take(1)[0].request_id == "req-7"
 
     run(main())
 
@@ -226,7 +228,7 @@ def test_an_unsized_response_streams_through_and_is_sampled_whole():
             r = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
             assert r.status_code == 200 and r.headers["transfer-encoding"] == "chunked"
             assert r.content == direct.content
-            assert tap.take(1)[0].response == direct.content
+            assert tap.queue.take(1)[0].response == direct.content
 
     run(main())
 
@@ -240,7 +242,7 @@ def test_an_upstream_that_dies_mid_response_is_502_and_not_sampled():
             assert r.status_code == 502
             assert r.json()["error"].startswith("upstream broken: ")
             assert r.headers["x-request-id"]
-            assert len(tap) == 0
+            assert len(tap.queue) == 0
             assert tap.metrics.proxy_requests.labels("m", "upstream_broken")._value.get() == 1
             up.mode = ""
             assert (
@@ -259,9 +261,11 @@ def test_compressed_responses_pass_raw_and_are_decoded_for_the_sample():
             r = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
             assert r.headers["content-encoding"] == "gzip"
             assert r.content == direct.content  # httpx decoded both the same way
-            ex = tap.take(1)[0]  # queued as sent; decompressed only when decoded, off the path
-            assert ex.encoding == "gzip" and ex.response[:2] == b"\x1f\x8b"
-            assert json.loads(ex.decoded())["outputs"][0]["data"] == [1, 1]
+            ex = tap.queue.take(1)[
+                0
+            ]  # queued as sent; decompressed only when decoded, off the path
+            assert ex.response_encoding == "gzip" and ex.response[:2] == b"\x1f\x8b"
+            assert json.loads(ex.bodies()[1])["outputs"][0]["data"] == [1, 1]
 
     run(main())
 
@@ -274,7 +278,7 @@ def test_non_inference_calls_and_errors_pass_through_unsampled():
             assert r.json() == {"ready": True}
             r = await client.post("/v2/models/credit/teapot", json={})
             assert r.status_code == 418 and r.json() == {"error": "short and stout"}
-            assert len(tap) == 0
+            assert len(tap.queue) == 0
             assert count(tap, "not_inference") == 2
 
     run(main())
@@ -286,7 +290,62 @@ def test_only_the_monitored_model_is_sampled():
         async with serving(up) as up_url, tapped(up_url, upstream_model="credit") as (tap, c):
             await c.post("/v2/models/other/infer", json=OIP_REQUEST)
             await c.post("/v2/models/credit/infer", json=OIP_REQUEST)
-            assert [ex.path for ex in tap.take(10)] == ["/v2/models/credit/infer"]
+            assert [ex.path for ex in tap.queue.take(10)] == ["/v2/models/credit/infer"]
+
+    run(main())
+
+
+def test_one_port_serves_many_models_each_by_its_route():
+    async def main() -> None:
+        up = Upstream()
+        async with serving(up) as up_url:
+            models = {
+                "credit": ProxyConfig(upstream=up_url),
+                "fraud": ProxyConfig(upstream=up_url, upstream_model="fraud-v2", sample_rate=0),
+                "plain": ProxyConfig(upstream=up_url, protocol="json", inference_path="/score"),
+            }
+            tap = Tap(models, Metrics())
+            await tap.start()
+            try:
+                async with serving(tap) as url, httpx.AsyncClient(base_url=url) as client:
+                    for path in (
+                        "/v2/models/credit/infer",
+                        "/v2/models/fraud-v2/infer",
+                        "/v2/models/unknown/infer",
+                        "/v1/models/unknown:predict",
+                        "/v2/health/ready",
+                    ):
+                        r = await client.post(path, json=OIP_REQUEST)
+                        assert r.status_code in (200, 404), path  # every call is answered
+                    await client.get("/v2/models/credit/ready")
+            finally:
+                await tap.close()
+            assert [(ex.model, ex.protocol) for ex in tap.queue.take(10)] == [("credit", "oip-v2")]
+            samples = tap.metrics.proxy_samples
+            assert samples.labels("fraud", "not_sampled")._value.get() == 1
+            assert samples.labels("", "unknown_model")._value.get() == 2
+            assert samples.labels("", "not_inference")._value.get() == 1  # the health POST
+            assert samples.labels("credit", "not_inference")._value.get() == 1  # GET ready
+            assert tap.route("POST", "/score") == ("plain", "json")
+            assert tap.metrics.proxy_requests.labels("", "forwarded")._value.get() == 3
+
+    run(main())
+
+
+def test_what_decoding_needs_is_kept_with_the_exchange():
+    async def main() -> None:
+        up = Upstream()
+        async with serving(up) as up_url, tapped(up_url) as (tap, client):
+            body = gzip.compress(json.dumps(OIP_REQUEST).encode())
+            headers = {
+                "Content-Encoding": "gzip",
+                "Inference-Header-Content-Length": "57",
+                "Content-Type": "application/json",
+            }
+            await client.post("/v2/models/credit/infer", content=body, headers=headers)
+            [ex] = tap.queue.take(1)
+            assert ex.request_encoding == "gzip" and ex.header_lengths == (57, None)
+            assert json.loads(ex.bodies()[0]) == OIP_REQUEST
 
     run(main())
 
@@ -297,12 +356,12 @@ def test_sampling_rate_and_the_byte_bounded_queue():
         async with serving(up) as up_url:
             async with tapped(up_url, sample_rate=0.0) as (tap, client):
                 await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
-                assert len(tap) == 0 and count(tap, "not_sampled") == 1
+                assert len(tap.queue) == 0 and count(tap, "not_sampled") == 1
             async with tapped(up_url, max_queued_bytes=500) as (tap, client):
                 for _ in range(5):
                     r = await client.post("/v2/models/credit/infer", json=OIP_REQUEST)
                     assert r.status_code == 200  # the client never notices the monitor
-                queued = tap.take(10)
+                queued = tap.queue.take(10)
                 assert len(queued) == 500 // queued[0].size == 2  # 172 bytes each
                 assert count(tap, "dropped") == 3
 
@@ -359,5 +418,4 @@ def test_a_body_over_the_limit_is_413_and_not_forwarded():
     ],
 )
 def test_which_requests_are_decoded(cfg, method, path, expected):
-    tap = Tap(ProxyConfig(upstream="http://127.0.0.1:1", **cfg), "m", Metrics())
-    assert tap.protocol_for(method, path) == expected
+    assert protocol_for(ProxyConfig(upstream="http://127.0.0.1:1", **cfg), method, path) == expected

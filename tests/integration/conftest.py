@@ -32,7 +32,8 @@ class AgentProcess:
     url: str
     reader: threading.Thread
     stderr: list[str] = field(default_factory=list)
-    proxies: dict[str, str] = field(default_factory=dict)  # tap URL by model
+    proxies: dict[str, str] = field(default_factory=dict)  # HTTP tap URL by model
+    grpc: dict[str, str] = field(default_factory=dict)  # gRPC tap host:port by model
 
     def client(self, token: str | None = TOKEN) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -90,14 +91,16 @@ def start_agent(config: Path, env: dict[str, str] | None = None) -> AgentProcess
         proc.stderr.close()
         raise RuntimeError(f"agent did not start: {line!r}\n{''.join(errors)}")
     models = yaml.safe_load(config.read_text())["models"]
-    taps = [parse_proxy_line(proc.stdout.readline()) for m in models if m.get("proxy")]
+    count = sum(bool(m.get("proxy")) + bool(m.get("grpc_proxy")) for m in models)
+    taps = dict(parse_proxy_line(proc.stdout.readline()) for _ in range(count))
     return AgentProcess(
         config=config,
         proc=proc,
         url=line.split("listening on", 1)[1].strip(),
         reader=reader,
         stderr=errors,
-        proxies=dict(taps),
+        proxies={k: v for k, v in taps.items() if not k.startswith("grpc:")},
+        grpc={k.removeprefix("grpc:"): v for k, v in taps.items() if k.startswith("grpc:")},
     )
 
 

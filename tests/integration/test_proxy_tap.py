@@ -196,3 +196,43 @@ def test_a_slow_or_dead_upstream_gives_504_or_502_and_the_agent_stays_healthy(
             == 1
         )
         assert metric(api, "aims_window_seen_records", model="m1") == 0
+
+
+def test_binary_tensor_data_through_the_tap_lands_like_json(
+    tmp_path, reference_csv, agent_factory, upstreams
+):
+    """The binary data extension (Triton's, which KServe's v2 REST server reads): the input's
+    values follow the JSON as raw little-endian bytes, Inference-Header-Content-Length long."""
+    up = upstreams["kserve"] = start_upstream("kserve", tmp_path / "upstream")
+    proxy = {"upstream": up.url, **PROXY["mlserver"]}
+    agent: AgentProcess = agent_factory(config(tmp_path, reference_csv, proxy))
+    rows = [[0.5, 3.0, 2.0], [-1.0, 1.0, 5.0]]
+    data = np.asarray(rows, dtype="<f8").tobytes()
+    header = json.dumps(
+        {
+            "id": "bin-1",
+            "inputs": [
+                {
+                    "name": "input-0",
+                    "shape": [2, 3],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": len(data)},
+                }
+            ],
+            "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+        }
+    ).encode()
+    headers = {
+        "Inference-Header-Content-Length": str(len(header)),
+        "Content-Type": "application/octet-stream",
+    }
+    path = f"/v2/models/{up.model}/infer"
+    with httpx.Client(timeout=30) as plain, agent.client() as api:
+        direct = plain.post(up.url + path, content=header + data, headers=headers)
+        tapped = plain.post(agent.proxies["m1"] + path, content=header + data, headers=headers)
+        assert direct.status_code == tapped.status_code == 200, tapped.text
+        assert tapped.content == direct.content
+        wait_for(lambda: metric(api, "aims_window_seen_records", model="m1") == 2)
+        labels = [{"id": "bin-1-0", "label": 1}, {"id": "bin-1-1", "label": 0}]
+        assert api.post("/v1/models/m1/labels", json=labels).json()["joined"] == 2
+        assert metric(api, "aims_proxy_samples_total", model="m1", outcome="decoded") == 1

@@ -111,3 +111,15 @@ def test_retention_purges_old_windows_only(store):
     assert (
         store.read(lambda c: c.execute(select(func.count()).select_from(sample_log)).scalar()) == 0
     )
+
+
+def test_aliases_survive_the_log_and_snapshots(store):
+    w = window()
+    rows, ids, stamps = batch(0, n=10)
+    aliases = [(f"body{k}", f"echo{k}") if k % 2 else () for k in range(10)]
+    persist(store, w, rows, ids, stamps, now=10.0, aliases=aliases)
+    rebuilt = rebuild(store)
+    same(w, rebuilt)
+    assert rebuilt.holds("body1") and rebuilt.holds("echo9") and not rebuilt.holds("body0")
+    store.submit(write_snapshot("m", w.export)).result()
+    assert rebuild(store).holds("echo7")

@@ -1,7 +1,9 @@
-"""Routes that accept data: prediction records, late labels, KServe logger events."""
+"""Routes that accept data: prediction records, late labels, payload-logger events (KServe,
+Seldon Core) and ModelMesh payload partials at TrustyAI's consumer path."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
@@ -9,7 +11,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from aims_agent.agent.api.common import json_response, read_body, record_errors
-from aims_agent.collectors.kserve import parse_event
+from aims_agent.collectors.loggers import Event, parse_cloudevent, parse_partial
 from aims_agent.collectors.push import decode_labels, decode_records
 from aims_agent.errors import (
     BackpressureError,
@@ -119,23 +121,9 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             raise HttpError(503, f"{_NOT_STORED}: {exc}") from None
         return json_response(200, counts)
 
-    @api.post(
-        "/v1/models/{model}/kserve-logger",
-        summary="KServe InferenceService payload logger (CloudEvents, binary mode)",
-    )
-    async def kserve_logger(
-        model: str,
-        request: Request,
-        _: str = Depends(auth.require("ingest", query_token=True)),
-    ) -> Response:
-        """Point the InferenceService logger here (`?token=` if it cannot send headers). The
-        request and response events of one inference are paired by `ce-id`."""
-        if runtime.model(model).cfg.kserve_logger is None:
-            raise HttpError(404, f"model {model!r} has no kserve_logger configured")
-        body = await read_body(request, cfg.agent.max_body_bytes)
+    async def logger_event(model: str, parse: Callable[[], Event]) -> Response:
         try:
-            event = parse_event(request.headers, body)
-            result = await runtime.kserve_event(model, event)
+            result = await runtime.logger_event(model, parse())
         except PayloadError:
             metrics.kserve_events.labels(model, "undecodable").inc()
             raise
@@ -144,5 +132,46 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         except StorageError as exc:
             raise HttpError(503, f"{_NOT_STORED}: {exc}") from None
         return json_response(200, result)
+
+    @api.post(
+        "/v1/models/{model}/kserve-logger",
+        summary="Payload loggers: KServe's InferenceService logger, Seldon Core's executor",
+    )
+    async def kserve_logger(
+        model: str,
+        request: Request,
+        _: str = Depends(auth.require("ingest", query_token=True)),
+    ) -> Response:
+        """Point the InferenceService logger (or Seldon's `logger.url`) here, `?token=` if it
+        cannot send headers. The request and response events of one inference are paired by
+        `ce-id` (Seldon: by `ce-requestid` and `ce-modelid`); the protocol is the one the
+        sender names or each request body shows."""
+        logger = runtime.model(model).cfg.kserve_logger
+        if logger is None:
+            raise HttpError(404, f"model {model!r} has no kserve_logger configured")
+        body = await read_body(request, cfg.agent.max_body_bytes)
+        return await logger_event(
+            model, lambda: parse_cloudevent(request.headers, body, id_header=logger.id_header)
+        )
+
+    if runtime.modelmesh:
+
+        @api.post(
+            "/consumer/kserve/v2",
+            summary="TrustyAI's consumer path: ModelMesh payload partials",
+        )
+        async def modelmesh_partial(
+            request: Request, _: str = Depends(auth.require("ingest", query_token=True))
+        ) -> Response:
+            """`{"id", "kind": "request"|"response", "modelid", "data": base64 of the gRPC
+            message}`, as ModelMesh's payload processor posts to TrustyAI; the halves pair by
+            `id`, and `modelid` names the model (`trustyai.model_id`)."""
+            body = await read_body(request, cfg.agent.max_body_bytes)
+            event = parse_partial(body)
+            model = runtime.modelmesh.get(event.model or "")
+            if model is None:
+                known = ", ".join(sorted(runtime.modelmesh))
+                raise HttpError(404, f"modelid {event.model!r} is not monitored; known: {known}")
+            return await logger_event(model, lambda: event)
 
     return api

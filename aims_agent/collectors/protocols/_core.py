@@ -63,6 +63,25 @@ class Row:
 
 
 RowsFn = Callable[[Any, Any, Mapping], list[Row]]
+# a body (and the length of its JSON part, when binary data follows it) -> plain JSON values
+ReadFn = Callable[[bytes, str, int | None], Any]
+
+
+def parse(body: bytes, where: str) -> Any:
+    """A body as plain JSON values; every failure (also nesting too deep) is `InvalidPayload`."""
+    try:
+        return _JSON.decode(body)
+    except msgspec.DecodeError as exc:
+        raise InvalidPayload(where, f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidPayload(where, "JSON nested too deeply") from None
+
+
+def read_json(body: bytes, where: str, header_length: int | None) -> Any:
+    """A JSON body; binary data after it is only understood by protocols that read their own."""
+    if header_length is not None:
+        raise InvalidPayload(where, "binary data after the JSON (Inference-Header-Content-Length)")
+    return parse(body, where)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -78,6 +97,7 @@ class Decoder:
     rows: RowsFn
     route: re.Pattern[str] | None = None
     family: re.Pattern[str] | None = None
+    read: ReadFn = read_json
 
     def __call__(
         self,
@@ -87,21 +107,21 @@ class Decoder:
         path: str,
         mapping: Mapping,
         request_id: str | None,
+        echoed_id: str | None = None,
+        header_lengths: tuple[int | None, int | None] = (None, None),
     ) -> list[dict[str, object]]:
         try:
             if self._refuses(clean_path(path)):
                 raise InvalidPayload("path", f"{path[:200]!r} is not an inference call")
-            req, resp = parse(request, "request"), parse(response, "response")
+            req = self.read(request, "request", header_lengths[0])
+            resp = self.read(response, "response", header_lengths[1])
             rows = self.rows(req, resp, mapping)
         except InvalidPayload as exc:
             raise ProtocolError(self.name, exc.location, exc.reason) from None
-        base = (
-            request_id
-            or body_id(req, mapping.id_field)
-            or body_id(resp, mapping.id_field)
-            or digest(request, response)
-        )
-        return [_record(row, base, i, len(rows)) for i, row in enumerate(rows)]
+        known = [request_id, body_id(req, mapping.id_field), body_id(resp, mapping.id_field)]
+        ids = list(dict.fromkeys(i for i in [*known, echoed_id] if i))
+        base, others = (ids[0], ids[1:]) if ids else (digest(request, response), [])
+        return [_record(row, base, others, i, len(rows)) for i, row in enumerate(rows)]
 
     def _refuses(self, path: str) -> bool:
         """A path of this protocol's API that is not its inference route."""
@@ -110,31 +130,24 @@ class Decoder:
         return self.route is None or not self.route.search(path)
 
 
-def _record(row: Row, base: str, index: int, count: int) -> dict[str, object]:
-    rid = row.id if row.id is not None else (base if count == 1 else f"{base}-{index}")
+def _record(row: Row, base: str, others: list[str], index: int, count: int) -> dict[str, object]:
+    """A row as a push-shaped record; `aliases` are the exchange's other ids, per row alike."""
+    suffix = "" if count == 1 else f"-{index}"
     record: dict[str, object] = {
-        "id": rid,
+        "id": row.id if row.id is not None else base + suffix,
         "features": row.features,
         "prediction": row.prediction,
     }
     if row.score is not None:
         record["score"] = row.score
+    if others and row.id is None:
+        record["aliases"] = [other + suffix for other in others]
     return record
 
 
 def clean_path(path: str) -> str:
     """The URL path without query, percent-encoding or trailing slash."""
     return unquote(path.partition("?")[0]).rstrip("/")
-
-
-def parse(body: bytes, where: str) -> Any:
-    """A body as plain JSON values; every failure (also nesting too deep) is `InvalidPayload`."""
-    try:
-        return _JSON.decode(body)
-    except msgspec.DecodeError as exc:
-        raise InvalidPayload(where, f"not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidPayload(where, "JSON nested too deeply") from None
 
 
 def digest(request: bytes, response: bytes) -> str:

@@ -4,6 +4,10 @@ Request `{"id"?, "inputs": [tensor]}`, response `{"model_name", "id"?, "outputs"
 tensor being `{"name", "shape", "datatype", "data"}` with `data` flat (row-major) or nested. The
 first dimension is the batch. Features come either from one [batch, n_features] tensor read by
 position, or from one [batch] / [batch, 1] tensor per feature, named after it.
+
+Triton's binary data extension: when the body's JSON is followed by binary data, the
+`Inference-Header-Content-Length` header gives the JSON's length; each tensor without `data`
+whose `parameters.binary_data_size` is set takes that many bytes of it, in tensor order.
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from aims_agent.collectors.protocols._core import (
     Scalar,
     at,
     describe,
+    parse,
 )
+from aims_agent.collectors.protocols._raw import raw_values
 from aims_agent.collectors.protocols._values import (
     output,
     pair,
@@ -140,9 +146,8 @@ def tensor(doc: object, loc: str) -> Tensor:
     if not isinstance(name, str):
         raise InvalidPayload(at(loc, "name"), f"expected a string, got {describe(name)}")
     shape = doc.get("shape")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= _INT64_MAX for d in shape
-    ):  # int64 dims keep the element count cheap to compute whatever the body holds
+    if not isinstance(shape, list) or not all(_dimension(d) for d in shape):
+        # int64 dims keep the element count cheap to compute whatever the body holds
         raise InvalidPayload(at(loc, "shape"), "expected a list of non-negative int64 dimensions")
     datatype = doc.get("datatype")
     if not isinstance(datatype, str):
@@ -156,9 +161,8 @@ def tensor(doc: object, loc: str) -> Tensor:
     if "data" not in doc:
         params = doc.get("parameters")
         if isinstance(params, dict) and "binary_data_size" in params:
-            raise InvalidPayload(
-                loc, "tensor data sent with the binary data extension is not supported"
-            )
+            reason = "binary_data_size without the Inference-Header-Content-Length header"
+            raise InvalidPayload(loc, reason)
         raise InvalidPayload(at(loc, "data"), "is missing")
     flat = _flatten(doc["data"])
     if len(flat) != math.prod(shape):
@@ -267,10 +271,55 @@ def rows(request: object, response: object, mapping: Mapping) -> list[Row]:
     return pair(features, outs, loc)
 
 
+def read(body: bytes, where: str, header_length: int | None) -> Any:
+    """A JSON body, with the binary data after its first `header_length` bytes (if given) put
+    into the `data` of the tensors that name a `binary_data_size`."""
+    if header_length is None:
+        return parse(body, where)
+    if not 0 <= header_length <= len(body):
+        reason = f"Inference-Header-Content-Length {header_length} is beyond its {len(body)} bytes"
+        raise InvalidPayload(where, reason)
+    doc = parse(body[:header_length], where)
+    binary, pos = memoryview(body)[header_length:], 0
+    key = "inputs" if where == "request" else "outputs"
+    tensors = doc.get(key) if isinstance(doc, dict) else None
+    for i, t in enumerate(tensors if isinstance(tensors, list) else []):
+        size = _binary_size(t)
+        if size is None:
+            continue
+        loc = at(key, i)
+        if pos + size > len(binary):
+            raise InvalidPayload(
+                loc, f"binary_data_size {size} runs past the end of the binary data"
+            )
+        chunk = bytes(binary[pos : pos + size])
+        pos += size
+        shape = t.get("shape")
+        if isinstance(shape, list) and all(_dimension(d) for d in shape):  # else tensor() says
+            t["data"] = raw_values(chunk, str(t.get("datatype")), math.prod(shape), at(loc, "data"))
+    if pos != len(binary):
+        raise InvalidPayload(where, f"{len(binary) - pos} bytes of binary data belong to no tensor")
+    return doc
+
+
+def _dimension(d: object) -> bool:
+    return isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= _INT64_MAX
+
+
+def _binary_size(t: object) -> int | None:
+    """The `binary_data_size` of a tensor without inline `data`, if it has one."""
+    if not isinstance(t, dict) or "data" in t:
+        return None
+    params = t.get("parameters")
+    size = params.get("binary_data_size") if isinstance(params, dict) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size >= 0 else None
+
+
 _MODEL = r"/models/[^/]+(?:/versions/[^/]+)?"
 DECODER = Decoder(
     name="oip-v2",
     rows=rows,
+    read=read,
     route=re.compile(rf"(?:^|/)v2{_MODEL}/infer$"),
     # server/model metadata, health, readiness, generate, repository: not inference calls
     family=re.compile(rf"(?:^|/)v2(?:/health/\w+|/repository.*|{_MODEL}(?:/\w+)?)?$"),

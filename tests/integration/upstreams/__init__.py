@@ -20,6 +20,9 @@ Kinds, their inference call and the request that gets both prediction and probab
   /v1/models/credit:predict`` ``{"instances": [[x1, x2, x3], ...]}`` (rows may also be objects)
   -> ``{"predictions": [labels]}``, or ``[[P(0), P(1)], ...]`` with ``predict_fn="predict_proba"``.
   Also v2 ``POST /v2/models/credit/infer``, with the same ``outputs`` rule as MLServer.
+- Both ``"mlserver"`` and ``"kserve"`` also serve the Open Inference Protocol over gRPC
+  (``inference.GRPCInferenceService``, ``ModelInfer`` and the health and metadata calls) on
+  ``Upstream.grpc_target``; KServe's answers ``predict`` for a request naming no outputs.
 - ``"mlflow"``: ``mlflow models serve --env-manager local`` of an ``mlflow.sklearn`` model with a
   signature x1, x2, x3 (double). ``POST /invocations`` with ``dataframe_split``,
   ``dataframe_records``, ``instances`` (as records) or ``inputs`` (as columns) ->
@@ -92,6 +95,13 @@ class Upstream:
     _reaped: bool = field(default=False, init=False, repr=False)
 
     @property
+    def grpc_target(self) -> str:
+        """``host:port`` of the gRPC server (mlserver and kserve)."""
+        if self.kind not in ("mlserver", "kserve"):
+            raise ValueError(f"{self.kind} serves no gRPC")
+        return f"127.0.0.1:{self.extra_ports[0]}"
+
+    @property
     def infer_url(self) -> str:
         """The URL of this kind's inference call (see the module docstring for its body)."""
         return self.url + INFER_PATHS[self.kind]
@@ -156,15 +166,19 @@ def train(workdir: Path, *, mlflow: bool = False, predict_fn: str = "predict") -
 
 
 def _command(
-    kind: str, workdir: Path, model: Path, port: int, predict_fn: str | None, delay: float
+    kind: str,
+    workdir: Path,
+    model: Path,
+    port: int,
+    predict_fn: str | None,
+    delay: float,
+    also: tuple[str, ...] = (),
 ) -> tuple[list[str], list[int]]:
     """The server's command line (after writing its config) and any extra ports it binds."""
     python = str(upstream_python())
     bin_dir = venv_dir() / "bin"
     if kind == "mlserver":
         root = workdir / "mlserver"
-        (root / MODEL).mkdir(parents=True, exist_ok=True)
-        (root / MODEL / "model.joblib").write_bytes((model / "model.joblib").read_bytes())
         grpc_port = free_port()
         settings = {
             "host": "127.0.0.1",
@@ -173,24 +187,27 @@ def _command(
             "metrics_endpoint": None,
             "parallel_workers": 0,
         }
-        model_settings: dict[str, object] = {
-            "name": MODEL,
-            "implementation": "mlserver_sklearn.SKLearnModel",
-            "parameters": {"uri": "./model.joblib"},
-        }
-        if predict_fn:
-            model_settings["parameters"] = {
-                "uri": "./model.joblib",
-                "extra": {"predict_fn": predict_fn},
-            }
+        root.mkdir(parents=True, exist_ok=True)
         (root / "settings.json").write_text(json.dumps(settings, indent=2))
-        (root / MODEL / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
+        for name in (MODEL, *also):  # a multi-model server: the same model under each name
+            (root / name).mkdir(parents=True, exist_ok=True)
+            (root / name / "model.joblib").write_bytes((model / "model.joblib").read_bytes())
+            parameters: dict[str, object] = {"uri": "./model.joblib"}
+            if predict_fn:
+                parameters["extra"] = {"predict_fn": predict_fn}
+            model_settings = {
+                "name": name,
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": parameters,
+            }
+            (root / name / "model-settings.json").write_text(json.dumps(model_settings, indent=2))
         return [str(bin_dir / "mlserver"), "start", str(root)], [grpc_port]
     if kind == "kserve":
+        grpc_port = free_port()
         cmd = [python, str(HERE / "kserve_server.py"), "--model_dir", str(model)]
-        cmd += ["--model_name", MODEL, "--http_port", str(port), "--enable_grpc", "false"]
-        cmd += ["--predict_fn", predict_fn or "predict"]
-        return cmd, []
+        cmd += ["--model_name", MODEL, "--http_port", str(port), "--grpc_port", str(grpc_port)]
+        cmd += ["--predict_fn", predict_fn or "predict", "--delay", str(delay)]
+        return cmd, [grpc_port]
     if kind == "mlflow":
         cmd = [str(bin_dir / "mlflow"), "models", "serve", "-m", str(model / "mlflow-model")]
         cmd += ["--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "-w", "1"]
@@ -202,8 +219,8 @@ def _command(
     raise ValueError(f"unknown upstream kind {kind!r}; known: {KINDS}")
 
 
-def _wait_ready(upstream: Upstream, deadline: float) -> None:
-    url = upstream.url + READY_PATHS[upstream.kind]
+def _wait_ready(upstream: Upstream, deadline: float, path: str | None = None) -> None:
+    url = upstream.url + (path or READY_PATHS[upstream.kind])
     with httpx.Client(timeout=2, trust_env=False) as client:
         while True:
             code = upstream.proc.poll()
@@ -233,13 +250,15 @@ def start_upstream(
     timeout: float = 90,
     predict_fn: str | None = None,
     delay: float = 0.0,
+    also: tuple[str, ...] = (),
 ) -> Upstream:
     """Train, write and start a ``kind`` server on 127.0.0.1; return it once it is ready.
 
     ``predict_fn`` ("predict" or "predict_proba") picks the default output of mlserver, kserve
-    and mlflow (see the module docstring); ``delay`` slows the json server's answers. Raises
-    UpstreamError, with the server's output, if it exits or is not ready within ``timeout``
-    seconds (training included). A port taken between choosing and binding is retried.
+    and mlflow (see the module docstring); ``delay`` slows the json and kserve servers' answers;
+    ``also`` (mlserver) serves the same model under these names too, each ready on return.
+    Raises UpstreamError, with the server's output, if it exits or is not ready within
+    ``timeout`` seconds (training included). A port taken between choosing and binding is retried.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown upstream kind {kind!r}; known: {KINDS}")
@@ -249,7 +268,7 @@ def start_upstream(
     model = train(workdir, mlflow=kind == "mlflow", predict_fn=predict_fn or "predict")
     for attempt in range(3):
         port = free_port()
-        cmd, extra_ports = _command(kind, workdir, model, port, predict_fn, delay)
+        cmd, extra_ports = _command(kind, workdir, model, port, predict_fn, delay, also)
         log = workdir / f"{kind}.log"
         with log.open("ab") as out:
             proc = subprocess.Popen(
@@ -264,6 +283,8 @@ def start_upstream(
         upstream = Upstream(kind, f"http://127.0.0.1:{port}", MODEL, proc, log, 0.0, extra_ports)
         try:
             _wait_ready(upstream, deadline)
+            for name in also:
+                _wait_ready(upstream, deadline, f"/v2/models/{name}/ready")
         except UpstreamError as exc:
             upstream.stop()
             if attempt < 2 and "address already in use" in str(exc).lower():
