@@ -9,7 +9,9 @@ sees a partial report.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,6 +26,34 @@ from aims_agent.records import Attachment, WindowData
 from aims_agent.schema import ModelSchema
 
 KIND = "evidently-data-drift-html"
+# Evidently embeds the report's data as two lines of JSON in an inline <script> of its page:
+#     var metric_<hex> = {...};
+#     var additional_graphs_metric_<hex> = {...};
+# JSON strings keep `</script>` and `<!--` as they are, so a value from the window could end
+# the script and start markup of its own: each line is parsed and written again with <, > and &
+# as \u escapes (the same JSON, and nothing a browser's HTML parser reacts to)
+_DATA_LINE = re.compile(
+    r"^(?P<head>[ \t]*var (?:additional_graphs_)?metric_[0-9a-f]+ = )(?P<json>.*);[ \t]*$",
+    re.MULTILINE,
+)
+_HTML_SIGNIFICANT = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
+
+
+def _escaped(match: re.Match[str]) -> str:
+    try:
+        value = json.loads(match["json"])
+    except ValueError as exc:
+        raise ReportError(f"Evidently's report data is not JSON: {exc}") from None
+    return f"{match['head']}{json.dumps(value).translate(_HTML_SIGNIFICANT)};"
+
+
+def escape_inline_data(page: str) -> str:
+    """Evidently's HTML with its embedded data safe inside <script>; a page whose data lines
+    are not where they are expected is refused rather than served unescaped."""
+    escaped, count = _DATA_LINE.subn(_escaped, page)
+    if count != 2:
+        raise ReportError(f"Evidently's report has {count} data lines, expected 2")
+    return escaped
 
 
 def _archive(window: WindowData, schema: ModelSchema, path: Path) -> None:
@@ -75,7 +105,12 @@ def render(
         if proc.returncode != 0:
             partial.unlink(missing_ok=True)
             raise ReportError(f"Evidently report failed: {proc.stderr.strip()[-1000:]}")
-    data = partial.read_bytes()
+    try:
+        data = escape_inline_data(partial.read_text(encoding="utf-8")).encode()
+        partial.write_bytes(data)
+    except ReportError:
+        partial.unlink(missing_ok=True)
+        raise
     os.replace(partial, final)
     return Attachment(
         attachment_id=f"AT-{uuid.uuid4().hex[:16]}",

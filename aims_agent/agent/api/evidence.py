@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends
@@ -11,11 +13,46 @@ from fastapi.responses import Response
 
 from aims_agent.agent.api.common import json_response
 from aims_agent.errors import HttpError
+from aims_agent.exporters.evidently_report import KIND as EVIDENTLY_KIND
 from aims_agent.storage import queries
 
 if TYPE_CHECKING:
     from aims_agent.agent.api.auth import Auth
     from aims_agent.agent.runtime import Runtime
+
+
+# what an attachment may do once opened: Evidently's report is a script-driven page, so it runs
+# sandboxed (an opaque origin: no cookies, storage or same-origin calls of the agent's) and may
+# reach nothing outside itself; every other attachment runs no script at all
+_SELF_CONTAINED = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:"
+CSP = {
+    EVIDENTLY_KIND: "sandbox allow-scripts; "
+    + _SELF_CONTAINED
+    + "; script-src 'unsafe-inline' 'unsafe-eval'",
+}
+CSP_DEFAULT = "sandbox; " + _SELF_CONTAINED
+MEDIA_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".json": "application/json",
+}
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def attachment_headers(kind: str, path: str) -> tuple[str, dict[str, str]]:
+    """The media type an attachment is served as (by its file's suffix; unknown ones as bytes
+    to download) and the headers that keep a browser from sniffing or running more than it
+    should: nosniff, a Content-Security-Policy by kind, a safe file name."""
+    suffix = PurePosixPath(path).suffix.lower()
+    media_type = MEDIA_TYPES.get(suffix, "application/octet-stream")
+    name = _UNSAFE_NAME.sub("_", PurePosixPath(path).name).lstrip(".") or "attachment"
+    disposition = "inline" if suffix in MEDIA_TYPES else "attachment"
+    return media_type, {
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": CSP.get(kind, CSP_DEFAULT),
+        "Content-Disposition": f'{disposition}; filename="{name}"',
+        "Cache-Control": "no-store",
+    }
 
 
 def attachment_view(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -43,7 +80,10 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             raise HttpError(404, f"no attachment {attachment_id!r}")
         path = cfg.agent.evidence_dir / row.path
         content = await asyncio.to_thread(path.read_bytes)
-        return Response(content, media_type="text/html", headers={"X-Content-SHA256": row.sha256})
+        media_type, headers = attachment_headers(row.kind, row.path)
+        return Response(
+            content, media_type=media_type, headers={**headers, "X-Content-SHA256": row.sha256}
+        )
 
     @api.get("/v1/monitoring-records", summary="Clause 9.1 monitoring records, newest first")
     async def monitoring(
