@@ -99,6 +99,8 @@ class DriftCheck:
                 "stattest_kind": "p_value" if test.is_p_value else "distance",
                 "role": "feature" if col.is_feature else "output",
             }
+            if result.notes:  # how the test handled the data: unseen categories, scale used
+                params["test_notes"] = dict(result.notes)
             if test.is_p_value and method != "none":
                 params.update(correction=method, raw_p_value=result.value, family=len(family))
             out.append(

@@ -339,7 +339,8 @@ def test_get_stattest() -> None:
             get_stattest(alias, kind)  # type: ignore[arg-type]
         assert info.value.alias == alias
     with pytest.raises(
-        UnknownAliasError, match="known: chisquare, hellinger, jensenshannon, psi, z$"
+        UnknownAliasError,
+        match="known: chi2_contingency, chisquare, g_test, hellinger, jensenshannon, psi, z$",
     ):
         get_stattest("ks", "categorical")
 

@@ -23,7 +23,7 @@ import operator
 import numpy as np
 import numpy.typing as npt
 
-from aims_agent.checks.stattests import divergence, ecdf, frequency
+from aims_agent.checks.stattests import divergence, ecdf, frequency, two_sample
 from aims_agent.checks.stattests._core import (
     CategoricalStats,
     NumericStats,
@@ -42,7 +42,9 @@ from aims_agent.errors import UnknownAliasError
 from aims_agent.records import ColumnKind
 
 __all__ = [
+    "REGISTRY",
     "STATTESTS",
+    "TWO_SAMPLE",
     "CategoricalStats",
     "NumericStats",
     "ReferenceStats",
@@ -65,7 +67,7 @@ _TESTS = (
     StatTest(alias="anderson", kinds=_NUMERIC, is_p_value=True, default_threshold=0.1,
              drifted_if=operator.lt, numeric=ecdf.anderson),
     StatTest(alias="psi", kinds=_BOTH, is_p_value=False, default_threshold=0.1,
-             drifted_if=operator.ge, numeric=divergence.psi_numeric,
+             drifted_if=operator.ge, null_power=1.0, numeric=divergence.psi_numeric,
              categorical=divergence.psi_categorical),
     StatTest(alias="jensenshannon", kinds=_BOTH, is_p_value=False, default_threshold=0.1,
              drifted_if=operator.ge, numeric=divergence.js_numeric,
@@ -81,14 +83,31 @@ _TESTS = (
              categorical=frequency.z_categorical),
 )  # fmt: skip
 
-STATTESTS: dict[str, StatTest] = {t.alias: t for t in _TESTS}
+STATTESTS: dict[str, StatTest] = {t.alias: t for t in _TESTS}  # Evidently's, as it defines them
+
+# two-sample tests and robust distances defined by scipy, not by Evidently
+_SCIPY = (
+    StatTest(alias="chi2_contingency", kinds=_BOTH, is_p_value=True, origin="scipy",
+             default_threshold=0.05, drifted_if=operator.lt,
+             numeric=two_sample.chi2_contingency_numeric,
+             categorical=two_sample.chi2_contingency_categorical),
+    StatTest(alias="g_test", kinds=_BOTH, is_p_value=True, origin="scipy",
+             default_threshold=0.05, drifted_if=operator.lt,
+             numeric=two_sample.g_test_numeric, categorical=two_sample.g_test_categorical),
+    StatTest(alias="wasserstein_iqr", kinds=_NUMERIC, is_p_value=False, origin="scipy",
+             default_threshold=0.1, drifted_if=operator.ge, numeric=two_sample.wasserstein_iqr),
+    StatTest(alias="wasserstein_mad", kinds=_NUMERIC, is_p_value=False, origin="scipy",
+             default_threshold=0.1, drifted_if=operator.ge, numeric=two_sample.wasserstein_mad),
+)  # fmt: skip
+TWO_SAMPLE: dict[str, StatTest] = {t.alias: t for t in _SCIPY}
+REGISTRY: dict[str, StatTest] = {**STATTESTS, **TWO_SAMPLE}  # every test a config can name
 
 
 def get_stattest(alias: str, kind: ColumnKind) -> StatTest:
     """The test registered under `alias` for columns of `kind`, as Evidently would accept it."""
-    test = STATTESTS.get(alias)
+    test = REGISTRY.get(alias)
     if test is None or kind not in test.kinds:
-        known = (a for a, t in STATTESTS.items() if kind in t.kinds)
+        known = (a for a, t in REGISTRY.items() if kind in t.kinds)
         raise UnknownAliasError(f"{kind} stattest", alias, known)
     return test
 

@@ -9,8 +9,8 @@ are dropped, and an empty reference is an error.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 import numpy as np
@@ -33,6 +33,7 @@ class NumericStats:
     uniques: FloatArray  # ascending
     counts: IntArray  # occurrences of each unique value
     std: float  # population std (ddof=0), computed as pandas does for evidently
+    cache: dict[str, float] = field(default_factory=dict)  # robust scales, computed once
 
     @property
     def kind(self) -> ColumnKind:
@@ -128,17 +129,20 @@ class StatResult:
     threshold: float
     n_reference: int  # after dropping missing / inf as evidently does
     n_current: int
+    notes: Mapping[str, object] = field(default_factory=dict)  # what the test did with the data
 
 
 def _unsupported(alias: str, kind: ColumnKind) -> UnknownAliasError:
-    from aims_agent.checks.stattests import STATTESTS  # the registry imports this module
+    from aims_agent.checks.stattests import REGISTRY  # the registry imports this module
 
-    known = (a for a, t in STATTESTS.items() if kind in t.kinds)
+    known = (a for a, t in REGISTRY.items() if kind in t.kinds)
     return UnknownAliasError(f"{kind} stattest", alias, known)
 
 
-NumericFn: TypeAlias = Callable[[NumericStats, FloatArray], float]
-CategoricalFn: TypeAlias = Callable[[CategoricalStats, IntArray, Labels], float]
+# a test's value, or its value and notes on how the data were handled (unseen categories...)
+Outcome: TypeAlias = float | tuple[float, dict[str, object]]
+NumericFn: TypeAlias = Callable[[NumericStats, FloatArray], Outcome]
+CategoricalFn: TypeAlias = Callable[[CategoricalStats, IntArray, Labels], Outcome]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +161,10 @@ class StatTest:
     drifted_if: Callable[[float, float], bool]  # (value, threshold) -> drift, as evidently
     numeric: NumericFn | None = None
     categorical: CategoricalFn | None = None
+    origin: str = "evidently"  # whose definition: "evidently" (its legacy stattest) or "scipy"
+    # how the null quantile of the value shrinks with the window's effective size n:
+    # n ** -power (distances on CDFs and root divergences 0.5, psi 1); 0 for p-values
+    null_power: float = 0.5
 
     def prepare(
         self, reference: npt.ArrayLike, *, kind: ColumnKind, n_categories: int | None = None
@@ -182,7 +190,7 @@ class StatTest:
         """
         del n_categories
         t = self.default_threshold if threshold is None else float(threshold)
-        value = math.nan
+        value: Outcome = math.nan
         # extreme magnitudes overflow to inf / NaN exactly as in evidently; silently here
         with np.errstate(all="ignore"):
             if isinstance(prepared, NumericStats):
@@ -199,7 +207,11 @@ class StatTest:
                 n_cur = cs.size
                 if n_cur:
                     value = self.categorical(prepared, cs, labels)
+        notes: dict[str, object] = {}
+        if isinstance(value, tuple):
+            value, notes = value
         return StatResult(
+            notes=notes,
             value=value,
             p_value=value if self.is_p_value else None,
             drifted=bool(self.drifted_if(value, t)),

@@ -1,0 +1,134 @@
+"""Two-sample tests that treat the reference as a sample too, and robust-scale Wasserstein.
+
+Evidently's `chisquare` takes the reference's shares as the exact expected shares of the
+window, so a small reference's own sampling noise reads as drift. `chi2_contingency` and
+`g_test` test the 2 x k table (reference, current) x categories for homogeneity, as
+`scipy.stats.chi2_contingency(table)` and `chi2_contingency(table, lambda_="log-likelihood")`
+do (Yates' correction when the table has one degree of freedom, as scipy's default).
+
+The table holds every category seen on either side: a category new in the window (unseen in
+the reference) is a column with a zero reference cell, which a contingency test handles;
+categories seen on neither side are left out (their expected count would be zero). Both are
+stated in the result's notes with the number of empty cells.
+
+`wasserstein_iqr` and `wasserstein_mad` divide W1 by a robust scale of the reference
+(`scipy.stats.iqr(ref, scale="normal")`, `scipy.stats.median_abs_deviation(ref,
+scale="normal")`), which equals the standard deviation for normal data, so the default
+threshold 0.1 means what it means for Evidently's std-normed `wasserstein`, while one extreme
+value in a heavy-tailed reference no longer shrinks every distance. Where the robust scale is
+0 (a column mostly one value) they fall back to the std (floored at 0.001 as Evidently does),
+and say so in the notes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from aims_agent.checks.stattests._core import (
+    CategoricalStats,
+    FloatArray,
+    IntArray,
+    Labels,
+    NumericStats,
+    Outcome,
+)
+from aims_agent.checks.stattests._counts import (
+    Aligned,
+    align_categorical,
+    align_numeric,
+    merge_sorted,
+)
+
+_NORMAL_IQR = 1.3489795003921634  # 2 * sqrt(2) * erfinv(0.5): IQR of the standard normal
+_NORMAL_MAD = 0.6744897501960817  # its median absolute deviation
+
+
+def _contingency(al: Aligned, lambda_: float) -> Outcome:
+    """p-value of scipy's chi2_contingency on the 2 x k table, and what the table held."""
+    observed = np.stack((al.ref, al.cur)).astype(np.float64)
+    k = observed.shape[1]
+    notes: dict[str, object] = {
+        "categories": k,
+        "unseen_in_reference": int(np.count_nonzero(al.ref == 0)),
+        "absent_from_window": int(np.count_nonzero(al.cur == 0)),
+        "empty_cells": int(np.count_nonzero(observed == 0)),
+        "dof": k - 1,
+    }
+    if k < 2:  # one category on both sides: nothing to compare (scipy: dof 0, p = 1)
+        return 1.0, notes
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / observed.sum()
+    if k == 2:  # Yates' continuity correction, as scipy applies by default at dof 1
+        diff = expected - observed
+        observed = observed + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
+        notes["yates"] = True
+    from scipy import special  # lazy: keeps an idle sidecar small
+
+    if lambda_ == 1:
+        stat = float(((observed - expected) ** 2 / expected).sum())
+    else:
+        stat = float((2.0 * special.xlogy(observed, observed / expected)).sum())
+    notes["statistic"] = stat
+    return float(special.chdtrc(np.float64(k - 1), stat)), notes
+
+
+def chi2_contingency_numeric(ref: NumericStats, cur: FloatArray) -> Outcome:
+    """Pearson's chi-square test of homogeneity over a numeric column's distinct values."""
+    return _contingency(align_numeric(ref, np.sort(cur)), 1.0)
+
+
+def chi2_contingency_categorical(ref: CategoricalStats, cur: IntArray, labels: Labels) -> Outcome:
+    """Pearson's chi-square test of homogeneity over categories (reference x window)."""
+    return _contingency(align_categorical(ref, cur), 1.0)
+
+
+def g_test_numeric(ref: NumericStats, cur: FloatArray) -> Outcome:
+    """The G-test (log-likelihood ratio) of homogeneity over a numeric column's values."""
+    return _contingency(align_numeric(ref, np.sort(cur)), 0.0)
+
+
+def g_test_categorical(ref: CategoricalStats, cur: IntArray, labels: Labels) -> Outcome:
+    """The G-test (log-likelihood ratio) of homogeneity over categories."""
+    return _contingency(align_categorical(ref, cur), 0.0)
+
+
+def _w1(ref: NumericStats, cur: FloatArray) -> float:
+    merged, is_cur = merge_sorted(ref.sorted, np.sort(cur))
+    u_cdf = np.cumsum(~is_cur)[:-1] / ref.n
+    v_cdf = np.cumsum(is_cur)[:-1] / cur.size
+    return float(np.vecdot(np.abs(u_cdf - v_cdf), np.diff(merged)))
+
+
+def iqr_scale(ref: NumericStats) -> float:
+    """`scipy.stats.iqr(ref, scale="normal")`, from the sorted reference (cached)."""
+    if "iqr" not in ref.cache:
+        q25, q75 = np.percentile(ref.sorted, [25, 75])
+        ref.cache["iqr"] = float((q75 - q25) / _NORMAL_IQR)
+    return ref.cache["iqr"]
+
+
+def mad_scale(ref: NumericStats) -> float:
+    """`scipy.stats.median_abs_deviation(ref, scale="normal")` (cached)."""
+    if "mad" not in ref.cache:
+        x = ref.sorted
+        ref.cache["mad"] = float(np.median(np.abs(x - np.median(x))) / _NORMAL_MAD)
+    return ref.cache["mad"]
+
+
+def _robust(ref: NumericStats, cur: FloatArray, name: str, scale: float) -> Outcome:
+    notes: dict[str, object] = {"scale": name, "scale_value": scale}
+    if not scale > 0 or not math.isfinite(scale):
+        scale = max(ref.std, 0.001)
+        notes.update(scale=f"std ({name} is 0)", scale_value=scale)
+    return _w1(ref, cur) / scale, notes
+
+
+def wasserstein_iqr(ref: NumericStats, cur: FloatArray) -> Outcome:
+    """W1(reference, current) / (IQR of the reference / 1.349)."""
+    return _robust(ref, cur, "iqr", iqr_scale(ref))
+
+
+def wasserstein_mad(ref: NumericStats, cur: FloatArray) -> Outcome:
+    """W1(reference, current) / (MAD of the reference / 0.6745)."""
+    return _robust(ref, cur, "mad", mad_scale(ref))
