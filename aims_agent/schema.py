@@ -51,13 +51,19 @@ def category(value: Cell) -> str | None:
     return str(value)
 
 
+MAX_EPOCH = 253_402_300_800.0  # 10000-01-01T00:00:00Z: times in a record are years 1970 to 9999
+
+
 def epoch(value: datetime | float | None, *, default: float) -> float:
     """Epoch seconds of a record time; naive times are taken as UTC."""
     if value is None:
         return default
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
-    if value != value or value < 0 or value == float("inf"):
+        seconds = (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+        if not 0 <= seconds < MAX_EPOCH:
+            raise ValueError(f"must be from 1970-01-01T00:00:00Z to 9999-12-31, got {value}")
+        return seconds
+    if not 0 <= value < MAX_EPOCH:  # also NaN and infinities
         raise ValueError(f"must be RFC 3339 or non-negative epoch seconds, got {value}")
     return float(value)
 

@@ -36,14 +36,14 @@ def protocol_of(pair: Pair, configured: str) -> str:
         return named
     try:
         top = _top.decode(pair.request.body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         raise PayloadError("request: not a JSON object; set kserve_logger.protocol") from None
     if "instances" in top:
         return "kserve-v1"
     if "inputs" in top:
         try:
             tensors = _tensor_list.decode(top["inputs"])
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             return "kserve-v1"  # v1's columnar form: an object of columns, or a list of rows
         return "oip-v2" if tensors and "datatype" in tensors[0] else "kserve-v1"
     if any(k in top for k in ("data", "jsonData", "strData", "binData")):

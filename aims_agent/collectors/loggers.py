@@ -126,6 +126,8 @@ def parse_partial(body: bytes) -> Event:
         doc = _json.decode(body)
     except msgspec.DecodeError as exc:
         raise PayloadError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise PayloadError("body is not JSON: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise PayloadError("body must be a JSON object with id, kind, modelid and data")
     kind, pid, data = doc.get("kind"), doc.get("id"), doc.get("data")
@@ -188,7 +190,7 @@ def _metadata_id(value: str | None, header: str) -> str | None:
         try:
             doc = _json.decode(text)
             break
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             continue
     if not isinstance(doc, dict):
         return None

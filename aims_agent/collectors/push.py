@@ -21,6 +21,9 @@ OnError = Literal["reject", "skip"]
 _ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 _ID_ONLY = msgspec.json.Decoder(dict[str, object])
 MAX_ERRORS = 100  # errors reported per response; all are counted
+# msgspec refuses JSON nested deeper than the interpreter's recursion limit (a RecursionError,
+# caught wherever a body is decoded); a record is flat, so nothing valid comes near it
+TOO_DEEP = "JSON nested too deeply"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +55,8 @@ def split_body(body: bytes, content_type: str) -> list[bytes]:
         return [bytes(raw) for raw in _ARRAY.decode(stripped)]
     except msgspec.DecodeError as exc:
         raise PayloadError(f"body is not a JSON array: {exc}") from None
+    except RecursionError:
+        raise PayloadError(f"body is not a JSON array: {TOO_DEEP}") from None
 
 
 def field_of(message: str) -> tuple[str, str]:
@@ -69,7 +74,7 @@ def field_of(message: str) -> tuple[str, str]:
 def _id_of(raw: bytes) -> str | None:
     try:
         doc = _ID_ONLY.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     rid = doc.get("id")
     return None if rid is None else str(rid)
@@ -90,7 +95,7 @@ def _decode_valid_batch(parts: list[bytes], schema: ModelSchema, *, now: float) 
     """The batch as rows if every record is valid, else None."""
     try:
         records = schema.batch_decoder.decode(b"[" + b",".join(parts) + b"]")
-    except msgspec.DecodeError:  # ValidationError included
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included
         return None
     if len(records) != len(parts):  # e.g. two JSON objects on one NDJSON line
         return None
@@ -116,6 +121,10 @@ def _decode_one(decoder: msgspec.json.Decoder[Any], raw: bytes, index: int) -> A
     except msgspec.DecodeError as exc:
         raise RecordError(
             index=index, record_id=None, field="record", reason=f"not valid JSON: {exc}"
+        ) from None
+    except RecursionError:
+        raise RecordError(
+            index=index, record_id=_id_of(raw), field="record", reason=TOO_DEEP
         ) from None
 
 
@@ -194,7 +203,7 @@ def rename_fields(line: bytes, fields: dict[str, str]) -> bytes:
     `request_id` to `id`); a line that is not a JSON object is left for the decoder to report."""
     try:
         doc = _LINE.decode(line)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return line
     for name, key in fields.items():
         if key in doc:

@@ -78,6 +78,21 @@ def render(
     timeout: float = 600.0,
 ) -> Attachment:
     """Render the report for `window` against the reference file and store it as an attachment."""
+    try:
+        return _render(window, schema, reference, evidence_dir, name=name, timeout=timeout)
+    except OSError as exc:  # a full disk, a read-only evidence directory
+        raise ReportError(f"Evidently report not written: {exc.strerror or exc}") from exc
+
+
+def _render(
+    window: WindowData,
+    schema: ModelSchema,
+    reference: Path,
+    evidence_dir: Path,
+    *,
+    name: str,
+    timeout: float,
+) -> Attachment:
     out_dir = evidence_dir / "attachments"
     out_dir.mkdir(parents=True, exist_ok=True)
     final = out_dir / f"{name}.html"

@@ -16,6 +16,7 @@ days from awareness, 2 for a widespread or critical-infrastructure incident, 10 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -104,7 +105,25 @@ class Change(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     comment: str | None = None
 
 
-decode_change = msgspec.json.Decoder(Change).decode
+_decode_change = msgspec.json.Decoder(Change).decode
+AWARE_AHEAD_SECONDS = 86_400  # clocks disagree; a day ahead is the most a person can be aware
+
+
+def decode_change(body: bytes, *, now: float | None = None) -> Change:
+    """A change as a person sent it; msgspec.ValidationError names a field out of range."""
+    change = _decode_change(body)
+    now = time.time() if now is None else now
+    incident = change.serious_incident
+    if incident is not None and incident.aware_at is not None:
+        aware = incident.aware_at
+        seconds = (aware if aware.tzinfo else aware.replace(tzinfo=UTC)).timestamp()
+        if not 0 <= seconds <= now + AWARE_AHEAD_SECONDS:
+            raise msgspec.ValidationError(
+                "must be from 1970 to a day after now - at `$.serious_incident.aware_at`"
+            )
+    return change
+
+
 _FIELDS = (
     "reaction",
     "cause_analysis",

@@ -17,11 +17,17 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aims_agent import __version__
 from aims_agent.agent.api import evidence, ingest, nonconformities, operations
 from aims_agent.agent.api.auth import Auth, resolve_tokens
-from aims_agent.agent.api.common import error_response
+from aims_agent.agent.api.common import (
+    error_response,
+    http_error_response,
+    validation_error_response,
+)
 from aims_agent.config import TokenConfig
 from aims_agent.errors import AimsError
 
@@ -44,6 +50,8 @@ def create_app(
         description="Runtime AI monitoring evidence for ISO/IEC 42001",
     )
     app.add_exception_handler(AimsError, error_response)
+    app.add_exception_handler(StarletteHTTPException, http_error_response)
+    app.add_exception_handler(RequestValidationError, validation_error_response)
     auth = Auth(tokens)
     app.include_router(ingest.router(runtime, auth))
     app.include_router(evidence.router(runtime, auth))

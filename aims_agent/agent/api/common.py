@@ -9,7 +9,9 @@ from typing import Any
 
 import msgspec
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aims_agent.collectors.push import MAX_ERRORS
 from aims_agent.errors import (
@@ -43,6 +45,12 @@ STATUS: dict[type[AimsError], int] = {
 }
 
 
+# seconds a client is told to wait: backpressure clears as the writer catches up; a failed
+# storage write (a full disk, a lost database) takes longer
+RETRY = {429: 1, 503: 5}
+STORAGE_DOWN = "storage unavailable, nothing was changed; see the agent's log"
+
+
 def json_response(status: int, body: object, headers: Mapping[str, str] | None = None) -> Response:
     return Response(
         _json.encode(body), status_code=status, media_type="application/json", headers=headers
@@ -64,13 +72,34 @@ async def error_response(_: Request, exc: Exception) -> Response:
     status = status_of(exc)
     extra: dict[str, Any] = dict(exc.extra) if isinstance(exc, HttpError) else {}
     message = exc.message if isinstance(exc, HttpError) else str(exc)
+    if isinstance(exc, StorageError) and not isinstance(exc, BackpressureError):
+        message = STORAGE_DOWN  # the driver's message may carry SQL and values: the log has it
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
-    if status == 429:
-        retry = exc.retry_after if isinstance(exc, BackpressureError) else 1
+    if status in (429, 503):
+        retry = exc.retry_after if isinstance(exc, BackpressureError) else RETRY[status]
         retry = extra.get("retry_after", retry)
         extra["retry_after"] = retry
         headers["Retry-After"] = str(max(1, int(retry)))
     return json_response(status, {"error": message, **extra}, headers)
+
+
+async def http_error_response(_: Request, exc: Exception) -> Response:
+    """Starlette's own answers (no such path 404, method not allowed 405) in the documented
+    shape, with their headers (405's Allow)."""
+    assert isinstance(exc, StarletteHTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "request refused"
+    return json_response(exc.status_code, {"error": message}, exc.headers)
+
+
+async def validation_error_response(_: Request, exc: Exception) -> Response:
+    """A query or path parameter of the wrong type (422), naming it, in the documented shape."""
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for e in exc.errors()[:MAX_ERRORS]:
+        field = ".".join(str(part) for part in e.get("loc", ()) if part not in ("query", "path"))
+        errors.append({"field": field or "request", "reason": str(e.get("msg", "invalid"))})
+    first = errors[0] if errors else {"field": "request", "reason": "invalid"}
+    return json_response(422, {"error": f"{first['field']}: {first['reason']}", "errors": errors})
 
 
 def record_errors(errors: list[RecordError]) -> list[dict[str, object]]:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from aims_agent.agent.api.auth import Auth
     from aims_agent.agent.runtime import Runtime
 
-_NOT_STORED = "storage unavailable, nothing acknowledged"
+_NOT_STORED = "storage unavailable, nothing acknowledged; see the agent's log"
 
 
 def router(runtime: Runtime, auth: Auth) -> APIRouter:
@@ -86,8 +86,8 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             raise HttpError(
                 429, f"{exc}; nothing was stored", retry_after=exc.retry_after
             ) from None
-        except StorageError as exc:
-            raise HttpError(503, f"{_NOT_STORED}: {exc}") from None
+        except StorageError:
+            raise HttpError(503, _NOT_STORED) from None
         return json_response(
             200,
             {
@@ -117,8 +117,8 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             )
         try:
             counts = await ingest.join_labels(model, decoded)
-        except StorageError as exc:
-            raise HttpError(503, f"{_NOT_STORED}: {exc}") from None
+        except StorageError:
+            raise HttpError(503, _NOT_STORED) from None
         return json_response(200, counts)
 
     async def logger_event(model: str, parse: Callable[[], Event]) -> Response:
@@ -129,8 +129,8 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             raise
         except BackpressureError as exc:
             raise HttpError(429, str(exc), retry_after=exc.retry_after) from None
-        except StorageError as exc:
-            raise HttpError(503, f"{_NOT_STORED}: {exc}") from None
+        except StorageError:
+            raise HttpError(503, _NOT_STORED) from None
         return json_response(200, result)
 
     @api.post(
@@ -170,8 +170,7 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             event = parse_partial(body)
             model = runtime.modelmesh.get(event.model or "")
             if model is None:
-                known = ", ".join(sorted(runtime.modelmesh))
-                raise HttpError(404, f"modelid {event.model!r} is not monitored; known: {known}")
+                raise HttpError(404, f"modelid {event.model!r} is not monitored")
             return await logger_event(model, lambda: event)
 
     return api

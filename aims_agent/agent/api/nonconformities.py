@@ -70,12 +70,14 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
     ) -> Response:
         body = await read_body(request, cfg.agent.max_body_bytes)
         try:
-            change = lifecycle.decode_change(body)
+            change = lifecycle.decode_change(body, now=runtime.clock())
         except msgspec.ValidationError as exc:
             field, reason = field_of(str(exc))
             raise HttpError(422, f"{field}: {reason}", field=field) from None
         except msgspec.DecodeError as exc:
             raise PayloadError(f"body is not a JSON object: {exc}") from None
+        except RecursionError:
+            raise PayloadError("body is not a JSON object: JSON nested too deeply") from None
         done = await store.write(lifecycle.apply(nc_id, change, actor=actor, now=runtime.clock()))
         if done.status in lifecycle.TERMINAL:
             await asyncio.to_thread(runtime.runner.refresh_open_nonconformities)
