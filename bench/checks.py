@@ -106,7 +106,7 @@ def encode(ref: Any, cur: Any, gen: Any) -> tuple[Any, Any, Any]:
 
 def ours_drift(ref: Any, cur: Any, gen: Any) -> dict[str, Any]:
     from aims_agent.agent.judge import assess
-    from aims_agent.checks.drift import DriftCheck
+    from aims_agent.checks.kinds.drift import DriftCheck
     from aims_agent.config import DriftCheckConfig
 
     schema, reference, window = encode(ref, cur, gen)
@@ -179,7 +179,7 @@ def evidently_drift(ref: Any, cur: Any, gen: Any) -> dict[str, Any]:
 
 
 def ours_fairness(ref: Any, cur: Any, gen: Any) -> dict[str, Any]:
-    from aims_agent.checks.fairness import FairnessCheck
+    from aims_agent.checks.kinds.fairness import FairnessCheck
     from aims_agent.config import FairnessCheckConfig, Limit
 
     schema, reference, window = encode(ref, cur, gen)

@@ -40,3 +40,23 @@ def test_the_python_api_example_runs(write_config, tmp_path, monkeypatch) -> Non
     assert lines[0].startswith("drift breach ")
     assert any(line.strip().startswith("drift_score") for line in lines[1:])
     assert not (tmp_path / "evidence").exists()  # nothing written unless asked
+
+
+def test_the_drift_numbers_example_runs(tmp_path) -> None:
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame(make_rows(rng, 2000, shift=0.0))
+    current = pd.DataFrame(make_rows(rng, 800, shift=1.5))
+    examples = [
+        t.content
+        for t in MarkdownIt("commonmark").parse(README.read_text())
+        if t.type == "fence" and "checks.drift(" in t.content
+    ]
+    assert len(examples) == 1
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(examples[0], {"reference": reference, "current": current})  # noqa: S102
+    lines = out.getvalue().splitlines()
+    assert "of columns drifted: " in lines[0] and not lines[0].startswith("0%")
+    assert len(lines) == 1 + len(reference.columns)

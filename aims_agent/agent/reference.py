@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from aims_agent.checks import frames
 from aims_agent.checks.base import Reference
 from aims_agent.config import ModelConfig
 from aims_agent.errors import AimsError, ReferenceDataError
@@ -51,17 +52,6 @@ def _format(path: Path, fmt: str) -> str:
     return {"pq": "parquet", "parquet": "parquet"}.get(suffix, "csv")
 
 
-def _labels(column: Any) -> list[str | None]:
-    import pyarrow as pa
-
-    if pa.types.is_boolean(column.type):
-        return [None if v is None else ("True" if v else "False") for v in column.to_pylist()]
-    if pa.types.is_floating(column.type):
-        values = column.to_pylist()
-        return [None if v is None else str(int(v)) if v.is_integer() else str(v) for v in values]
-    return column.cast(pa.string()).to_pylist()  # type: ignore[no-any-return]
-
-
 def load_reference(path: Path, schema: ModelSchema, *, fmt: str = "auto") -> Reference:
     """Read the reference file; every schema column except label and attributes must be present."""
     kind = _format(path, fmt)
@@ -83,21 +73,11 @@ def load_reference(path: Path, schema: ModelSchema, *, fmt: str = "auto") -> Ref
     for col in schema.columns:
         if col.name not in present:
             continue
-        data = table.column(col.name).combine_chunks()
+        data = table.column(col.name)
         if col.kind == "numeric":
-            try:
-                arr = data.cast("float64").to_numpy(zero_copy_only=False)
-            except (ValueError, TypeError, NotImplementedError) as exc:
-                raise ReferenceDataError(f"{path}: column {col.name!r} is not numeric") from exc
-            columns[col.name] = np.asarray(arr, dtype=np.float64)
+            columns[col.name] = _numeric(data, col.name, path)
         else:
-            labels = _labels(data)
-            vocab = tuple(sorted({v for v in labels if v is not None}))
-            index = {v: i for i, v in enumerate(vocab)}
-            columns[col.name] = np.fromiter(
-                (-1 if v is None else index[v] for v in labels), dtype=np.int32, count=len(labels)
-            )
-            vocabularies[col.name] = vocab
+            columns[col.name], vocabularies[col.name] = frames.reference_codes(data)
     return Reference(
         reference_id=path.name,
         fingerprint=sha256_file(path),
@@ -120,21 +100,11 @@ def load_current(
     return current_from_table(table, schema, vocabularies, now=now, name=str(path))
 
 
-def _as_table(data: Any, name: str) -> Any:
-    """A pyarrow Table from a pyarrow Table or a pandas DataFrame."""
-    import pyarrow as pa
-
-    if isinstance(data, pa.Table):
-        return data
-    if type(data).__name__ == "DataFrame" and hasattr(data, "columns"):
-        try:
-            return pa.Table.from_pandas(data, preserve_index=False)
-        except (pa.ArrowException, ValueError, TypeError) as exc:
-            raise ReferenceDataError(f"{name}: cannot read the DataFrame: {exc}") from exc
-    raise ReferenceDataError(
-        f"{name}: expected a file path, a pandas DataFrame or a pyarrow Table, "
-        f"got {type(data).__name__}"
-    )
+def _numeric(column: Any, name: str, where: object) -> np.ndarray:
+    try:
+        return frames.numeric(column, name)
+    except ReferenceDataError as exc:
+        raise ReferenceDataError(f"{where}: {exc}") from exc
 
 
 def current_from_table(
@@ -147,7 +117,7 @@ def current_from_table(
 ) -> WindowData:
     """Current data (a pyarrow Table or a pandas DataFrame) as a window. Categorical codes
     extend the reference vocabularies, as the live window's do."""
-    table = _as_table(data, name)
+    table = frames.as_table(data, name)
     n = table.num_rows
     missing = [
         c.name
@@ -159,34 +129,15 @@ def current_from_table(
     columns: dict[str, np.ndarray] = {}
     vocabs: dict[str, tuple[str, ...]] = {}
     for col in schema.columns:
-        present = col.name in table.column_names
+        data = table.column(col.name) if col.name in table.column_names else None
         if col.kind == "numeric":
-            data = table.column(col.name).combine_chunks() if present else None
-            try:
-                columns[col.name] = (
-                    np.asarray(
-                        data.cast("float64").to_numpy(zero_copy_only=False), dtype=np.float64
-                    )
-                    if data is not None
-                    else np.full(n, np.nan)
-                )
-            except (ValueError, TypeError, NotImplementedError) as exc:
-                raise ReferenceDataError(f"{name}: column {col.name!r} is not numeric") from exc
-            continue
-        labels = list(vocabularies.get(col.name, ()))
-        index = {v: i for i, v in enumerate(labels)}
-        values = _labels(table.column(col.name).combine_chunks()) if present else [None] * n
-        codes = np.empty(n, dtype=np.int32)
-        for i, v in enumerate(values):
-            if v is None:
-                codes[i] = -1
-                continue
-            code = index.get(v)
-            if code is None:
-                code = index[v] = len(labels)
-                labels.append(v)
-            codes[i] = code
-        columns[col.name], vocabs[col.name] = codes, tuple(labels)
+            columns[col.name] = (
+                np.full(n, np.nan) if data is None else _numeric(data, col.name, name)
+            )
+        else:
+            columns[col.name], vocabs[col.name] = frames.window_codes(
+                data, n, vocabularies.get(col.name, ())
+            )
     return WindowData(
         info=WindowInfo(start=now, end=now, seen=n, sampled=n),
         columns=columns,

@@ -45,10 +45,10 @@ PROBLEMS: dict[str, ProblemFinder] = {}
 
 # kind -> module that registers it; imported on first use so a sidecar loads only what it runs
 _MODULES = {
-    "drift": "aims_agent.checks.drift",
-    "data_quality": "aims_agent.checks.quality",
-    "performance": "aims_agent.checks.performance",
-    "fairness": "aims_agent.checks.fairness",
+    "drift": "aims_agent.checks.kinds.drift",
+    "data_quality": "aims_agent.checks.kinds.quality",
+    "performance": "aims_agent.checks.kinds.performance",
+    "fairness": "aims_agent.checks.kinds.fairness",
 }
 
 

@@ -12,7 +12,7 @@ from scipy import stats
 from aims_agent.agent.judge import assess, overall
 from aims_agent.agent.reference import load_reference
 from aims_agent.agent.window import Window
-from aims_agent.checks.drift import DriftCheck
+from aims_agent.checks.kinds.drift import DriftCheck
 from aims_agent.checks.multiple_testing import adjust
 from aims_agent.config import DriftCheckConfig, SchemaConfig
 from aims_agent.schema import ModelSchema

@@ -15,7 +15,7 @@ from sklearn.metrics import accuracy_score
 
 from aims_agent.agent.judge import assess, overall
 from aims_agent.checks.base import Reference, build_check
-from aims_agent.checks.fairness import METRICS, NEEDS_LABEL, FairnessCheck
+from aims_agent.checks.kinds.fairness import METRICS, NEEDS_LABEL, FairnessCheck
 from aims_agent.config import FairnessCheckConfig, Limit, SchemaConfig
 from aims_agent.records import WindowData, WindowInfo
 from aims_agent.schema import ModelSchema

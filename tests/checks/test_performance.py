@@ -16,7 +16,7 @@ from sklearn.exceptions import UndefinedMetricWarning
 
 from aims_agent.agent.judge import assess, overall
 from aims_agent.checks.base import Reference, build_check
-from aims_agent.checks.performance import METRICS, NEEDS_SCORE, PerformanceCheck
+from aims_agent.checks.kinds.performance import METRICS, NEEDS_SCORE, PerformanceCheck
 from aims_agent.config import Limit, PerformanceCheckConfig, SchemaConfig
 from aims_agent.errors import ConfigError, UnknownAliasError
 from aims_agent.schema import ModelSchema

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from aims_agent.agent.judge import assess, overall
 from aims_agent.checks.base import build_check
-from aims_agent.checks.quality import QualityCheck
+from aims_agent.checks.kinds.quality import QualityCheck
 from aims_agent.config import Limit, QualityCheckConfig, SchemaConfig
 from aims_agent.records import Measurement, WindowData, WindowInfo
 from aims_agent.schema import ModelSchema

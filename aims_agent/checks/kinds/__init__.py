@@ -1,0 +1,1 @@
+"""The check kinds a config names (`kind:`), one module each, registered in `checks.base`."""
