@@ -19,7 +19,7 @@ EXIT_OK, EXIT_USAGE = 0, 2
 def cmd_validate(args: argparse.Namespace) -> int:
     from aims_agent.agent.preflight import load as load_config
 
-    cfg = load_config(Path(args.file))
+    cfg = load_config(Path(args.file), os.environ)
     print(f"{args.file}: valid")
     print(f"  listen {cfg.agent.host}:{cfg.agent.port}, evidence in {cfg.agent.evidence_dir}")
     print(f"  storage {cfg.storage_url.split('@')[-1]}")
@@ -39,7 +39,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from aims_agent.agent.server import serve
 
     logs.setup(args.log_level, args.log_format)
-    cfg = load_config(Path(args.config))
+    cfg = load_config(Path(args.config), os.environ)
     serve(cfg, os.environ, announce=lambda line: print(line, flush=True))
     return EXIT_OK
 

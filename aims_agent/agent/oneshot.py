@@ -46,7 +46,7 @@ class Outcome:
 def load_config(config: Config | str | os.PathLike[str]) -> Config:
     """A validated config: a `Config` as it is, or a YAML file read, validated and preflighted
     (every problem with its YAML path in one ConfigError)."""
-    return config if isinstance(config, Config) else preflight.load(Path(config))
+    return config if isinstance(config, Config) else preflight.load(Path(config), references=False)
 
 
 def _model(cfg: Config, model: str | None) -> int:

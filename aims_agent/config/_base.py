@@ -21,7 +21,9 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes no bound (every comparison is false) and infinity passes `gt=0`: neither is a
+    # setting anybody means, so no number in a config may be one
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def repeated(values: list[str]) -> list[str]:

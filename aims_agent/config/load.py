@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from aims_agent.config.model import Config
 from aims_agent.controls import controls_by_id
@@ -38,7 +38,32 @@ _MESSAGES = {
     "extra_forbidden": "is not a known field",
     "too_short": "must have at least {min_length} item(s)",
     "string_too_short": "must not be empty",
+    "finite_number": "must be a finite number",
 }
+# the longest duration any `*_seconds` setting may have: ten years (a schedule of 1e12 seconds
+# would overflow the scheduler's date arithmetic when the agent starts)
+MAX_SECONDS = 10 * 365 * 86_400
+
+
+def _durations(value: Any, path: str) -> list[str]:
+    """`path: must be <= ...` for every `*_seconds` setting beyond MAX_SECONDS."""
+    found: list[str] = []
+    if isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            child = getattr(value, name)
+            where = f"{path}.{name}" if path else name
+            if name.endswith("_seconds") and isinstance(child, int | float):
+                if child > MAX_SECONDS:
+                    found.append(f"{where}: must be <= {MAX_SECONDS} (ten years), got {child:g}")
+            else:
+                found += _durations(child, where)
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            found += _durations(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found += _durations(item, f"{path}.{key}")
+    return found
 
 
 def _fmt(value: object) -> str:
@@ -69,7 +94,7 @@ def _problem(err: Any) -> str:
 def _semantic_problems(cfg: Config) -> list[str]:
     """Checks that need the whole config or the disk: control ids and reference files. What a
     check kind needs of its settings is for the check itself to say (`checks.problems`)."""
-    problems: list[str] = []
+    problems: list[str] = _durations(cfg, "")
     known = controls_by_id()
     for i, model in enumerate(cfg.models):
         if not model.reference.path.is_file():
@@ -136,6 +161,12 @@ def load_config(path: Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        byte = exc.object[exc.start]
+        raise ConfigError(
+            [f"{path}: line {line}: not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8"]
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

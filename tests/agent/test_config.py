@@ -8,7 +8,7 @@ import yaml
 from aims_agent.agent.cli import main
 from aims_agent.agent.preflight import load as load_config
 from aims_agent.errors import ConfigError
-from tests.conftest import base_config
+from tests.conftest import READ_TOKEN_ENV, TOKEN_ENV, base_config
 
 
 def problems_of(path: Path) -> list[str]:
@@ -93,7 +93,9 @@ def test_every_problem_is_reported_at_once(tmp_path, reference_csv):
     assert len(problems_of(path)) == 2
 
 
-def test_cli_validate_exit_codes(tmp_path, write_config, reference_csv, capsys):
+def test_cli_validate_exit_codes(tmp_path, write_config, reference_csv, capsys, monkeypatch):
+    monkeypatch.setenv(TOKEN_ENV, "writer-" + "w" * 20)  # validate checks the token variables
+    monkeypatch.setenv(READ_TOKEN_ENV, "reader-" + "r" * 20)
     assert main(["validate", str(write_config())]) == 0
     out = capsys.readouterr().out
     assert "valid" in out and "model m1 1.0 (AIS-T): 4 features" in out

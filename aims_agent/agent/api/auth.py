@@ -13,18 +13,13 @@ from aims_agent.errors import AuthError, ConfigError, ForbiddenError
 
 
 def resolve_tokens(cfg: Config, environ: Mapping[str, str]) -> dict[bytes, TokenConfig]:
-    """Token values from the environment; a missing variable is a config error, never a skip."""
-    out: dict[bytes, TokenConfig] = {}
-    problems = []
-    for i, tok in enumerate(cfg.agent.tokens):
-        value = environ.get(tok.env, "")
-        if not value:
-            problems.append(f"agent.tokens[{i}].env: environment variable {tok.env} is not set")
-        else:
-            out[value.encode()] = tok
-    if problems:
+    """Token values from the environment; a missing, repeated or shared variable is a config
+    error (the same rule `validate` applies), never a skip."""
+    from aims_agent.agent.preflight import token_problems
+
+    if problems := token_problems(cfg, environ):
         raise ConfigError(problems)
-    return out
+    return {environ[tok.env].encode(): tok for tok in cfg.agent.tokens}
 
 
 class Auth:

@@ -49,7 +49,7 @@ def open_evidence(config: str, model: str | None = None) -> tuple[Config, Store]
     from aims_agent.agent.preflight import load as load_config
     from aims_agent.storage.store import Store
 
-    cfg = load_config(Path(config))
+    cfg = load_config(Path(config), references=False)  # evidence is read, not checks run
     names = sorted(m.name for m in cfg.models)
     if model is not None and model not in names:
         raise AimsError(f"--model: unknown model {model!r}; known: {', '.join(names)}")
