@@ -14,9 +14,11 @@ AimsError
 ├── CanonicalJSONError (ValueError)       a value without a canonical JSON form (NaN, ...)
 ├── SigningKeyError (ValueError)          a ledger signing or public key cannot be read
 ├── AuthError                             a request's credentials (HTTP 401)
-│   └── ForbiddenError                    valid credentials without the scope (HTTP 403)
+│   ├── ForbiddenError                    valid credentials without the scope (HTTP 403)
+│   └── IdentityProviderError             the OpenID Connect issuer's keys cannot be had (503)
 ├── NonconformityError                    a change to the nonconformity register
 │   ├── LifecycleError                    the record's state does not allow it (HTTP 409)
+│   ├── SegregationOfDutiesError          this actor may not make this change (HTTP 403)
 │   └── NonconformityNotFoundError (LookupError)
 ├── StorageError (RuntimeError)           the evidence store failed or is closed
 │   ├── StaleWindowError                  a write computed on a window a failed write left behind
@@ -121,12 +123,21 @@ class ForbiddenError(AuthError):
     """The credentials are valid but lack the scope the request needs."""
 
 
+class IdentityProviderError(AuthError):
+    """The OpenID Connect issuer's discovery document or JWKS cannot be fetched (HTTP 503)."""
+
+
 class NonconformityError(AimsError):
     """A change to the nonconformity register that cannot be made."""
 
 
 class LifecycleError(NonconformityError):
     """A change that the record's state does not allow (HTTP 409)."""
+
+
+class SegregationOfDutiesError(NonconformityError):
+    """The change is one this actor may not make: reviewing their own corrective action, or a
+    machine closing a record the agent opened (HTTP 403)."""
 
 
 class NonconformityNotFoundError(NonconformityError, LookupError):

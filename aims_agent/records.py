@@ -23,6 +23,7 @@ Cell = float | int | str | bool | None  # one decoded value of a row
 Row = tuple[Cell, ...]  # one record's cells in the model schema's column order
 Verdict = Literal["pass", "warn", "breach", "insufficient_data"]
 AGENT_ACTOR = "aims-agent"  # the actor of what the agent itself records
+ActorKind = Literal["person", "machine"]
 ColumnKind = Literal["numeric", "categorical"]
 Direction = Literal["above", "below"]
 
@@ -45,6 +46,59 @@ class Record(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     score: float | None = None
     label: Scalar = None
     attributes: dict[str, Scalar] = {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Actor:
+    """Who made a change: a person (an OpenID Connect subject, or a static token declared a
+    person's) or a machine (a service token, the agent itself), and the client it came through.
+    Stored in full in every nonconformity event's body (`by`), so the ledger covers it."""
+
+    kind: ActorKind
+    subject: str  # OIDC `sub`, or the static token's name
+    name: str | None = None
+    email: str | None = None
+    client: str | None = None  # OIDC `azp` / `client_id`, or the static token's name
+    issuer: str | None = None  # OIDC `iss`; None for static tokens and the agent
+
+    @property
+    def label(self) -> str:
+        """A short name for tables and messages: the name, else the email, else the subject."""
+        return (self.name or self.email or self.subject)[:128]
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        """Who this is, for segregation of duties: the same issuer and subject is one person."""
+        return (self.issuer, self.subject)
+
+    def as_dict(self) -> dict[str, str]:
+        """The stored form: the fields that are set."""
+        out = {"kind": self.kind, "subject": self.subject}
+        for name in ("name", "email", "client", "issuer"):
+            if (value := getattr(self, name)) is not None:
+                out[name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Actor:
+        """The record back from its stored form (`as_dict`)."""
+        kind: ActorKind = "person" if data.get("kind") == "person" else "machine"
+
+        def text(name: str) -> str | None:
+            value = data.get(name)
+            return None if value is None else str(value)
+
+        return cls(
+            kind=kind,
+            subject=str(data.get("subject", "")),
+            name=text("name"),
+            email=text("email"),
+            client=text("client"),
+            issuer=text("issuer"),
+        )
+
+
+AGENT = Actor(kind="machine", subject=AGENT_ACTOR, name=AGENT_ACTOR, client=AGENT_ACTOR)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

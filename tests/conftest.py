@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from aims_agent.records import Contents
+from aims_agent.records import Actor, Contents
 from aims_agent.storage.samples import append_batch
 from aims_agent.storage.store import Store
 
@@ -48,6 +48,18 @@ NC_PATHS: dict[str, list[str]] = {
     "closed": ["investigating", "corrective_action", "verifying", "closed"],
     "rejected": ["rejected"],
 }
+
+
+def person(name: str) -> Actor:
+    """A person actor, as an OpenID Connect token of the console would give."""
+    return Actor(kind="person", subject=name, name=name, email=f"{name}@example.org", client="web")
+
+
+def worker(change: dict[str, Any]) -> Actor:
+    """Who works a test's change: bob reviews and closes, alice does the rest (so segregation
+    of duties holds)."""
+    reviews = "effectiveness_review" in change or change.get("status") in ("closed", "rejected")
+    return person("bob" if reviews else "alice")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -22,7 +22,6 @@ from aims_agent.config.agent import (
     ReportsConfig,
     RetentionConfig,
     SchedulerConfig,
-    Scope,
     TokenConfig,
 )
 from aims_agent.config.checks import (
@@ -43,6 +42,7 @@ from aims_agent.config.collectors import (
     TapConfig,
     TrustyAIConfig,
 )
+from aims_agent.config.identity import OidcConfig, Scope, SegregationConfig
 from aims_agent.config.load import load_config, parse_config
 from aims_agent.config.model import (
     Config,
@@ -68,6 +68,7 @@ __all__ = [
     "LogTailConfig",
     "ModelConfig",
     "NcEvent",
+    "OidcConfig",
     "NotificationConfig",
     "PerformanceCheckConfig",
     "PrivacyConfig",
@@ -78,6 +79,7 @@ __all__ = [
     "ReportsConfig",
     "RetentionConfig",
     "SchedulerConfig",
+    "SegregationConfig",
     "SchemaConfig",
     "Scope",
     "TapConfig",

@@ -9,14 +9,17 @@ from typing import Literal, Self
 from pydantic import Field, model_validator
 
 from aims_agent.config._base import EnvName, Strict, unique
-
-Scope = Literal["ingest", "read", "write"]
+from aims_agent.config.identity import OidcConfig, Scope, SegregationConfig
 
 
 class TokenConfig(Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=128)
     env: EnvName = Field(description="name of the environment variable holding the token")
     scopes: tuple[Scope, ...] = ("ingest", "read")
+    kind: Literal["machine", "person"] = Field(
+        "machine", description="person: the token is one named person's (the actor is a person)"
+    )
+    email: str | None = Field(None, description="the person's email, for kind person")
 
 
 class SchedulerConfig(Strict):
@@ -112,6 +115,8 @@ class AgentConfig(Strict):
     retention: RetentionConfig = RetentionConfig()
     ledger: LedgerConfig = LedgerConfig()
     reports: ReportsConfig = ReportsConfig()
+    oidc: OidcConfig | None = None
+    segregation_of_duties: SegregationConfig = SegregationConfig()
 
     @model_validator(mode="after")
     def _unique_targets(self) -> Self:

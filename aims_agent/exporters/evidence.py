@@ -17,7 +17,7 @@ from aims_agent.errors import StorageError
 from aims_agent.exporters import ledger
 from aims_agent.exporters.canonical import iso, json_safe
 from aims_agent.exporters.lifecycle import note_effectiveness
-from aims_agent.records import AGENT_ACTOR, Assessment, Attachment, BreachRule, CheckRun, Threshold
+from aims_agent.records import AGENT, Assessment, Attachment, BreachRule, CheckRun, Threshold
 from aims_agent.storage import queries
 from aims_agent.storage.schema import (
     attachments,
@@ -277,7 +277,7 @@ def _open_or_recur(
         conn,
         nc_id=nc_id,
         at=run.finished_at,
-        actor=AGENT_ACTOR,
+        actor=AGENT,
         event=event,
         body={"monitoring_record_id": mon_id, "nature": _nature(run)},
     )

@@ -44,6 +44,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from aims_agent.errors import CanonicalJSONError, LedgerError
 from aims_agent.exporters.canonical import canonical, sha256_hex
+from aims_agent.records import Actor
 from aims_agent.storage.schema import (
     attachments,
     evidence_ledger,
@@ -197,12 +198,19 @@ def append_event(conn: Connection, row: Mapping[str, Any]) -> LedgerEntry:
 
 
 def insert_event(
-    conn: Connection, *, nc_id: str, at: float, actor: str, event: str, body: Mapping[str, Any]
+    conn: Connection, *, nc_id: str, at: float, actor: Actor, event: str, body: Mapping[str, Any]
 ) -> int:
     """Insert a nonconformity event and chain it, in one call; returns its event_id. Use it
     wherever an event is written: `insert_event(conn, nc_id=.., at=now, actor=.., event="closed",
-    body={"from": "verifying", "to": "closed"})`."""
-    values = {"nc_id": nc_id, "at": at, "actor": actor, "event": event, "body": body}
+    body={"from": "verifying", "to": "closed"})`. The `actor` column keeps the actor's label;
+    the body keeps the whole actor under `by`, so the ledger covers who it was."""
+    values = {
+        "nc_id": nc_id,
+        "at": at,
+        "actor": actor.label,
+        "event": event,
+        "body": {**body, "by": actor.as_dict()},
+    }
     key = conn.execute(insert(nonconformity_events).values(**values)).inserted_primary_key
     if key is None:
         raise LedgerError("the database did not return the new event's id")

@@ -25,10 +25,12 @@ from typing import Any, Literal
 import msgspec
 from sqlalchemy import Connection, select, update
 
+from aims_agent.config.identity import SegregationConfig
 from aims_agent.errors import LifecycleError, NonconformityNotFoundError
 from aims_agent.exporters import ledger
 from aims_agent.exporters.canonical import iso
-from aims_agent.records import AGENT_ACTOR
+from aims_agent.exporters.duties import check as duties_check
+from aims_agent.records import AGENT, Actor
 from aims_agent.storage.schema import monitoring_records, nonconformities, nonconformity_events
 
 Status = Literal["open", "investigating", "corrective_action", "verifying", "closed", "rejected"]
@@ -160,9 +162,18 @@ def _requirements(target: str, body: dict[str, Any], change: Change) -> str | No
     return None
 
 
-def apply(nc_id: str, change: Change, *, actor: str, now: float) -> Callable[[Connection], Updated]:
+def apply(
+    nc_id: str,
+    change: Change,
+    *,
+    actor: Actor,
+    now: float,
+    duties: SegregationConfig | None = None,
+) -> Callable[[Connection], Updated]:
     """A store write: apply one person's change; LifecycleError if its state does not allow
-    it, NonconformityNotFoundError if there is no such record."""
+    it, SegregationOfDutiesError if this actor may not make it (`duties`, default: all rules
+    on), NonconformityNotFoundError if there is no such record."""
+    rules = duties or SegregationConfig()
 
     def write(conn: Connection) -> Updated:
         row = conn.execute(
@@ -188,9 +199,16 @@ def apply(nc_id: str, change: Change, *, actor: str, now: float) -> Callable[[Co
                 events.append(
                     ("escalated", {"serious_incident": changed["possible_serious_incident"]})
                 )
+        before = body.get("corrective_action") or {}
+        marks_done = (changed.get("corrective_action") or {}).get("status") == "done" and (
+            before.get("status") != "done"
+        )
         body.update(changed)
         if changed:
-            events.insert(0, ("updated", {"fields": sorted(changed)}))
+            updated: dict[str, Any] = {"fields": sorted(changed)}
+            if marks_done:
+                updated["corrective_action_done"] = True
+            events.insert(0, ("updated", updated))
         new_status = status
         if change.status is not None and change.status != status:
             allowed = TRANSITIONS[status]
@@ -215,6 +233,17 @@ def apply(nc_id: str, change: Change, *, actor: str, now: float) -> Callable[[Co
             events.append(("commented", {"comment": change.comment}))
         if not events:
             raise LifecycleError(f"{nc_id}: the change is empty")
+        duties_check(
+            conn,
+            nc_id,
+            body,
+            closing=change.status in TERMINAL,
+            reviews=change.effectiveness_review is not None or change.status == "closed",
+            target=change.status or status,
+            actor=actor,
+            marks_done=marks_done,
+            duties=rules,
+        )
         values: dict[str, Any] = {"status": new_status, "body": body}
         if new_status in TERMINAL:
             values["open_key"] = None
@@ -284,7 +313,7 @@ def overdue(now: float) -> Callable[[Connection], list[tuple[str, str]]]:
                     conn,
                     nc_id=str(row.nc_id),
                     at=now,
-                    actor=AGENT_ACTOR,
+                    actor=AGENT,
                     event="past_due",
                     body={"due_date": action["due_date"], "owner": action.get("owner")},
                 )
@@ -333,7 +362,7 @@ def note_effectiveness(
         conn,
         nc_id=str(row.nc_id),
         at=now,
-        actor=AGENT_ACTOR,
+        actor=AGENT,
         event="effectiveness_evidence",
         body={"passing_runs": windows, "monitoring_records": evidence},
     )

@@ -33,7 +33,7 @@ from aims_agent.storage.schema import (
     nonconformity_events,
 )
 from aims_agent.storage.store import Store
-from tests.conftest import recorded
+from tests.conftest import person, recorded
 from tests.exporters.conftest import CTX, run
 
 L = evidence_ledger
@@ -442,7 +442,12 @@ def test_events_are_checked_and_an_unchained_event_is_named(store, evidence):
 def test_insert_event_chains_what_it_inserts(store, evidence):
     event_id = store.submit(
         lambda c: ledger.insert_event(
-            c, nc_id=evidence["nc"], at=6.0, actor="ana", event="commented", body={"comment": "é"}
+            c,
+            nc_id=evidence["nc"],
+            at=6.0,
+            actor=person("ana"),
+            event="commented",
+            body={"comment": "é"},
         )
     ).result()
     assert entries(store)[-1]["ref_id"] == str(event_id)

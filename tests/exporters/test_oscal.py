@@ -31,7 +31,7 @@ from aims_agent.exporters.lifecycle import apply, decode_change
 from aims_agent.exporters.oscal import OSCAL_VERSION, assessment_results
 from aims_agent.exporters.period import parse_period
 from aims_agent.storage.schema import monitoring_records
-from tests.conftest import as_records, base_config, make_rows, write_reference_csv
+from tests.conftest import as_records, base_config, make_rows, worker, write_reference_csv
 
 DAY = 86400.0
 ACTION = {"description": "retrain on recent data", "owner": "ml-team", "due_date": "2030-01-31"}
@@ -104,7 +104,12 @@ def evidence(tmp_path_factory):
 
         def work(change: dict, at: float) -> None:
             runtime.store.submit(
-                apply(nc_id, decode_change(json.dumps(change).encode()), actor="alice", now=at)
+                apply(
+                    nc_id,
+                    decode_change(json.dumps(change).encode()),
+                    actor=worker(change),
+                    now=at,
+                )
             ).result()
 
         work(

@@ -41,7 +41,7 @@ from aims_agent.exporters.report import (
 from aims_agent.records import Assessment, CheckRun, Measurement, Threshold, WindowInfo
 from aims_agent.storage.schema import attachments, evidence_ledger
 from aims_agent.storage.store import Store
-from tests.conftest import base_config, recorded
+from tests.conftest import base_config, recorded, worker
 
 DAY = 86400.0
 NOV = datetime(2026, 11, 1, tzinfo=UTC).timestamp()
@@ -189,7 +189,7 @@ def make_evidence(tmp: Path, reference: Path, storage_url: str | None = None) ->
             apply(
                 nc_id,
                 decode_change(json.dumps(change).encode()),
-                actor="alice",
+                actor=worker(change),
                 now=NOV + day * DAY,
             )
         ).result()

@@ -28,6 +28,7 @@ from aims_agent.agent.api.common import (
     http_error_response,
     validation_error_response,
 )
+from aims_agent.agent.api.oidc import OidcVerifier
 from aims_agent.config import TokenConfig
 from aims_agent.errors import AimsError
 
@@ -52,7 +53,8 @@ def create_app(
     app.add_exception_handler(AimsError, error_response)
     app.add_exception_handler(StarletteHTTPException, http_error_response)
     app.add_exception_handler(RequestValidationError, validation_error_response)
-    auth = Auth(tokens)
+    oidc = runtime.cfg.agent.oidc
+    auth = Auth(tokens, OidcVerifier(oidc) if oidc else None)
     app.include_router(ingest.router(runtime, auth))
     app.include_router(evidence.router(runtime, auth))
     app.include_router(nonconformities.router(runtime, auth))

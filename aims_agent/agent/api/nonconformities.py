@@ -14,6 +14,7 @@ from aims_agent.agent.api.common import json_response, read_body
 from aims_agent.collectors.push import field_of
 from aims_agent.errors import HttpError, PayloadError
 from aims_agent.exporters import lifecycle
+from aims_agent.records import Actor
 from aims_agent.storage import queries
 
 if TYPE_CHECKING:
@@ -66,7 +67,9 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         summary="Work a nonconformity: change its status and clause 10.2 fields (write scope)",
     )
     async def update_nc(
-        nc_id: str, request: Request, actor: str = Depends(auth.require("write"))
+        nc_id: str,
+        request: Request,
+        actor: Actor = Depends(auth.require("write")),  # noqa: B008 (FastAPI's idiom)
     ) -> Response:
         body = await read_body(request, cfg.agent.max_body_bytes)
         try:
@@ -78,7 +81,15 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             raise PayloadError(f"body is not a JSON object: {exc}") from None
         except RecursionError:
             raise PayloadError("body is not a JSON object: JSON nested too deeply") from None
-        done = await store.write(lifecycle.apply(nc_id, change, actor=actor, now=runtime.clock()))
+        done = await store.write(
+            lifecycle.apply(
+                nc_id,
+                change,
+                actor=actor,
+                now=runtime.clock(),
+                duties=cfg.agent.segregation_of_duties,
+            )
+        )
         if done.status in lifecycle.TERMINAL:
             await asyncio.to_thread(runtime.runner.refresh_open_nonconformities)
         return json_response(
