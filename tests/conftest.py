@@ -189,6 +189,9 @@ def base_config(reference: Path, evidence: Path, **check: Any) -> dict[str, Any]
                         "kind": "drift",
                         "schedule_seconds": 3600,
                         "min_samples": 50,
+                        # the plumbing's tests judge with Evidently's fixed thresholds; the
+                        # calibrated preset has its own (tests/checks/test_calibrated_drift.py)
+                        "preset": "evidently",
                         **check,
                     }
                 ],

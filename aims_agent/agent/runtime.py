@@ -13,7 +13,9 @@ writer (agent.oneshot).
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -36,7 +38,22 @@ from aims_agent.metrics import Metrics
 from aims_agent.storage.samples import load_tail_position, save_tail_position
 from aims_agent.storage.store import Store
 
+log = logging.getLogger(__name__)
+
 Clock = Callable[[], float]
+
+
+def _calibrate(models: list[ModelRuntime]) -> None:
+    """Null quantiles of calibrated drift checks for a full window, off the check path: the
+    first checks of a filling window compute their own sizes as they come (cached)."""
+    for mr in models:
+        for check in mr.checks.values():
+            calibrate = getattr(check, "calibrate", None)
+            if calibrate is not None:
+                try:
+                    calibrate(mr.cfg.window.max_sample)
+                except Exception:  # a check will compute it itself, and report what fails
+                    log.exception("calibrating %s/%s failed", mr.cfg.name, check.id)
 
 
 class Runtime:
@@ -59,6 +76,10 @@ class Runtime:
             m.name: build_model(cfg, m, ref, privacy[m.name])
             for m, ref in zip(cfg.models, references, strict=True)
         }
+        self._calibrating = threading.Thread(
+            target=_calibrate, args=(list(self.models.values()),), name="calibrate", daemon=True
+        )
+        self._calibrating.start()
         for name, mr in self.models.items():
             for c in mr.cfg.checks:
                 self.metrics.schedule.labels(name, c.id).set(c.schedule_seconds)

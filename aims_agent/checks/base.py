@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -25,6 +25,9 @@ class Reference:
     n_rows: int
     columns: Mapping[str, np.ndarray]
     vocabularies: Mapping[str, tuple[str, ...]]
+    # what checks compute from the reference once and may reuse between runs (null quantiles
+    # of the calibrated drift preset); the caller may fill and persist it
+    cache: MutableMapping[str, object] = field(default_factory=dict)
 
 
 class Check(Protocol):

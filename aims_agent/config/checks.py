@@ -34,21 +34,54 @@ class DriftCheckConfig(_CheckBase):
     """Drift of each column against the reference; breaches on the share of drifted features."""
 
     kind: Literal["drift"] = "drift"
+    preset: Literal["calibrated", "evidently"] = Field(
+        "calibrated",
+        description="calibrated: each test's null quantile at the window's size and an effect "
+        "floor; evidently: Evidently's default tests and thresholds, as Evidently judges",
+    )
     threshold: float = Field(0.5, gt=0, le=1, description="share of drifted features that breaches")
     warn: float | None = Field(None, gt=0, le=1)
     include_prediction: bool = True
+    family: tuple[str, ...] | None = Field(
+        None,
+        min_length=1,
+        description="columns that count in the drift share; default: the features "
+        "(prediction and score are tested but not counted)",
+    )
     columns: dict[str, ColumnTest] = {}
+    false_alarm_rate: float = Field(
+        0.01, gt=0, lt=0.5, description="calibrated: chance a feature drifts with no drift"
+    )
+    family_false_alarm_rate: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="calibrated: the run's false-alarm bound; lowers the per-feature rate "
+        "to meet it whatever the dependence between features",
+    )
+    replicates: int = Field(
+        199,
+        ge=19,
+        le=100_000,
+        description="calibrated: resamples per size bucket; at least 2 / the per-feature rate - 1",
+    )
+    seed: int = Field(0, ge=0, description="calibrated: seed of the resampling")
     multiple_testing: Literal["none", "bonferroni", "benjamini-hochberg"] = Field(
-        "none", description="correction across the p-value tests of one run"
+        "none", description="evidently: correction across the p-value tests of one run"
     )
     report_on_breach: bool = Field(
-        True, description="attach Evidently's HTML report when a breach opens a nonconformity"
+        False, description="attach Evidently's HTML report when a breach opens a nonconformity"
     )
 
     @model_validator(mode="after")
     def _warn_below(self) -> Self:
         if self.warn is not None and self.warn >= self.threshold:
             raise ValueError(f"warn: must be < threshold ({self.threshold}), got {self.warn}")
+        if self.multiple_testing != "none" and self.preset != "evidently":
+            raise ValueError(
+                "multiple_testing: only with preset: evidently; the calibrated preset holds the "
+                "run's false-alarm rate with family_false_alarm_rate"
+            )
         return self
 
 

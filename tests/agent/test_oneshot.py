@@ -154,3 +154,21 @@ def test_python_api_takes_a_dataframe_and_writes_nothing_unless_asked(
     assert _db_counts(tmp_path / "evidence" / "aims.db") == (1, 1)
     # the same numbers whether stored or not
     assert stored["result"]["measurements"] == record["result"]["measurements"]
+
+
+def test_calibrated_preset_end_to_end(write_config, current, capsys):
+    """The calibrated preset through the CLI: an 800-row window against the 2000-row reference
+    cannot pass (too small for chance to stay under the effect floor: insufficient data, with
+    the size it needs), but a large shift is drift at any size."""
+    cfg = write_config(preset="calibrated", threshold=0.3, replicates=49)
+    args = ["check", "--config", str(cfg), "--model", "m1", "--dry-run", "--format", "json"]
+    assert main([*args, "--current", str(current(0.0))]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["result"]["outcome"] == "insufficient_data"
+    share = next(m for m in record["result"]["measurements"] if m["metric"] == "drift_share")
+    assert share["params"]["n_needed"] > 800
+    assert main([*args, "--current", str(current(1.5))]) == 1
+    (record,) = json.loads(capsys.readouterr().out)
+    assert record["result"]["outcome"] == "breach"
+    drift = [m for m in record["result"]["measurements"] if m["metric"] == "drift_score"]
+    assert all("null" in m["params"] and m["params"]["effect_floor"] > 0 for m in drift)

@@ -147,9 +147,15 @@ def test_report_on_breach_without_evidently_is_a_config_problem(
         "find_spec",
         lambda name, *a: None if name == "evidently" else real(name, *a),
     )
-    path = _write(tmp_path, reference_csv, lambda c: None)
+    path = _write(
+        tmp_path,
+        reference_csv,
+        lambda c: c["models"][0]["checks"][0].update(report_on_breach=True),
+    )
     code, err = _exit(["validate", str(path)], ENV, monkeypatch, capsys)
     assert code == 2 and "models[0].checks[0].report_on_breach: Evidently is not installed" in err
+    path = _write(tmp_path, reference_csv, lambda c: None)  # off unless asked
+    assert _exit(["validate", str(path)], ENV, monkeypatch, capsys)[0] == 0
     path = _write(
         tmp_path,
         reference_csv,

@@ -19,6 +19,7 @@ from aims_agent.schema import ModelSchema
 
 
 def setup(gen, tmp_path, n_ref, n_cur, **cfg):
+    cfg.setdefault("preset", "evidently")
     schema = ModelSchema(
         SchemaConfig(
             numeric=tuple(gen.NUM_COLS),

@@ -222,7 +222,7 @@ def test_missing_token_variable_exits_2_naming_the_field(write_config):
 
 
 def test_evidently_report_is_attached_with_its_hash(write_config, agent_factory):
-    agent = agent_factory(write_config(threshold=0.3))
+    agent = agent_factory(write_config(threshold=0.3, report_on_breach=True))
     with agent.client() as c:
         assert (
             post(c, as_records(make_rows(np.random.default_rng(12), 400, shift=1.5))).status_code

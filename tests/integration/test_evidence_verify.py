@@ -79,7 +79,7 @@ def storage_url(
 
 
 def write_config(dest: Path, reference: Path, url: str) -> Path:
-    cfg = base_config(reference, dest / "evidence")
+    cfg = base_config(reference, dest / "evidence", report_on_breach=True)
     cfg["agent"]["storage_url"] = url
     cfg["agent"]["ledger"] = {"signing_key_env": KEY_ENV}
     path = dest / "agent.yaml"

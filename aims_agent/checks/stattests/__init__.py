@@ -63,7 +63,8 @@ _TESTS = (
     StatTest(alias="ks", kinds=_NUMERIC, is_p_value=True, default_threshold=0.05,
              drifted_if=operator.le, numeric=ecdf.ks),
     StatTest(alias="wasserstein", kinds=_NUMERIC, is_p_value=False, default_threshold=0.1,
-             drifted_if=operator.ge, numeric=ecdf.wasserstein),
+             drifted_if=operator.ge, numeric=ecdf.wasserstein,
+             replicate=two_sample.wasserstein_std_fast),
     StatTest(alias="anderson", kinds=_NUMERIC, is_p_value=True, default_threshold=0.1,
              drifted_if=operator.lt, numeric=ecdf.anderson),
     StatTest(alias="psi", kinds=_BOTH, is_p_value=False, default_threshold=0.1,
@@ -95,9 +96,11 @@ _SCIPY = (
              default_threshold=0.05, drifted_if=operator.lt,
              numeric=two_sample.g_test_numeric, categorical=two_sample.g_test_categorical),
     StatTest(alias="wasserstein_iqr", kinds=_NUMERIC, is_p_value=False, origin="scipy",
-             default_threshold=0.1, drifted_if=operator.ge, numeric=two_sample.wasserstein_iqr),
+             default_threshold=0.1, drifted_if=operator.ge, numeric=two_sample.wasserstein_iqr,
+             replicate=two_sample.wasserstein_iqr_fast),
     StatTest(alias="wasserstein_mad", kinds=_NUMERIC, is_p_value=False, origin="scipy",
-             default_threshold=0.1, drifted_if=operator.ge, numeric=two_sample.wasserstein_mad),
+             default_threshold=0.1, drifted_if=operator.ge, numeric=two_sample.wasserstein_mad,
+             replicate=two_sample.wasserstein_mad_fast),
 )  # fmt: skip
 TWO_SAMPLE: dict[str, StatTest] = {t.alias: t for t in _SCIPY}
 REGISTRY: dict[str, StatTest] = {**STATTESTS, **TWO_SAMPLE}  # every test a config can name

@@ -33,7 +33,7 @@ class NumericStats:
     uniques: FloatArray  # ascending
     counts: IntArray  # occurrences of each unique value
     std: float  # population std (ddof=0), computed as pandas does for evidently
-    cache: dict[str, float] = field(default_factory=dict)  # robust scales, computed once
+    cache: dict[str, object] = field(default_factory=dict)  # robust scales, prefix sums
 
     @property
     def kind(self) -> ColumnKind:
@@ -165,12 +165,22 @@ class StatTest:
     # how the null quantile of the value shrinks with the window's effective size n:
     # n ** -power (distances on CDFs and root divergences 0.5, psi 1); 0 for p-values
     null_power: float = 0.5
+    # the same value computed faster on a clean sample (to rounding), for calibration replicates
+    replicate: NumericFn | None = None
 
     def prepare(
         self, reference: npt.ArrayLike, *, kind: ColumnKind, n_categories: int | None = None
     ) -> ReferenceStats:
         """Summarise the reference once; the result is shared by every test of the column."""
         return prepare_reference(reference, kind=kind, n_categories=n_categories)
+
+    def replicate_value(self, prepared: ReferenceStats, sample: npt.NDArray[np.generic]) -> float:
+        """The test's value on an already clean sample (a resampled window)."""
+        if self.replicate is not None and isinstance(prepared, NumericStats):
+            with np.errstate(all="ignore"):
+                out = self.replicate(prepared, sample.astype(np.float64, copy=False))
+            return out[0] if isinstance(out, tuple) else out
+        return self.compute(prepared, sample).value
 
     def compute(
         self,
