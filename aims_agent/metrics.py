@@ -92,7 +92,11 @@ class Metrics:
             registry=r,
         )
         self.runs = Counter(
-            "aims_check_runs", "Check runs by verdict", ["model", "check", "verdict"], registry=r
+            "aims_check_runs",
+            "Scheduled and requested check runs by outcome: pass, warn, breach, "
+            "insufficient_data, error, not_run (skipped or missed); `verdict` repeats it",
+            ["model", "check", "verdict", "outcome"],
+            registry=r,
         )
         self.duration = Histogram(
             "aims_check_duration_seconds",

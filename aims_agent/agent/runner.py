@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,8 +19,10 @@ from aims_agent.agent.judge import assess, breach_rule, overall
 from aims_agent.agent.models import ModelRuntime, model_of
 from aims_agent.config import DriftCheckConfig
 from aims_agent.errors import ReportError
+from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.evidence import record_run, save_attachment
-from aims_agent.exporters.prometheus import observe_run, restore_run
+from aims_agent.exporters.not_run import NotRun, NotRunOutcome, NotRunReason, record_not_run
+from aims_agent.exporters.prometheus import observe_not_run, observe_run, restore_run
 from aims_agent.exporters.trustyai import Target, TrustyAISeries
 from aims_agent.metrics import Metrics
 from aims_agent.records import Assessment, Attachment, CheckRun, Verdict, WindowData
@@ -130,6 +133,74 @@ class Runner:
         if opened and isinstance(settings, DriftCheckConfig) and settings.report_on_breach:
             self.attach_report(name, data, mon_id)
         return outcome
+
+    def note_not_run(
+        self,
+        name: str,
+        check_id: str,
+        *,
+        outcome: NotRunOutcome,
+        reason: NotRunReason,
+        detail: str,
+        scheduled_at: float,
+        due_runs: int = 1,
+        noted_at: float | None = None,
+    ) -> Future[str]:
+        """Record a scheduled run that did not happen (or failed outside the check): a
+        monitoring record with the reason, counted; the write is not waited for (this is
+        called from the scheduler's threads)."""
+        mr = model_of(self.models, name)
+        nr = NotRun(
+            model=name,
+            check_id=check_id,
+            kind=mr.checks[check_id].kind,
+            controls=mr.controls[check_id],
+            outcome=outcome,
+            reason=reason,
+            detail=detail[:500],
+            scheduled_at=scheduled_at,
+            noted_at=self.clock() if noted_at is None else noted_at,
+            due_runs=due_runs,
+        )
+        extra = {"event": "check_not_run", "model": name, "check": check_id, "reason": reason}
+        log.warning("check %s/%s %s: %s", name, check_id, reason, nr.detail, extra=extra)
+        observe_not_run(self.metrics, name, check_id, outcome)
+        future = self.store.submit(record_not_run(nr, mr.contexts[check_id]))
+
+        def done(f: object) -> None:
+            exc = future.exception()
+            if exc is not None:
+                log.error("not-run record of %s/%s lost: %r", name, check_id, exc, extra=extra)
+
+        future.add_done_callback(done)
+        return future
+
+    def note_downtime(self, now: float) -> int:
+        """At start: a `missed` record for each check whose last record is older than 1.5 of
+        its intervals (the agent was down); returns how many were noted."""
+        pairs = [(name, c) for name, mr in self.models.items() for c in mr.checks]
+        lasts = self.store.read(
+            lambda conn: [queries.latest_scheduled(conn, *pair) for pair in pairs]
+        )
+        noted: list[Future[str]] = []
+        for (name, check_id), last in zip(pairs, lasts, strict=True):
+            every = self.models[name].contexts[check_id].schedule_seconds
+            if last is None or now - last <= 1.5 * every:
+                continue
+            note = self.note_not_run(
+                name,
+                check_id,
+                outcome="not_run",
+                reason="missed",
+                detail=f"the agent was not running: no run between {iso(last)} and {iso(now)}",
+                scheduled_at=last + every,
+                due_runs=max(1, int((now - last) / every + 1e-9)),
+                noted_at=now,
+            )
+            noted.append(note)
+        for note in noted:
+            note.result()
+        return len(noted)
 
     def _log(self, o: RunOutcome) -> None:
         """A line when a check's verdict changes and on every breach (saying when it recurred on

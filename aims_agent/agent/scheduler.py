@@ -3,7 +3,9 @@ and the monthly period report (`agent.reports.monthly`) as a cron job in the sam
 
 Coalescing, misfire grace time and max instances are set explicitly from config: a check that
 falls behind runs once, late runs within the grace time still run, and a slow check never
-overlaps itself.
+overlaps itself. A run that is skipped for that (EVENT_JOB_MAX_INSTANCES), missed
+(EVENT_JOB_MISSED) or whose job raised (EVENT_JOB_ERROR) is handed to `not_run`, which
+records it as evidence (`Runner.note_not_run`).
 """
 
 from __future__ import annotations
@@ -11,9 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
+from apscheduler.events import (
+    EVENT_JOB_ERROR,
+    EVENT_JOB_MAX_INSTANCES,
+    EVENT_JOB_MISSED,
+    JobEvent,
+    JobExecutionEvent,
+    JobSubmissionEvent,
+)
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -25,6 +34,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RunCheck = Callable[[str, str], object]
+
+
+class NotRunSink(Protocol):
+    """Where a run that did not happen goes (`Runner.note_not_run`)."""
+
+    def __call__(
+        self,
+        name: str,
+        check_id: str,
+        *,
+        outcome: Literal["not_run", "error"],
+        reason: Literal["skipped", "missed", "failed"],
+        detail: str,
+        scheduled_at: float,
+        due_runs: int = 1,
+    ) -> object: ...
+
+
 MONTHLY_REPORTS = "reports/monthly"
 # a report job that waits behind busy check workers still runs (not missed after 30 s)
 _REPORT_GRACE_SECONDS = 6 * 3600
@@ -44,10 +71,15 @@ def monthly_reports(store: Store, cfg: Config) -> None:
 
 
 def build_scheduler(
-    cfg: Config, run_check: RunCheck, *, store: Store | None = None
+    cfg: Config,
+    run_check: RunCheck,
+    *,
+    store: Store | None = None,
+    not_run: NotRunSink | None = None,
 ) -> BackgroundScheduler:
     """Each check first runs one interval after start-up, once its window has had time to fill.
-    With `store` (the runtime's), the monthly report job is added unless switched off."""
+    With `store` (the runtime's), the monthly report job is added unless switched off; with
+    `not_run`, check runs that are skipped, missed or fail are handed to it."""
     s = cfg.agent.scheduler
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=s.workers)},
@@ -79,8 +111,59 @@ def build_scheduler(
             misfire_grace_time=_REPORT_GRACE_SECONDS,
         )
 
-    def on_error(event: JobExecutionEvent) -> None:
-        log.error("job %s raised %r", event.job_id, event.exception, extra={"event": "job_error"})
+    checks = {f"{m.name}/{c.id}": (m.name, c.id) for m in cfg.models for c in m.checks}
 
-    scheduler.add_listener(on_error, EVENT_JOB_ERROR)
+    def on_event(event: JobEvent) -> None:
+        if isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_ERROR:
+            log.error(
+                "job %s raised %r", event.job_id, event.exception, extra={"event": "job_error"}
+            )
+        pair = checks.get(event.job_id)
+        if not_run is None or pair is None:
+            return
+        try:
+            _hand_over(event, pair, not_run, s.max_instances, s.misfire_grace_seconds)
+        except Exception:  # noqa: BLE001 - a listener that raises stops nothing, but say so
+            log.exception("run not recorded", extra={"event": "not_run_lost"})
+
+    scheduler.add_listener(on_event, EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
     return scheduler
+
+
+def _hand_over(
+    event: JobEvent, pair: tuple[str, str], sink: NotRunSink, max_instances: int, grace: float
+) -> None:
+    name, check_id = pair
+    if isinstance(event, JobSubmissionEvent):  # EVENT_JOB_MAX_INSTANCES
+        times = [t.timestamp() for t in event.scheduled_run_times] or [0.0]
+        sink(
+            name,
+            check_id,
+            outcome="not_run",
+            reason="skipped",
+            detail="the previous run was still running (maximum number of running instances "
+            f"reached: max_instances {max_instances})",
+            scheduled_at=times[0],
+            due_runs=len(times),
+        )
+    elif isinstance(event, JobExecutionEvent):
+        at = event.scheduled_run_time.timestamp()
+        if event.code == EVENT_JOB_MISSED:
+            sink(
+                name,
+                check_id,
+                outcome="not_run",
+                reason="missed",
+                detail=f"run time missed by more than the misfire grace time ({grace:g} s)",
+                scheduled_at=at,
+            )
+        else:
+            exc = event.exception
+            sink(
+                name,
+                check_id,
+                outcome="error",
+                reason="failed",
+                detail=f"the run failed before its record was written: {type(exc).__name__}: {exc}",
+                scheduled_at=at,
+            )

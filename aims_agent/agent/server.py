@@ -216,7 +216,9 @@ def serve(
         # (default 5 ms), so a proxied request never waits long behind them
         sys.setswitchinterval(0.001)
     runtime = Runtime(cfg, environ=environ)
-    scheduler = build_scheduler(cfg, runtime.runner.run_check, store=runtime.store)
+    scheduler = build_scheduler(
+        cfg, runtime.runner.run_check, store=runtime.store, not_run=runtime.runner.note_not_run
+    )
     ready = {"value": False}
     sock = bind(cfg.agent.host, cfg.agent.port)
     url = url_of(sock)
@@ -227,6 +229,7 @@ def serve(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await _start_proxies(proxies, grpc)
+        await asyncio.to_thread(runtime.runner.note_downtime, runtime.clock())
         scheduler.start()
         tasks = [
             asyncio.create_task(runtime.tail_log(m.name), name=f"tail {m.name}")

@@ -38,7 +38,8 @@ def restore_run(
 def observe_run(metrics: Metrics, run: CheckRun) -> None:
     """Publish a judged check run."""
     labels = (run.model, run.check_id)
-    metrics.runs.labels(*labels, "error" if run.error else run.verdict).inc()
+    outcome = "error" if run.error else run.verdict
+    metrics.runs.labels(*labels, outcome, outcome).inc()
     metrics.verdict.labels(*labels).state("error" if run.error else run.verdict)
     metrics.duration.labels(*labels).observe(run.finished_at - run.started_at)
     if run.error:
@@ -51,3 +52,8 @@ def observe_run(metrics: Metrics, run: CheckRun) -> None:
         if m.threshold is not None:
             metrics.threshold.labels(*key).set(m.threshold.breach)
         metrics.breached.labels(*key).set(1 if a.verdict == "breach" else 0)
+
+
+def observe_not_run(metrics: Metrics, model: str, check_id: str, outcome: str) -> None:
+    """Count a scheduled run that did not happen (or failed outside the check)."""
+    metrics.runs.labels(model, check_id, outcome, outcome).inc()

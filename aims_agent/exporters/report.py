@@ -37,6 +37,7 @@ from aims_agent.errors import ReportWriteError, UnknownAliasError, UnknownModelE
 from aims_agent.exporters import report_sections as sections
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.evidence import save_attachment
+from aims_agent.exporters.not_run import coverage_gaps, gap_dict
 from aims_agent.exporters.period import period_bounds, period_label, previous_month
 from aims_agent.exporters.report_html import to_html
 from aims_agent.exporters.report_md import to_markdown
@@ -114,6 +115,7 @@ def build(
         )
         for name in names
     ]
+    _coverage(models, runs, queries.first_runs(conn, model), t0, as_of)
     nc_keys = ("opened", "closed", "rejected", "open_at_end", "recurrences")
     return {
         "schema_version": REPORT_SCHEMA,
@@ -144,6 +146,39 @@ def build(
         "statement_of_applicability": build_soa(conn, cfg, model, until=as_of),
         "notes": sections.notes(models, now, t1, as_of),
     }
+
+
+def _coverage(
+    models: list[JsonDict],
+    runs: list[Any],
+    firsts: Mapping[tuple[str, str], float],
+    t0: float,
+    as_of: float,
+) -> None:
+    """Per check, the time it went without a valid run in the period (`coverage_gaps`)."""
+    for m in models:
+        for c in m["checks"]:
+            every = c["schedule_seconds"]
+            if not every:
+                c["coverage"] = None
+                continue
+            mine = [
+                (r.executed_at, r.outcome, r.not_run_reason)
+                for r in runs
+                if r.model == m["name"] and r.check_id == c["id"]
+            ]
+            gaps = coverage_gaps(
+                mine,
+                check_id=c["id"],
+                every_seconds=every,
+                start=t0,
+                end=as_of,
+                since=firsts.get((m["name"], c["id"])),
+            )
+            c["coverage"] = {
+                "gaps": [gap_dict(g) for g in gaps],
+                "uncovered_seconds": round(sum(g.seconds for g in gaps), 3),
+            }
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def _counts(d: Mapping[str, Any]) -> list[str]:
     return [str(d.get("runs", 0)), *(str(counts.get(o, 0)) for o in OUTCOMES)]
 
 
-_COUNT_HEAD = ["runs", "pass", "warn", "breach", "insufficient data", "error"]
+_COUNT_HEAD = ["runs", "pass", "warn", "breach", "insufficient data", "error", "not run"]
 
 
 def _summary(data: Mapping[str, Any]) -> str:

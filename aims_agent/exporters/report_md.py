@@ -8,7 +8,7 @@ from typing import Any
 from aims_agent.exporters.report_sections import OUTCOMES
 
 _BARS = "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588"
-_COUNT_HEAD = ["runs", "pass", "warn", "breach", "insufficient data", "error"]
+_COUNT_HEAD = ["runs", "pass", "warn", "breach", "insufficient data", "error", "not run"]
 
 
 def _c(value: object) -> str:
@@ -55,6 +55,7 @@ def _model(m: Mapping[str, Any]) -> list[str]:
             c["kind"],
             ", ".join(c["controls"]),
             *_counts(c),
+            c["worst_outcome"],
             c["last_outcome"],
             c["last_value"],
             sparkline([d["breach"] for d in c["series"]]),
@@ -62,8 +63,16 @@ def _model(m: Mapping[str, Any]) -> list[str]:
         ]
         for c in m["checks"]
     ]
-    head = ["check", "kind", "controls", *_COUNT_HEAD, "last verdict", "last value"]
-    out += _table([*head, "daily breaches", "daily mean value"], rows)
+    head = ["check", "kind", "controls", *_COUNT_HEAD, "worst verdict", "last verdict"]
+    out += _table([*head, "last value", "daily breaches", "daily mean value"], rows)
+    gaps = [
+        [c["id"], g["start"], g["end"], round(g["seconds"] / 3600, 2), ", ".join(g["reasons"])]
+        for c in m["checks"]
+        for g in (c.get("coverage") or {}).get("gaps", ())
+    ]
+    out += ["### Gaps in coverage (time without a valid run)", ""]
+    head = ["check", "from", "to", "hours", "runs not made or not judged"]
+    out += _table(head, gaps) if gaps else ["None: every check ran as scheduled.", ""]
     out += ["### Monitoring results by control", ""]
     rows = [
         [

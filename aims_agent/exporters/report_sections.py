@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
     from aims_agent.config import CheckConfig, ModelConfig
 
-OUTCOMES = ("pass", "warn", "breach", "insufficient_data", "error")
+OUTCOMES = ("pass", "warn", "breach", "insufficient_data", "error", "not_run")
+# the worst verdict of a period: a breach outranks a warn, a warn a run without data, ...
+_WORST = ("breach", "warn", "error", "insufficient_data", "pass")
 DAY = 86400.0
 JsonDict = dict[str, Any]
 
@@ -73,12 +75,14 @@ def _tally(rows: Sequence[Any], t0: float, ndays: int, *, values: bool) -> JsonD
             day["value_mean"] = round(statistics.fmean(vs), 6) if vs else None
             day["value_max"] = round(max(vs), 6) if vs else None
     last = rows[-1] if rows else None
+    ran = [r for r in rows if r.outcome != "not_run"]
     return {
         "runs": len(rows),
         "counts": {o: counts.get(o, 0) for o in OUTCOMES},
         "first_run": iso(rows[0].executed_at) if rows else None,
         "last_run": iso(last.executed_at) if last else None,
-        "last_outcome": last.outcome if last else None,
+        "last_outcome": ran[-1].outcome if ran else None,
+        "worst_outcome": next((o for o in _WORST if counts.get(o)), None),
         "series": series,
     }
 

@@ -19,6 +19,7 @@ COLOURS = {
     "breach": "#c62828",
     "insufficient_data": "#9e9e9e",
     "error": "#6a1b9a",
+    "not_run": "#37474f",
 }
 
 

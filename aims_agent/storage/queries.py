@@ -19,6 +19,8 @@ from aims_agent.storage.schema import (
     nonconformity_events,
 )
 
+NOT_RUN = "not_run"  # the outcome of a scheduled run that did not happen (exporters.not_run)
+
 _mr, _nc, _ev, _at = (
     monitoring_records.c,
     nonconformities.c,
@@ -61,6 +63,7 @@ def runs_in(conn: Connection, t0: float, t1: float, model: str | None) -> list[A
         _mr.nonconformity_id,
         _mr.body[("check", "kind")].as_string().label("kind"),
         _mr.body[("result", "value")].as_float().label("value"),
+        _mr.body[("result", "not_run", "reason")].as_string().label("not_run_reason"),
         _mr.body[("controls", "iso42001")].label("controls"),
         _mr.body[("system", "model_version")].as_string().label("version"),
     ).where(_mr.executed_at >= t0, _mr.executed_at < t1)
@@ -75,13 +78,32 @@ def bodies_of(conn: Connection, record_ids: Sequence[str]) -> dict[str, Any]:
     return {r.record_id: r.body for r in rows}
 
 
+def first_runs(conn: Connection, model: str | None) -> dict[tuple[str, str], float]:
+    """(model, check id) -> when its first monitoring record was made."""
+    query = select(_mr.model, _mr.check_id, func.min(_mr.executed_at)).group_by(
+        _mr.model, _mr.check_id
+    )
+    if model is not None:
+        query = query.where(_mr.model == model)
+    return {(str(m), str(c)): float(at) for m, c, at in conn.execute(query)}
+
+
+def latest_scheduled(conn: Connection, model: str, check_id: str) -> float | None:
+    """When a check's latest monitoring record of any outcome was made (downtime detection)."""
+    query = select(func.max(_mr.executed_at)).where(_mr.model == model, _mr.check_id == check_id)
+    at = conn.execute(query).scalar()
+    return None if at is None else float(at)
+
+
 def latest_records(
     conn: Connection, model: str, check_id: str
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """The bodies of a check's latest monitoring record and of its latest one without an error."""
 
     def newest(*where: Any) -> dict[str, Any] | None:
-        query = select(_mr.body).where(_mr.model == model, _mr.check_id == check_id, *where)
+        query = select(_mr.body).where(
+            _mr.model == model, _mr.check_id == check_id, _mr.outcome != NOT_RUN, *where
+        )
         return conn.execute(query.order_by(_mr.executed_at.desc()).limit(1)).scalar()
 
     latest = newest()
@@ -93,7 +115,9 @@ def latest_records(
 def latest_per_check(conn: Connection, model: str, until: float | None) -> dict[str, Any]:
     """Check id -> its latest monitoring record (record_id, executed_at, outcome) before
     `until` (or ever)."""
-    last = select(_mr.check_id, func.max(_mr.executed_at).label("at")).where(_mr.model == model)
+    last = select(_mr.check_id, func.max(_mr.executed_at).label("at")).where(
+        _mr.model == model, _mr.outcome != NOT_RUN
+    )
     if until is not None:
         last = last.where(_mr.executed_at < until)
     sub = last.group_by(_mr.check_id).subquery()
@@ -110,7 +134,7 @@ def recent_outcomes(conn: Connection, model: str, check_id: str, limit: int) -> 
     """The outcomes of a check's latest `limit` runs, newest first."""
     query = (
         select(_mr.outcome)
-        .where(_mr.model == model, _mr.check_id == check_id)
+        .where(_mr.model == model, _mr.check_id == check_id, _mr.outcome != NOT_RUN)
         .order_by(_mr.executed_at.desc())
         .limit(limit)
     )

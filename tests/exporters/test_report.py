@@ -260,15 +260,15 @@ def test_counts_per_check_and_control_are_those_of_the_period(ev):
     checks = {c["id"]: c for c in m["checks"]}
     assert checks["drift"]["runs"] == 7
     assert checks["drift"]["counts"] == {
-        "pass": 2, "warn": 1, "breach": 2, "insufficient_data": 1, "error": 1
+        "pass": 2, "warn": 1, "breach": 2, "insufficient_data": 1, "error": 1, "not_run": 0
     }  # fmt: skip
     assert checks["quality"]["counts"] == {
-        "pass": 1, "warn": 0, "breach": 1, "insufficient_data": 0, "error": 0
+        "pass": 1, "warn": 0, "breach": 1, "insufficient_data": 0, "error": 0, "not_run": 0
     }  # fmt: skip
     assert checks["drift"]["last_outcome"] == "error"
     assert checks["quality"]["threshold"]["breach"] == 0.5
     assert m["totals"] == {"runs": 9, "pass": 3, "warn": 1, "breach": 3, "insufficient_data": 1,
-                           "error": 1}  # fmt: skip
+                           "error": 1, "not_run": 0}  # fmt: skip
     assert data["totals"]["runs"] == 9
     # a drift run evidences A.6.2.6 (primary) and 9.1; a quality run A.7.4 and A.6.2.6 too
     controls = {c["id"]: c for c in m["controls"]}

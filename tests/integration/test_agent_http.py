@@ -168,6 +168,7 @@ def test_checks_run_on_their_schedule(write_config, agent_factory):
                     model="m1",
                     check="drift",
                     verdict="insufficient_data",
+                    outcome="insufficient_data",
                 )
             except AssertionError:  # no run yet
                 runs = 0
