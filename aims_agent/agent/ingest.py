@@ -14,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -176,14 +177,30 @@ class Ingest:
     # --- ingest ----------------------------------------------------------------------------
 
     async def ingest(self, name: str, decoded: Decoded, *, also: Write | None = None) -> int:
-        """Sample the valid rows into the window; returns once they are durable.
+        """Sample the valid rows into the window; returns the count sampled once they are
+        durable. `also` is committed in the same transaction (a log tail's checkpoint)."""
+        return (await self.ingest_batch(name, decoded, also=also)).sampled
 
-        `also` is committed in the same transaction (a log tail's checkpoint)."""
+    async def ingest_batch(
+        self,
+        name: str,
+        decoded: Decoded,
+        *,
+        also: Write | None = None,
+        then: Callable[[Ingested], Write] | None = None,
+    ) -> Ingested:
+        """`ingest`, telling what became of the batch; `then(outcome)` is a write committed
+        with the rows (an idempotency key's answer). Records whose id the window already
+        holds, or that an earlier record of the batch has, are dropped (first wins)."""
         window = self.window(name)
+        decoded, duplicates = first_of_each_id(decoded, window.holds)
         if not decoded.rows:
-            if also is not None:
-                await self.store.write(also)
-            return 0
+            done = Ingested(sampled=0, duplicates=duplicates, window_start=window.start)
+            writes = [w for w in (also, then(done) if then else None) if w is not None]
+            if writes:
+                await self.store.write(_all(writes))
+            self.metrics.rejected.labels(name, "duplicate_id").inc(duplicates)
+            return done
         if self.store.pending >= self.cfg.agent.max_pending_writes:
             raise BackpressureError(self.store.pending, retry_after=1.0)
         # offer and submit without an await between them: storage sees batches in window order
@@ -207,10 +224,14 @@ class Ingest:
             timestamps=[decoded.timestamps[p] for p in sampled.positions],
             aliases=[decoded.aliases[p] for p in sampled.positions] if decoded.aliases else [],
         )
+        done = Ingested(
+            sampled=len(sampled.slots), duplicates=duplicates, window_start=sampled.window_start
+        )
         write = append_batch(
             name, batch, drop_before=batch.window_start - window.horizon if rolled else None
         )
-        pending = self._submit(name, epoch, write if also is None else _both(write, also))
+        writes = [w for w in (write, also, then(done) if then else None) if w is not None]
+        pending = self._submit(name, epoch, _all(writes))
         logged = (0 if rolled else self._logged.get(name, 0)) + len(batch.slots)
         if logged > 2 * window.pane_capacity:  # keep the log within a few snapshot sizes
             self._submit(name, epoch, write_snapshot(name, window.export))
@@ -223,8 +244,9 @@ class Ingest:
             raise
         self.metrics.received.labels(name).inc(len(decoded.rows))
         self.metrics.sampled.labels(name).inc(len(sampled.slots))
+        self.metrics.rejected.labels(name, "duplicate_id").inc(duplicates)
         self._publish(name, self.windows[name])
-        return len(sampled.slots)
+        return done
 
     def reject_invalid(self, name: str, n: int) -> None:
         """Count `n` records of the model that failed validation: in the metrics, and in the
@@ -251,9 +273,44 @@ class Ingest:
         return counts
 
 
-def _both(first: Write, second: Write) -> Write:
+def _all(writes: list[Write]) -> Write:
+    if len(writes) == 1:
+        return writes[0]
+
     def write(conn: Connection) -> None:
-        first(conn)
-        second(conn)
+        for w in writes:
+            w(conn)
 
     return write
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ingested:
+    """What became of a batch: rows sampled, duplicates dropped, the window they went into."""
+
+    sampled: int
+    duplicates: int
+    window_start: float
+
+
+def first_of_each_id(decoded: Decoded, holds: Callable[[str], bool]) -> tuple[Decoded, int]:
+    """The batch less every record whose id the window `holds` already or an earlier record
+    of the batch has (a batch sent again, a replayed event): the first record of an id is the
+    one kept, so a label joins one record. Returns the rows kept and how many were dropped."""
+    ids = decoded.ids
+    if len(set(ids)) == len(ids) and not any(map(holds, ids)):
+        return decoded, 0
+    taken: set[str] = set()
+    keep = []
+    for i, rid in enumerate(ids):
+        if rid not in taken and not holds(rid):
+            keep.append(i)
+        taken.add(rid)
+    kept = Decoded(
+        rows=[decoded.rows[i] for i in keep],
+        ids=[ids[i] for i in keep],
+        timestamps=[decoded.timestamps[i] for i in keep],
+        errors=decoded.errors,
+        aliases=[decoded.aliases[i] for i in keep] if decoded.aliases else [],
+    )
+    return kept, len(ids) - len(keep)

@@ -87,6 +87,12 @@ class SlidingWindow:
         with self._lock:
             return sum(p.size for p in self._panes.values())
 
+    def holds(self, record_id: str) -> bool:
+        """Whether a sampled record of a pane has this id (or alias)."""
+        with self._lock:
+            panes = list(self._panes.values())
+        return any(p.holds(record_id) for p in panes)
+
     # changes ------------------------------------------------------------------------------
 
     def offer(

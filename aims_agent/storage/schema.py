@@ -53,6 +53,18 @@ tail_checkpoints = Table(
     Column("head", LargeBinary, nullable=False),  # the file's first bytes, to see truncation
 )
 
+# Ingest batches sent with an Idempotency-Key: the first answer, committed with the batch's rows,
+# so a replay is answered alike and stores nothing. Dropped with the window the batch went into.
+ingest_keys = Table(
+    "ingest_keys",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("window_start", Double, nullable=False),
+    Column("answer", LargeBinary, nullable=False),  # the JSON body of the first answer
+)
+Index("ix_ingest_keys_window", ingest_keys.c.model, ingest_keys.c.window_start)
+
 # Clause 9.1: one row per check run.
 monitoring_records = Table(
     "monitoring_records",

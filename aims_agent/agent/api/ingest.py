@@ -3,6 +3,8 @@ Seldon Core) and ModelMesh payload partials at TrustyAI's consumer path."""
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -21,10 +23,25 @@ from aims_agent.errors import (
     StorageError,
 )
 from aims_agent.records import Record
+from aims_agent.storage.ingest_keys import first_answer, save_answer
 
 if TYPE_CHECKING:
     from aims_agent.agent.api.auth import Auth
+    from aims_agent.agent.ingest import Ingested, Write
     from aims_agent.agent.runtime import Runtime
+
+_json = msgspec.json.Encoder()
+REPLAYED = {"Idempotent-Replayed": "true"}
+_KEY = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The batch's `Idempotency-Key` header: 1 to 256 visible ASCII characters."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not _KEY.fullmatch(key):
+        raise PayloadError("Idempotency-Key: must be 1 to 256 visible ASCII characters")
+    return key
+
 
 _NOT_STORED = "storage unavailable, nothing acknowledged; see the agent's log"
 
@@ -32,6 +49,7 @@ _NOT_STORED = "storage unavailable, nothing acknowledged; see the agent's log"
 def router(runtime: Runtime, auth: Auth) -> APIRouter:
     cfg, metrics, ingest = runtime.cfg, runtime.metrics, runtime.ingest
     api = APIRouter()
+    in_flight: set[tuple[str, str]] = set()  # keyed batches being stored
     record_schema = msgspec.json.schema(Record)
     ingest_doc = {
         "requestBody": {
@@ -55,13 +73,37 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         _: str = Depends(auth.require("ingest")),
     ) -> Response:
         """`on_error=reject` (default) keeps nothing from a batch with a bad record, so a
-        corrected batch can be resent whole; `skip` keeps the valid records and reports the rest."""
-        schema = runtime.model(model).schema
+        corrected batch can be resent whole; `skip` keeps the valid records and reports the rest.
+        With an `Idempotency-Key`, a batch sent again while its window lasts gets the first
+        answer (`Idempotent-Replayed: true`) and stores nothing."""
+        runtime.model(model)  # 404 before reading the body
         try:
             body = await read_body(request, cfg.agent.max_body_bytes)
         except PayloadTooLargeError:
             metrics.rejected.labels(model, "too_large").inc()
             raise
+        key = idempotency_key(request)
+        if key is None:
+            return await store_records(model, request, body, on_error, None)
+        window = ingest.window(model)
+        since = window.window_start(runtime.clock()) - window.horizon
+        first = await asyncio.to_thread(
+            runtime.store.read, lambda c: first_answer(c, model, key, since=since)
+        )
+        if first is not None:
+            return Response(first, media_type="application/json", headers=REPLAYED)
+        if (model, key) in in_flight:
+            raise HttpError(409, "a request with this Idempotency-Key is in progress; retry")
+        in_flight.add((model, key))
+        try:
+            return await store_records(model, request, body, on_error, key)
+        finally:
+            in_flight.discard((model, key))
+
+    async def store_records(
+        model: str, request: Request, body: bytes, on_error: str, key: str | None
+    ) -> Response:
+        schema = runtime.model(model).schema
         try:
             decoded = decode_records(
                 body, request.headers.get("content-type", ""), schema, now=runtime.clock()
@@ -79,8 +121,27 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
                     rejected=len(decoded.errors) + len(decoded.rows),
                     errors=record_errors(decoded.errors),
                 )
+        errors = record_errors(decoded.errors)
+        horizon = ingest.window(model).horizon
+
+        def answer(done: Ingested) -> bytes:
+            return _json.encode(
+                {
+                    "accepted": len(decoded.rows) - done.duplicates,
+                    "sampled": done.sampled,
+                    "duplicates": done.duplicates,
+                    "rejected": len(decoded.errors),
+                    "errors": errors,
+                }
+            )
+
+        def save(done: Ingested) -> Write:
+            assert key is not None
+            start = done.window_start
+            return save_answer(model, key, start, answer(done), drop_before=start - horizon)
+
         try:
-            sampled = await ingest.ingest(model, decoded)
+            done = await ingest.ingest_batch(model, decoded, then=save if key else None)
         except BackpressureError as exc:
             metrics.rejected.labels(model, "backpressure").inc(len(decoded.rows))
             raise HttpError(
@@ -88,15 +149,7 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             ) from None
         except StorageError:
             raise HttpError(503, _NOT_STORED) from None
-        return json_response(
-            200,
-            {
-                "accepted": len(decoded.rows),
-                "sampled": sampled,
-                "rejected": len(decoded.errors),
-                "errors": record_errors(decoded.errors),
-            },
-        )
+        return Response(answer(done), media_type="application/json")
 
     @api.post("/v1/models/{model}/labels", summary="Late labels and attributes, joined by id")
     async def labels(

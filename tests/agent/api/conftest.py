@@ -41,8 +41,9 @@ class Api:
         return self.run(self.client.request(method, path, headers=hdrs, **kw))
 
     def close(self) -> None:
-        self.run(self.client.aclose())
-        self.loop.close()
+        if not self.loop.is_closed():
+            self.run(self.client.aclose())
+            self.loop.close()
 
     def post(self, path: str, scope: str | None = "ingest", **kw: Any) -> Any:
         return self.request("POST", path, scope, **kw)
