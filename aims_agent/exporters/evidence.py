@@ -11,10 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, insert, select
 
 from aims_agent.errors import StorageError
-from aims_agent.exporters import ledger
+from aims_agent.exporters import ledger, nc_record
 from aims_agent.exporters.canonical import iso, json_safe
 from aims_agent.exporters.lifecycle import note_effectiveness
 from aims_agent.records import AGENT, Assessment, Attachment, BreachRule, CheckRun, Threshold
@@ -186,7 +186,9 @@ def _open_record(conn: Connection, key: str) -> Any:
     """The open record of a model and check, locked until commit on PostgreSQL (SQLite has
     one writer at a time anyway), so a person closing it and a breach recurring on it queue."""
     return conn.execute(
-        select(nonconformities.c.nc_id).where(nonconformities.c.open_key == key).with_for_update()
+        select(nonconformities.c.nc_id, nonconformities.c.recurrences)
+        .where(nonconformities.c.open_key == key)
+        .with_for_update()
     ).first()
 
 
@@ -205,7 +207,6 @@ def _open_or_recur(
         streak += next((i for i, o in enumerate(before) if o != "breach"), len(before))
     if decide(streak, row is not None) == "none":
         return None, streak, False
-    event = "recurred"
     if row is None:
         nc_id = f"NC-{uuid.uuid4().hex[:12]}"
         body = {
@@ -237,51 +238,37 @@ def _open_or_recur(
         }
         # Another agent on the same database may have opened it since the read above: the
         # unique open_key lets one insert win, and this breach recurs on the winner's record.
+        values = {
+            "nc_id": nc_id,
+            "model": run.model,
+            "check_id": run.check_id,
+            "status": "open",
+            "opened_at": run.finished_at,
+            "last_seen_at": run.finished_at,
+            "recurrences": 0,
+            "open_key": key,
+            "body": body,
+        }
         ins: Any = UPSERT[conn.dialect.name](nonconformities)
         inserted = conn.execute(
-            ins.values(
-                nc_id=nc_id,
-                model=run.model,
-                check_id=run.check_id,
-                status="open",
-                opened_at=run.finished_at,
-                last_seen_at=run.finished_at,
-                recurrences=0,
-                open_key=key,
-                body=body,
-            )
+            ins.values(**values)
             .on_conflict_do_nothing(index_elements=[nonconformities.c.open_key])
             .returning(nonconformities.c.nc_id)
         ).first()
         if inserted is not None:
-            ledger.append_nonconformity(
-                conn,
-                {
-                    "nc_id": nc_id,
-                    "model": run.model,
-                    "check_id": run.check_id,
-                    "opened_at": run.finished_at,
-                },
-            )
-            event = "opened"
-        elif (row := _open_record(conn, key)) is None:
+            event_body = {"monitoring_record_id": mon_id, "nature": _nature(run)}
+            nc_record.opened(conn, values, at=run.finished_at, actor=AGENT, body=event_body)
+            return nc_id, streak, True
+        if (row := _open_record(conn, key)) is None:
             raise StorageError(f"the record another agent opened for {key} was closed at once")
-    if row is not None:
-        nc_id = str(row.nc_id)
-        conn.execute(
-            update(nonconformities)
-            .where(nonconformities.c.nc_id == nc_id)
-            .values(recurrences=nonconformities.c.recurrences + 1, last_seen_at=run.finished_at)
-        )
-    ledger.insert_event(
-        conn,
-        nc_id=nc_id,
-        at=run.finished_at,
-        actor=AGENT,
-        event=event,
-        body={"monitoring_record_id": mon_id, "nature": _nature(run)},
+    nc_id = str(row.nc_id)
+    recurred = nc_record.Pending(
+        "recurred",
+        {"monitoring_record_id": mon_id, "nature": _nature(run)},
+        {"recurrences": int(row.recurrences) + 1, "last_seen_at": run.finished_at},
     )
-    return nc_id, streak, event == "opened"
+    nc_record.change(conn, nc_id, [recurred], at=run.finished_at, actor=AGENT)
+    return nc_id, streak, False
 
 
 def record_run(run: CheckRun, ctx: EvidenceContext, decide: BreachRule) -> Any:

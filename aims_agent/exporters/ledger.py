@@ -1,20 +1,24 @@
 """The evidence ledger: every evidence row is an entry of an append-only SHA-256 hash chain.
 
-An entry is (seq, kind, ref_id, at, content_sha256, prev_hash, hash): `seq` counts 1, 2, ...
-(given by the ledger, so a gap shows), `ref_id` is the record's id, `content_sha256` the SHA-256
-of the canonical JSON (`exporters.canonical`, RFC 8785 rules) of the record as stored, and
+An entry is (seq, kind, ref_id, at, content_sha256, prev_hash, hash) and `fields`: `seq`
+counts 1, 2, ... (given by the ledger, so a gap shows), `ref_id` is the record's id,
+`content_sha256` the SHA-256 of the canonical JSON (`exporters.canonical`, RFC 8785 rules)
+of the record as stored, and
 
     hash = SHA-256(prev_hash + canonical({seq, kind, ref_id, at, content_sha256, prev_hash}))
 
-with `prev_hash` the hash of entry seq - 1 (64 zeros for seq 1) as ASCII hex.
+with `prev_hash` the hash of entry seq - 1 (64 zeros for seq 1) as ASCII hex. `fields` maps
+each field of the content (a top-level key; a key of a JSON column as "body.key") to the first 8
+hex digits of its own SHA-256: not hashed into the entry, it lets verify name the field of a
+record whose content hash differs.
 
 What an entry's content is, by kind (`CONTENT`):
 - monitoring_record: the row's `body`. verify also checks that the queried columns (model,
   check_id, executed_at, outcome, nonconformity_id) agree with that body.
-- nonconformity: the row's immutable fields (nc_id, model, check_id, opened_at). The record
-  changes over its life, so neither its body at open nor its body now is hashed; each change is
-  a nonconformity_event in the ledger, and verify checks that the row's status and recurrences
-  are what those events say (the last event with a "to" status; the count of "recurred").
+- nonconformity: the row's immutable fields (nc_id, model, check_id, opened_at). The rest of
+  the row changes over its life: it is a projection of its events (`exporters.nc_record`),
+  each of which carries the new and old values of the fields it set, and verify rebuilds every
+  field from them.
 - nonconformity_event: every column of the row, event_id included.
 - attachment: every column of the row (with the file's SHA-256); verify also hashes the file
   under the evidence directory.
@@ -100,6 +104,7 @@ class Source:
     columns: tuple[str, ...]  # what verify reads
     content: Callable[[Mapping[str, Any]], object]
     json_columns: tuple[str, ...] = ()
+    expand: tuple[str, ...] = ()  # JSON columns whose keys get their own field digest
 
 
 _NC_FIELDS = ("nc_id", "model", "check_id", "opened_at")
@@ -112,6 +117,7 @@ CONTENT: dict[str, Source] = {
         tuple(c.name for c in monitoring_records.c),
         lambda row: row["body"],
         ("body",),
+        ("result",),  # the content is the body itself
     ),
     "nonconformity": Source(
         nonconformities, nonconformities.c.nc_id, _NC_FIELDS, _fields(*_NC_FIELDS)
@@ -122,11 +128,41 @@ CONTENT: dict[str, Source] = {
         _EVENT_FIELDS,
         _fields(*_EVENT_FIELDS),
         ("body",),
+        ("body",),
     ),
     "attachment": Source(
         attachments, attachments.c.attachment_id, _ATTACHMENT_FIELDS, _fields(*_ATTACHMENT_FIELDS)
     ),
 }
+
+
+ENTRY_COLUMNS = tuple(
+    _L.c[n] for n in ("seq", "kind", "ref_id", "at", "content_sha256", "prev_hash", "hash")
+)
+
+
+def field_digests(content: object, expand: tuple[str, ...] = ()) -> dict[str, str] | None:
+    """Each field's digest (8 hex digits of its canonical JSON's SHA-256); the keys of the
+    `expand` fields each on their own as "field.key". None for content that is not an object."""
+    if not isinstance(content, Mapping):
+        return None
+    out: dict[str, str] = {}
+    for k, v in content.items():
+        if k in expand and isinstance(v, Mapping):
+            for kk, vv in v.items():
+                out[f"{k}.{kk}"] = hashlib.sha256(canonical(vv)).hexdigest()[:8]
+        out[str(k)] = hashlib.sha256(canonical(v)).hexdigest()[:8]
+    return out
+
+
+def differing_fields(content: object, stored: object, expand: tuple[str, ...] = ()) -> list[str]:
+    """The fields whose digest differs from the stored ones (a key of an expanded field rather
+    than the field itself when that says which), or [] if none can be named."""
+    now = field_digests(content, expand) or {}
+    if not isinstance(stored, Mapping) or not stored:
+        return []
+    wrong = sorted(k for k in now.keys() | stored.keys() if now.get(k) != stored.get(k))
+    return [k for k in wrong if not any(w.startswith(k + ".") for w in wrong)]
 
 
 def _as_stored(value: Any) -> Any:
@@ -162,6 +198,8 @@ def append(conn: Connection, kind: Kind, ref_id: str, content: object, at: float
         raise LedgerError(f"unknown ledger kind {kind!r}; known: {', '.join(KINDS)}")
     try:
         content_sha256 = sha256_hex(content)
+        source = CONTENT.get(kind)
+        digests = field_digests(content, source.expand) if source else None
     except CanonicalJSONError as exc:
         raise LedgerError(f"{kind} {ref_id}: {exc}") from exc
     seq, prev = _take_head(conn)
@@ -174,7 +212,7 @@ def append(conn: Connection, kind: Kind, ref_id: str, content: object, at: float
         "prev_hash": prev,
     }
     entry = LedgerEntry(**fields, hash=entry_hash(**fields))
-    conn.execute(insert(_L).values(**asdict(entry)))
+    conn.execute(insert(_L).values(**asdict(entry), fields=digests))
     conn.execute(update(ledger_head).where(ledger_head.c.id == HEAD_ID).values(hash=entry.hash))
     return entry
 
@@ -239,7 +277,7 @@ class SignedHead:
 
 def last_entry(conn: Connection) -> LedgerEntry | None:
     """The ledger's last entry: its head."""
-    row = conn.execute(select(_L).order_by(_L.c.seq.desc()).limit(1)).first()
+    row = conn.execute(select(*ENTRY_COLUMNS).order_by(_L.c.seq.desc()).limit(1)).first()
     return LedgerEntry(**row._mapping) if row else None
 
 

@@ -13,8 +13,10 @@
 - the records: each entry's record must exist ("record removed") and hash to its
   content_sha256 ("record altered: content hash differs"); a monitoring record's columns must
   agree with its body; an attachment's file must still have its SHA-256; every evidence row
-  must have an entry ("record not in the ledger"); a nonconformity's status and recurrences
-  must be what its events say ("record state not explained by its events").
+  must have an entry ("record not in the ledger"), and a record whose content hash differs is
+  named with its fields ("record altered: field result.value differs from what was chained");
+  every field of a nonconformity must be what its events set ("field body.severity altered:
+  stored ..., its events say ...", `exporters.nc_record`).
 
 What the chain cannot show alone: a cut tail with the head row rewritten and the cut records
 deleted. A signed head, checked with `--public-key`, covers the chain up to its seq.
@@ -33,6 +35,7 @@ from typing import Any
 from sqlalchemy import Connection, Text, cast, exists, select
 
 from aims_agent.errors import CanonicalJSONError
+from aims_agent.exporters import ledger, nc_record
 from aims_agent.exporters.canonical import iso, sha256_file, sha256_hex
 from aims_agent.exporters.ledger import (
     CONTENT,
@@ -144,7 +147,9 @@ def _written_as(conn: Connection, e: LedgerEntry) -> int | None:
 
 def _walk(conn: Connection, found: _Found, watch: set[int]) -> _Walk:
     walk, prev, prev_flagged, relocations = _Walk(), None, False, 0
-    rows = conn.execute(select(_L).order_by(_L.c.seq).execution_options(yield_per=1000))
+    rows = conn.execute(
+        select(*ledger.ENTRY_COLUMNS).order_by(_L.c.seq).execution_options(yield_per=1000)
+    )
     for row in rows:
         e = LedgerEntry(**row._mapping)
         walk.entries += 1
@@ -261,8 +266,13 @@ _RECORD_CHECKS: dict[str, Callable[[Mapping[str, Any], Path | None], str | None]
 }
 
 
+def _stored_fields(conn: Connection, seq: int) -> Any:
+    fields = conn.execute(select(_L.c.fields).where(_L.c.seq == seq)).scalar()
+    return json.loads(fields) if isinstance(fields, str) else fields
+
+
 def _record_problem(
-    kind: str, source: Source, m: Mapping[str, Any], evidence_dir: Path | None
+    conn: Connection, kind: str, source: Source, m: Mapping[str, Any], evidence_dir: Path | None
 ) -> str | None:
     row = {k: v for k, v in m.items() if not k.startswith("_")}
     try:
@@ -272,7 +282,11 @@ def _record_problem(
     except (TypeError, ValueError):  # not JSON, or JSON without a canonical form (NaN)
         return "record altered: not valid JSON"
     if digest != m["_sha"]:
-        return "record altered: content hash differs"
+        fields = _stored_fields(conn, int(m["_seq"]))
+        named = ledger.differing_fields(source.content(row), fields, source.expand)
+        if not named:
+            return "record altered: content hash differs"
+        return f"record altered: field {', '.join(named)} differs from what was chained"
     check = _RECORD_CHECKS.get(kind)
     return check(row, evidence_dir) if check else None
 
@@ -297,7 +311,7 @@ def _check_records(
         why = (
             "record removed"
             if m["_key"] is None
-            else _record_problem(kind, source, m, evidence_dir)
+            else _record_problem(conn, kind, source, m, evidence_dir)
         )
         if why:
             found.add(Problem(seq=int(m["_seq"]), kind=kind, ref_id=str(m["_ref"]), reason=why))
@@ -308,37 +322,40 @@ def _check_records(
         found.add(Problem(seq=None, kind=kind, ref_id=str(ref), reason="record not in the ledger"))
 
 
-def _check_states(conn: Connection, found: _Found) -> None:
-    """A nonconformity's status and recurrences must be what its events say."""
+def _check_projections(conn: Connection, found: _Found) -> None:
+    """Every field of a nonconformity must be what its events set (`exporters.nc_record`);
+    records written before events carried their fields: status and recurrences only."""
     n, e = nonconformities, nonconformity_events
+    cols = [n.c.nc_id, *(n.c[k] for k in nc_record.COLUMNS), cast(n.c.body, Text).label("body")]
     rows = conn.execute(
-        select(
-            n.c.nc_id, n.c.status, n.c.recurrences, e.c.event, cast(e.c.body, Text).label("body")
-        )
+        select(*cols, e.c.event_id, e.c.event, cast(e.c.body, Text).label("event_body"))
         .select_from(n.outerjoin(e, e.c.nc_id == n.c.nc_id))
         .order_by(n.c.nc_id, e.c.event_id)
         .execution_options(yield_per=1000)
     )
     for nc_id, group in groupby(rows, key=lambda r: str(r.nc_id)):
-        status, recurred, stored = "open", 0, ("", -1)
+        events, stored = [], None
         for row in group:
-            stored = (str(row.status), int(row.recurrences))
-            recurred += row.event == "recurred"
+            if stored is None:
+                try:
+                    stored = {
+                        **{k: row._mapping[k] for k in nc_record.COLUMNS},
+                        "body": json.loads(row.body),
+                    }
+                except ValueError:
+                    stored = {}
             try:
-                to = json.loads(row.body).get("to") if row.body else None
-            except (ValueError, AttributeError):  # reported by the event's own check
-                to = None
-            status = to if isinstance(to, str) else status
-        if stored == (status, recurred):
-            continue
-        seq = conn.execute(
-            select(_L.c.seq).where(_L.c.kind == "nonconformity", _L.c.ref_id == nc_id)
-        ).scalar()
-        reason = (
-            f"record state not explained by its events: status {stored[0]}, {stored[1]} "
-            f"recurrences; the events say {status}, {recurred}"
-        )
-        found.add(Problem(seq=seq, kind="nonconformity", ref_id=nc_id, reason=reason))
+                body = json.loads(row.event_body) if row.event_body else None
+            except ValueError:  # reported by the event's own check
+                body = None
+            if row.event_id is not None:
+                events.append((int(row.event_id), row.event, body))
+        why = nc_record.problem(events, stored or {})
+        if why:
+            seq = conn.execute(
+                select(_L.c.seq).where(_L.c.kind == "nonconformity", _L.c.ref_id == nc_id)
+            ).scalar()
+            found.add(Problem(seq=seq, kind="nonconformity", ref_id=nc_id, reason=why))
 
 
 def verify(
@@ -362,7 +379,7 @@ def verify(
         trusted = _check_signed(signed, public_key, walk, found)
     for kind, source in CONTENT.items():
         _check_records(conn, kind, source, found, evidence_dir)
-    _check_states(conn, found)
+    _check_projections(conn, found)
     problems = sorted(found.problems, key=lambda p: (p.seq is None, p.seq or 0))
     return VerifyReport(
         ok=not problems,

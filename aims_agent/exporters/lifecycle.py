@@ -23,11 +23,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from aims_agent.config.identity import SegregationConfig
 from aims_agent.errors import LifecycleError, NonconformityNotFoundError
-from aims_agent.exporters import ledger
+from aims_agent.exporters import ledger, nc_record
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.duties import check as duties_check
 from aims_agent.records import AGENT, Actor
@@ -177,28 +177,31 @@ def apply(
 
     def write(conn: Connection) -> Updated:
         row = conn.execute(
-            select(nonconformities.c.status, nonconformities.c.body)
+            select(*(nonconformities.c[k] for k in nc_record.STATE))
             .where(nonconformities.c.nc_id == nc_id)
             .with_for_update()
         ).first()
         if row is None:
             raise NonconformityNotFoundError(f"no nonconformity {nc_id!r}")
-        status, body = str(row.status), dict(row.body)
+        current = nc_record.state_of(row._mapping)
+        status, body = str(row.status), dict(current["body"])
         if status in TERMINAL:
             raise LifecycleError(f"{nc_id} is {status}: a {status} record does not change")
-        events: list[tuple[str, dict[str, Any]]] = []
+        events: list[nc_record.Pending] = []
         changed = {f: _builtins(getattr(change, f)) for f in _FIELDS}
         changed = {f: v for f, v in changed.items() if v is not None}
+        escalations: list[nc_record.Pending] = []
         if "severity" in changed and _SEVERITY_RANK[changed["severity"]] > _SEVERITY_RANK.get(
             str(body.get("severity")), 1
         ):
-            events.append(("escalated", {"severity": changed["severity"]}))
+            escalations.append(
+                nc_record.Pending("escalated", {"severity": changed["severity"]}, {})
+            )
         if change.serious_incident is not None:
             changed["possible_serious_incident"] = _incident(change.serious_incident, now)
             if change.serious_incident.possible:
-                events.append(
-                    ("escalated", {"serious_incident": changed["possible_serious_incident"]})
-                )
+                incident = {"serious_incident": changed["possible_serious_incident"]}
+                escalations.append(nc_record.Pending("escalated", incident, {}))
         before = body.get("corrective_action") or {}
         marks_done = (changed.get("corrective_action") or {}).get("status") == "done" and (
             before.get("status") != "done"
@@ -208,7 +211,9 @@ def apply(
             updated: dict[str, Any] = {"fields": sorted(changed)}
             if marks_done:
                 updated["corrective_action_done"] = True
-            events.insert(0, ("updated", updated))
+            sets = {f"body.{k}": v for k, v in changed.items()}
+            events.append(nc_record.Pending("updated", updated, sets))
+        events += escalations
         new_status = status
         if change.status is not None and change.status != status:
             allowed = TRANSITIONS[status]
@@ -222,15 +227,17 @@ def apply(
                 raise LifecycleError(f"{nc_id} cannot go to {change.status}: {why}")
             new_status = change.status
             detail: dict[str, Any] = {"from": status, "to": new_status}
+            status_sets: dict[str, Any] = {"status": new_status}
             if change.justification:
                 detail["justification"] = change.justification
                 if new_status == "rejected":
-                    body["rejection_justification"] = change.justification
-            events.append((new_status, detail))
+                    status_sets["body.rejection_justification"] = change.justification
             if new_status in TERMINAL:
-                body["closed_at"] = iso(now)
+                status_sets["body.closed_at"] = iso(now)
+                status_sets["open_key"] = None
+            events.append(nc_record.Pending(new_status, detail, status_sets))
         if change.comment:
-            events.append(("commented", {"comment": change.comment}))
+            events.append(nc_record.Pending("commented", {"comment": change.comment}, {}))
         if not events:
             raise LifecycleError(f"{nc_id}: the change is empty")
         duties_check(
@@ -244,15 +251,8 @@ def apply(
             marks_done=marks_done,
             duties=rules,
         )
-        values: dict[str, Any] = {"status": new_status, "body": body}
-        if new_status in TERMINAL:
-            values["open_key"] = None
-        conn.execute(
-            update(nonconformities).where(nonconformities.c.nc_id == nc_id).values(**values)
-        )
-        for name, detail in events:
-            ledger.insert_event(conn, nc_id=nc_id, at=now, actor=actor, event=name, body=detail)
-        return Updated(nc_id=nc_id, status=new_status, events=tuple(n for n, _ in events))
+        nc_record.change(conn, nc_id, events, at=now, actor=actor, current=current)
+        return Updated(nc_id=nc_id, status=new_status, events=tuple(p.event for p in events))
 
     return write
 
@@ -353,17 +353,15 @@ def note_effectiveness(
     if len(passes) != windows - 1 or (len(before) == windows and before[-1].outcome in within):
         return False
     evidence = [record_id, *passes]
-    body = dict(row.body)
-    body["effectiveness_evidence"] = {"available_since": iso(now), "monitoring_records": evidence}
-    conn.execute(
-        update(nonconformities).where(nonconformities.c.nc_id == row.nc_id).values(body=body)
+    noted = nc_record.Pending(
+        "effectiveness_evidence",
+        {"passing_runs": windows, "monitoring_records": evidence},
+        {
+            "body.effectiveness_evidence": {
+                "available_since": iso(now),
+                "monitoring_records": evidence,
+            }
+        },
     )
-    ledger.insert_event(
-        conn,
-        nc_id=str(row.nc_id),
-        at=now,
-        actor=AGENT,
-        event="effectiveness_evidence",
-        body={"passing_runs": windows, "monitoring_records": evidence},
-    )
+    nc_record.change(conn, str(row.nc_id), [noted], at=now, actor=AGENT)
     return True

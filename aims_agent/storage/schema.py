@@ -162,6 +162,10 @@ evidence_ledger = Table(
     Column("content_sha256", String(64), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # {field: first 8 hex digits of SHA-256(canonical(value))} of the content, so verify can
+    # name the field of a record whose content hash differs. Not part of the entry's hash: it
+    # only explains a difference the content hash already shows.
+    Column("fields", JSON),
 )
 Index("ix_evidence_ledger_ref", evidence_ledger.c.kind, evidence_ledger.c.ref_id)
 Index("ix_evidence_ledger_hash", evidence_ledger.c.hash)
@@ -174,6 +178,19 @@ ledger_head = Table(
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("seq", BigInteger, nullable=False),
     Column("hash", String(64), nullable=False),
+)
+
+# One row (id 1): how far the chain was last verified (exporters.ledger_check), so reports,
+# exports and API reads re-verify only the entries after it. `hash` is that entry's hash,
+# re-read and re-hashed on each check; `full_at` is when a whole-store verify last passed.
+ledger_verified = Table(
+    "ledger_verified",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("verified_at", Double, nullable=False),
+    Column("full_at", Double),
 )
 
 # Ed25519 signatures of the ledger head (`aims-agent evidence head --sign`).

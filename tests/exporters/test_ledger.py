@@ -282,7 +282,7 @@ def test_altered_record_body_is_named(store, evidence):
     report = check(store, evidence)
     assert not report.ok
     assert report.first_problem == ledger_problem(
-        store, ref, "record altered: content hash differs"
+        store, ref, "record altered: field result.value differs from what was chained"
     )
 
 
@@ -366,7 +366,7 @@ def test_an_entry_rewritten_with_a_fresh_hash_is_named(store, evidence):
     rows = entries(store)
     e = rows[2]
     forged = {**e, "content_sha256": "f" * 64}
-    del forged["hash"]
+    del forged["hash"], forged["fields"]
     mutate(
         store,
         update(L)
@@ -399,8 +399,7 @@ def test_nonconformity_fields_and_state_are_checked(store, evidence):
     assert check(store, evidence).first_problem == ledger_problem(
         store,
         nc,
-        "record state not explained by its events: status closed, 1 recurrences; "
-        "the events say open, 1",
+        'field status altered: stored "closed", its events say "open"',
     )
     mutate(
         store,
@@ -409,7 +408,7 @@ def test_nonconformity_fields_and_state_are_checked(store, evidence):
         .values(status="open", check_id="other"),
     )
     assert check(store, evidence).first_problem == ledger_problem(
-        store, nc, "record altered: content hash differs"
+        store, nc, "record altered: field check_id differs from what was chained"
     )
 
 
@@ -425,7 +424,7 @@ def test_events_are_checked_and_an_unchained_event_is_named(store, evidence):
     )
     report = check(store, evidence)
     assert report.first_problem == ledger_problem(
-        store, str(first), "record altered: content hash differs"
+        store, str(first), "record altered: field actor differs from what was chained"
     )
     mutate(
         store,
@@ -466,7 +465,7 @@ def test_attachment_file_and_row_are_checked(store, evidence):
     )
     mutate(store, update(attachments).values(path="../../outside.html"))
     assert check(store, evidence).first_problem == ledger_problem(
-        store, "AT-1", "record altered: content hash differs"
+        store, "AT-1", "record altered: field path differs from what was chained"
     )
 
 
@@ -548,3 +547,114 @@ def test_verify_reads_the_attachments_directory_only_when_given(store, evidence)
     (evidence["dir"] / "attachments" / "r.html").unlink()
     assert store.read(verify).ok
     assert not check(store, evidence).ok
+
+
+# --- a nonconformity is the projection of its events -------------------------------------
+
+
+def test_every_event_carries_the_fields_it_sets_and_their_old_values(store, evidence):
+    from aims_agent.exporters import nc_record
+    from aims_agent.exporters.lifecycle import apply, decode_change
+
+    nc = evidence["nc"]
+    change = decode_change(
+        b'{"status": "investigating", "cause_analysis": {"root_cause": "units"}, "comment": "c"}'
+    )
+    store.submit(apply(nc, change, actor=person("ana"), now=10.0)).result()
+    e = nonconformity_events.c
+    bodies = store.read(
+        lambda c: c.execute(select(e.event, e.body).where(e.nc_id == nc).order_by(e.event_id)).all()
+    )
+    assert [b.event for b in bodies] == [
+        "opened",
+        "recurred",
+        "updated",
+        "investigating",
+        "commented",
+    ]
+    assert set(bodies[0].body["set"]) == {*nc_record.STATE}
+    assert bodies[1].body["set"] == {"recurrences": 1, "last_seen_at": 3.5}
+    assert bodies[1].body["old"] == {"recurrences": 0, "last_seen_at": 2.5}
+    assert bodies[2].body["set"] == {
+        "body.cause_analysis": {
+            "root_cause": "units",
+            "method": None,
+            "could_occur_elsewhere": None,
+        }
+    }
+    assert bodies[2].body["old"] == {"body.cause_analysis": None}
+    assert bodies[3].body["set"] == {"status": "investigating"}
+    assert "set" not in bodies[4].body
+    row = store.read(
+        lambda c: c.execute(select(nonconformities).where(nonconformities.c.nc_id == nc)).one()
+    )
+    replay = store.read(
+        lambda c: nc_record.project(
+            (r.event_id, r.body)
+            for r in c.execute(select(e.event_id, e.body).where(e.nc_id == nc).order_by(e.event_id))
+        )
+    )
+    assert replay.state == nc_record.state_of(row._mapping) and replay.stale is None
+    assert check(store, evidence).ok
+
+
+def test_a_field_altered_and_then_changed_again_is_still_named(store, evidence):
+    """Altered in the database, then a person's change carries the altered value as `old`:
+    the row agrees with the events again, but the event shows the alteration."""
+    from aims_agent.exporters.lifecycle import apply, decode_change
+
+    nc = evidence["nc"]
+    body = store.read(
+        lambda c: c.execute(
+            select(nonconformities.c.body).where(nonconformities.c.nc_id == nc)
+        ).scalar_one()
+    )
+    mutate(
+        store,
+        update(nonconformities)
+        .where(nonconformities.c.nc_id == nc)
+        .values(body={**body, "severity": "observation"}),
+    )
+    assert check(store, evidence).first_problem == ledger_problem(
+        store, nc, 'field body.severity altered: stored "observation", its events say "major"'
+    )
+    minor = decode_change(b'{"severity": "minor"}')
+    store.submit(apply(nc, minor, actor=person("ana"), now=9.0)).result()
+    last = store.read(
+        lambda c: c.execute(
+            select(nonconformity_events.c.event_id).where(nonconformity_events.c.event == "updated")
+        ).scalar_one()
+    )
+    assert check(store, evidence).first_problem == ledger_problem(
+        store,
+        nc,
+        f'field body.severity was altered before event {last}: it found "observation", '
+        'the events before it say "major"',
+    )
+
+
+def test_records_written_before_events_carried_fields_keep_the_state_check(store, evidence):
+    nc = evidence["nc"]
+    e = nonconformity_events.c
+    # as an older agent wrote them: no "set" in the events, which the ledger chained as they are
+    rows = store.read(lambda c: c.execute(select(nonconformity_events).where(e.nc_id == nc)).all())
+    mutate(store, delete(nonconformity_events).where(e.nc_id == nc))
+    for r in rows:
+        body = {k: v for k, v in r.body.items() if k not in ("set", "old", "by")}
+        store.submit(
+            lambda c, r=r, body=body: ledger.insert_event(
+                c, nc_id=nc, at=r.at, actor=person(r.actor), event=r.event, body=body
+            )
+        ).result()
+    mutate(store, delete(L).where(L.c.seq.in_([3, 5])))  # the first two events' entries
+    mutate(store, update(ledger_head).values(seq=0, hash="0" * 64))
+    problems = [p.reason for p in check(store, evidence).problems if p.kind == "nonconformity"]
+    assert problems == []
+    mutate(
+        store, update(nonconformities).where(nonconformities.c.nc_id == nc).values(status="closed")
+    )
+    problems = [p.reason for p in check(store, evidence).problems if p.kind == "nonconformity"]
+    assert problems == [
+        "record state not explained by its events: status closed, 1 recurrences; "
+        "the events say open, 1"
+    ]

@@ -78,6 +78,44 @@ def storage_url(
     yield server.url(server.create_database())
 
 
+# A person works the record: every clause 10.2 field gets a value an auditor could alter.
+WORK = [
+    {
+        "status": "investigating",
+        "reaction": {"action": "traffic moved to the previous model", "by": "ops"},
+        "severity": "major",
+        "serious_incident": {"possible": True, "kind": "general"},
+        "comment": "looking into it",
+    },
+    {
+        "status": "corrective_action",
+        "cause_analysis": {"root_cause": "upstream unit change", "method": "5 whys"},
+        "corrective_action": {
+            "description": "retrain on converted units",
+            "owner": "Ana Ruiz",
+            "due_date": "2031-01-31",
+        },
+        "management_system_change": "unit checks added to the data contract",
+    },
+    {
+        "status": "verifying",
+        "corrective_action": {
+            "description": "retrain on converted units",
+            "owner": "Ana Ruiz",
+            "due_date": "2031-01-31",
+            "status": "done",
+        },
+    },
+    {
+        "effectiveness_review": {
+            "effective": True,
+            "verified_by": "Bo Chen",
+            "evidence": "three passing windows",
+        }
+    },
+]
+
+
 def write_config(dest: Path, reference: Path, url: str) -> Path:
     cfg = base_config(reference, dest / "evidence", report_on_breach=True)
     cfg["agent"]["storage_url"] = url
@@ -104,7 +142,12 @@ def real_ledger(
         with agent.client() as c:
             records = as_records(make_rows(np.random.default_rng(2), 600, shift=2.0))
             assert c.post("/v1/models/m1/records", json=records).status_code == 200
-            runs = [c.post("/v1/models/m1/checks/drift/run").json() for _ in range(3)]
+            runs = [c.post("/v1/models/m1/checks/drift/run").json() for _ in range(2)]
+            nc = runs[0]["nonconformity_id"]
+            for change in WORK:  # then the last run: the ledger ends on a monitoring record
+                r = c.patch(f"/v1/nonconformities/{nc}", json=change)
+                assert r.status_code == 200, r.text
+            runs.append(c.post("/v1/models/m1/checks/drift/run").json())
         assert [r["verdict"] for r in runs] == ["breach"] * 3
         assert agent.stop() == 0
     finally:
@@ -154,7 +197,9 @@ def test_the_agents_ledger_is_intact_and_chains_every_record(real_ledger, copy):
     config, engine, _ = copy
     kinds = [e.kind for e in entries(engine).values()]
     assert kinds.count("monitoring_record") == 3 and kinds.count("nonconformity") == 1
-    assert kinds.count("nonconformity_event") == 3 and kinds.count("attachment") == 1
+    # opened, 2 recurrences; then the person's work: updated, escalated x2, investigating,
+    # commented; updated, corrective_action; updated, verifying; updated
+    assert kinds.count("nonconformity_event") == 13 and kinds.count("attachment") == 1
     proc = cli("verify", "--config", config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     head = entries(engine)[len(kinds)]
@@ -170,7 +215,7 @@ def alter_record_byte(engine: Engine, real_ledger: dict[str, Any], _: Path) -> t
         body["created_at"] = stamp[:-2] + str((int(stamp[-2]) + 1) % 10) + "Z"
         conn.execute(update(monitoring_records).where(where).values(body=body))
     seq = seq_of(engine, ref)
-    return seq, f"monitoring_record {ref}", "record altered: content hash differs"
+    return seq, f"monitoring_record {ref}", "record altered: field created_at differs"
 
 
 def alter_ledger_byte(engine: Engine, *_: Any) -> tuple[int, str, str]:
@@ -225,7 +270,7 @@ def close_nonconformity(
             .where(nonconformities.c.nc_id == nc)
             .values(status="closed", open_key=None)
         )
-    return seq_of(engine, nc), f"nonconformity {nc}", "record state not explained by its events"
+    return seq_of(engine, nc), f"nonconformity {nc}", "field status altered"
 
 
 @pytest.mark.parametrize(
@@ -251,6 +296,123 @@ def test_each_tampering_is_caught_and_named(real_ledger, copy, tamper):
     assert what in proc.stdout
     data = json.loads(cli("verify", "--config", config, "--format", "json").stdout)
     assert data["ok"] is False and data["first_problem"]["seq"] == seq
+
+
+def _set_json(value: Any, path: list[str], new: Any) -> Any:
+    value = json.loads(json.dumps(value))
+    node = value
+    for k in path[:-1]:
+        node = node[k]
+    node[path[-1]] = new
+    return value
+
+
+# (table, key column, the record's ref in the fixture, column, JSON path in it, new value,
+#  what verify names): every mutable field of each kind of evidence row
+NC_FIELDS = [
+    ("status", [], "closed", "field status altered"),
+    ("recurrences", [], 0, "field recurrences altered"),
+    ("last_seen_at", [], 1.0, "field last_seen_at altered"),
+    ("open_key", [], None, "field open_key altered"),
+    ("body", ["severity"], "minor", "field body.severity altered"),
+    ("body", ["reaction", "action"], "none", "field body.reaction.action altered"),
+    ("body", ["cause_analysis", "root_cause"], "x", "field body.cause_analysis.root_cause"),
+    ("body", ["corrective_action", "owner"], "Eve", "field body.corrective_action.owner"),
+    ("body", ["corrective_action", "due_date"], "2039-01-01", "body.corrective_action.due_date"),
+    ("body", ["corrective_action", "status"], "planned", "body.corrective_action.status"),
+    (
+        "body",
+        ["effectiveness_review", "verified_by"],
+        "Eve",
+        "body.effectiveness_review.verified_by",
+    ),
+    ("body", ["possible_serious_incident"], False, "field body.possible_serious_incident altered"),
+    ("body", ["management_system_change"], None, "field body.management_system_change"),
+    (
+        "body",
+        ["detected_by", "monitoring_record_id"],
+        "MR-x",
+        "body.detected_by.monitoring_record_id",
+    ),
+    ("body", ["nature", "observed"], "fine", "field body.nature.observed altered"),
+    ("body", ["model"], "other", "field body.model altered"),
+]
+MR_FIELDS = [
+    ("outcome", [], "pass", "column outcome disagrees with its body"),
+    ("nonconformity_id", [], None, "column nonconformity_id disagrees with its body"),
+    ("executed_at", [], 1.0, "column executed_at disagrees with its body"),
+    ("model", [], "m2", "column model disagrees with its body"),
+    ("check_id", [], "perf", "column check_id disagrees with its body"),
+    ("body", ["result", "outcome"], "pass", "field result.outcome differs"),
+    ("body", ["result", "value"], 0.01, "field result.value differs"),
+    ("body", ["window", "records_seen"], 1, "field window differs"),
+    ("body", ["nonconformity_id"], None, "field nonconformity_id differs"),
+]
+EVENT_FIELDS = [
+    ("actor", [], "someone", "field actor differs"),
+    ("at", [], 2.0, "field at differs"),
+    ("event", [], "rejected", "field event differs"),
+    ("nc_id", [], "NC-other", "field nc_id differs"),
+    ("body", ["set", "status"], "closed", "field body.set differs"),
+]
+ATTACHMENT_FIELDS = [
+    ("path", [], "attachments/other.html", "field path differs"),
+    ("sha256", [], "0" * 64, "field sha256 differs"),
+    ("bytes", [], 1, "field bytes differs"),
+    ("kind", [], "other", "field kind differs"),
+    ("monitoring_record_id", [], "MR-x", "field monitoring_record_id differs"),
+    ("created_at", [], 1.0, "field created_at differs"),
+]
+
+
+def _target(engine: Engine, real_ledger: dict[str, Any], table: str) -> tuple[Any, Any, str]:
+    from aims_agent.storage.schema import attachments, nonconformity_events
+
+    if table == "nonconformity":
+        nc = real_ledger["nc_id"]
+        return nonconformities, nonconformities.c.nc_id == nc, nc
+    if table == "monitoring_record":
+        ref = real_ledger["records"][1]
+        return monitoring_records, monitoring_records.c.record_id == ref, ref
+    if table == "attachment":
+        (e,) = [e for e in entries(engine).values() if e.kind == "attachment"]
+        return attachments, attachments.c.attachment_id == e.ref_id, e.ref_id
+    e = nonconformity_events.c
+    with engine.connect() as conn:
+        event_id = conn.execute(select(e.event_id).where(e.event == "corrective_action")).scalar()
+    return nonconformity_events, e.event_id == event_id, str(event_id)
+
+
+@pytest.mark.parametrize(
+    ("kind", "column", "path", "new", "reason"),
+    [("nonconformity", *f) for f in NC_FIELDS]
+    + [("monitoring_record", *f) for f in MR_FIELDS]
+    + [("nonconformity_event", *f) for f in EVENT_FIELDS]
+    + [("attachment", *f) for f in ATTACHMENT_FIELDS],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 30 else None,
+)
+def test_each_mutable_field_altered_in_the_database_is_named(
+    real_ledger, copy, kind, column, path, new, reason
+):
+    config, engine, _ = copy
+    table, where, ref = _target(engine, real_ledger, kind)
+    with engine.begin() as conn:
+        if path:
+            value = conn.execute(select(table.c[column]).where(where)).scalar_one()
+            new = _set_json(value, path, new)
+        conn.execute(update(table).where(where).values({column: new}))
+    proc = cli("verify", "--config", config)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("TAMPERED: entry ")
+    # the record's line: first, unless the altered event also breaks its nonconformity (seq 1)
+    named = f"entry {seq_of(engine, ref)} ({kind} {ref}): "
+    (line,) = [x for x in lines if named in x]
+    assert reason in line, proc.stdout
+    assert line == lines[0] or (kind, column) in (
+        ("nonconformity_event", "nc_id"),
+        ("nonconformity_event", "body"),
+    )
 
 
 def test_a_signed_head_catches_a_cut_tail_the_chain_alone_cannot(real_ledger, copy):
