@@ -120,6 +120,9 @@ def write_config(dest: Path, reference: Path, url: str) -> Path:
     cfg = base_config(reference, dest / "evidence", report_on_breach=True)
     cfg["agent"]["storage_url"] = url
     cfg["agent"]["ledger"] = {"signing_key_env": KEY_ENV}
+    # one machine token works the record here: the duties are tested in test_oidc.py
+    off = {"reviewer_not_doer": False, "person_closes_agent_records": False}
+    cfg["agent"]["segregation_of_duties"] = off
     path = dest / "agent.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
