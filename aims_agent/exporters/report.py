@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from aims_agent import __version__
 from aims_agent.errors import ReportWriteError, UnknownAliasError, UnknownModelError
+from aims_agent.exporters import report_findings as findings
 from aims_agent.exporters import report_sections as sections
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.evidence import save_attachment
@@ -116,6 +117,10 @@ def build(
         for name in names
     ]
     _coverage(models, runs, queries.first_runs(conn, model), t0, as_of)
+    found = findings.breaches(conn, runs)
+    for m in models:
+        for c in m["checks"]:
+            c["breaches"] = found.get((m["name"], c["id"]), {"total": 0, "items": []})
     nc_keys = ("opened", "closed", "rejected", "open_at_end", "recurrences")
     return {
         "schema_version": REPORT_SCHEMA,
@@ -142,6 +147,7 @@ def build(
                 k: sum(m["nonconformities"]["summary"][k] for m in models) for k in nc_keys
             },
         },
+        "serious_incidents": findings.serious_incidents(models, as_of),
         "models": models,
         "statement_of_applicability": build_soa(conn, cfg, model, until=as_of),
         "notes": sections.notes(models, now, t1, as_of),

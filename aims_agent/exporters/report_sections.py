@@ -200,6 +200,58 @@ def _nc_item(row: Any, events: Sequence[Any], t0: float, as_of: float) -> JsonDi
         if isinstance(incident, Mapping) and incident.get("possible")
         else None,
         "rejection_justification": body.get("rejection_justification"),
+        "features": list(nature.get("affected") or ()),
+        "source": body.get("source") or _source(body.get("detected_by")),
+        **_people(events),
+    }
+
+
+def _source(detected: object) -> str | None:
+    """Where a record came from: the check that breached, or what a person recorded."""
+    if not isinstance(detected, Mapping):
+        return None
+    if detected.get("type") == "check":
+        record = detected.get("monitoring_record_id")
+        return f"check {detected.get('check_id')} (monitoring record {record})"
+    return str(detected.get("type"))
+
+
+def _who(e: Any) -> JsonDict:
+    by = (e.body or {}).get("by") if isinstance(e.body, Mapping) else None
+    by = by if isinstance(by, Mapping) else {}
+    return {
+        "by": e.actor,
+        "by_kind": by.get("kind"),
+        "by_email": by.get("email"),
+        "by_client": by.get("client"),
+    }
+
+
+def _people(events: Sequence[Any]) -> JsonDict:
+    """Who did each step, from the events: the history, and the actor and time of the action
+    marked done, of the effectiveness review and of the closing."""
+    history, done, reviewed, closed = [], None, None, None
+    for e in events:
+        body = e.body if isinstance(e.body, Mapping) else {}
+        fields = body.get("fields") or ()
+        detail = (
+            f"{body.get('from')} -> {body.get('to')}"
+            if body.get("to")
+            else ", ".join(fields) or body.get("comment") or None
+        )
+        step = {"at": iso(e.at), "event": e.event, "detail": detail, **_who(e)}
+        history.append(step)
+        if body.get("corrective_action_done"):
+            done = step
+        if "effectiveness_review" in fields:
+            reviewed = step
+        if body.get("to") in TERMINAL:
+            closed = step
+    return {
+        "history": history,
+        "action_done": done,
+        "reviewed": reviewed,
+        "closed": closed,
     }
 
 
@@ -311,8 +363,7 @@ def notes(models: Sequence[JsonDict], now: float, t1: float, as_of: float) -> li
     notes.append(
         "Nonconformity status at the end of the period is taken from its dated events; "
         "severity, reaction, cause analysis, corrective action and effectiveness review are "
-        "shown as last recorded (earlier values are not kept), and the date a corrective action "
-        "was done is not recorded."
+        "shown as last recorded; who did each step and when is taken from the events."
     )
     notes.append("Daily series are UTC days; a run counts on the day it started.")
     return notes

@@ -205,7 +205,11 @@ def make_evidence(tmp: Path, reference: Path, storage_url: str | None = None) ->
     assert opened
     assert record(drift, "breach", 2, 2, 0.9)[1] == nc_d
     record(drift, "error", 3, 1)
+    cause = {"root_cause": "upstream <schema> change", "method": "5 whys"}
     work(nc_d, {"status": "investigating", "reaction": {"action": "rolled back"}}, 4)
+    work(nc_d, {"cause_analysis": cause}, 4.5)
+    incident = {"possible": True, "kind": "general", "aware_at": "2026-11-03T12:00:00Z"}
+    work(nc_d, {"serious_incident": incident}, 4.6)
     work(nc_d, {"status": "corrective_action", "corrective_action": ACTION}, 5)
     done = {**ACTION, "status": "done"}
     work(nc_q, {"status": "investigating"}, 7)
@@ -558,3 +562,35 @@ def test_a_flat_negative_series_without_threshold_still_draws():
     day |= dict.fromkeys(("pass", "warn", "breach", "insufficient_data", "error"), 0) | {"pass": 1}
     # an r2 of -0.2 every day and no threshold: no division by zero
     assert "<svg" in chart([day], label="r2", values=True)
+
+
+def test_the_report_says_what_happened_and_who_did_each_step(ev):
+    data = november(ev)
+    (incident,) = data["serious_incidents"]
+    assert incident["nc_id"] == ev.nc_d
+    assert incident["art73_reporting_deadline"] == "2026-11-18T12:00:00Z"
+    drift = next(c for c in data["models"][0]["checks"] if c["id"] == "drift")
+    assert (drift["worst_outcome"], drift["last_outcome"]) == ("breach", "error")
+    assert drift["breaches"]["total"] == 2
+    assert drift["breaches"]["items"][0]["observed"] == "share = 0.8"
+    assert drift["breaches"]["items"][0]["expected"] == (
+        "share: breach when value >= breach, breach = 0.5"
+    )
+    items = {i["nc_id"]: i for i in data["models"][0]["nonconformities"]["items"]}
+    q = items[ev.nc_q]
+    assert q["action_done"]["by"] == "alice" and q["action_done"]["by_email"] == "alice@example.org"
+    assert q["reviewed"]["by"] == "bob" and q["closed"]["by"] == "bob"
+    assert [h["by"] for h in q["history"]][0] == "aims-agent"
+    md = to_markdown(data)
+    assert md.index("## Possible serious incidents") < md.index("## Summary")
+    assert "**2026-11-18T12:00:00Z**" in md
+    assert "done as recorded by alice <alice@example.org> (person)" in md
+    assert "recorded by bob <bob@example.org> (person)" in md
+    assert "- closed by bob <bob@example.org> (person)" in md
+    assert "root cause (b): upstream <schema> change (5 whys)" in md
+    assert "| share = 0.8 | share: breach when value >= breach, breach = 0.5 |" in md
+    html = to_html(data)
+    assert html.index("Possible serious incidents") < html.index('id="summary"')
+    assert "upstream &lt;schema&gt; change" in html and "<schema>" not in html
+    assert "alice &lt;alice@example.org&gt; (person" in html
+    assert '<span class="v v-breach">breach</span></td><td><span class="v v-error">' in html
