@@ -36,6 +36,7 @@ from aims_agent import __version__
 from aims_agent.errors import ReportWriteError, UnknownAliasError, UnknownModelError
 from aims_agent.exporters import report_findings as findings
 from aims_agent.exporters import report_sections as sections
+from aims_agent.exporters import reviews
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.evidence import save_attachment
 from aims_agent.exporters.not_run import coverage_gaps, gap_dict
@@ -148,6 +149,7 @@ def build(
             },
         },
         "serious_incidents": findings.serious_incidents(models, as_of),
+        "management_reviews": reviews.in_period(conn, cfg.agent.evidence_dir, t0, t1),
         "models": models,
         "statement_of_applicability": build_soa(conn, cfg, model, until=as_of),
         "notes": sections.notes(models, now, t1, as_of),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from aims_agent.controls import control_order, controls_for
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.lifecycle import TERMINAL, status_after
+from aims_agent.exporters.register import describe_source
 from aims_agent.exporters.soa import control_titles
 from aims_agent.storage import queries
 
@@ -201,7 +202,7 @@ def _nc_item(row: Any, events: Sequence[Any], t0: float, as_of: float) -> JsonDi
         else None,
         "rejection_justification": body.get("rejection_justification"),
         "features": list(nature.get("affected") or ()),
-        "source": body.get("source") or _source(body.get("detected_by")),
+        "source": describe_source(body.get("source")) or _source(body.get("detected_by")),
         **_people(events),
     }
 

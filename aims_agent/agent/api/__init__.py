@@ -21,7 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aims_agent import __version__
-from aims_agent.agent.api import evidence, ingest, nonconformities, operations
+from aims_agent.agent.api import evidence, ingest, nonconformities, operations, reviews
 from aims_agent.agent.api.auth import Auth, resolve_tokens
 from aims_agent.agent.api.common import (
     error_response,
@@ -58,5 +58,6 @@ def create_app(
     app.include_router(ingest.router(runtime, auth))
     app.include_router(evidence.router(runtime, auth))
     app.include_router(nonconformities.router(runtime, auth))
+    app.include_router(reviews.router(runtime, auth))
     app.include_router(operations.router(runtime, auth, ready))
     return app

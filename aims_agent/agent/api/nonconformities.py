@@ -1,4 +1,5 @@
-"""The clause 10.2 nonconformity register: read it, and work a record through its lifecycle."""
+"""The clause 10.2 nonconformity register: read it, record a nonconformity found by an audit,
+an incident or a complaint, and work a record through its lifecycle."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from fastapi.responses import Response
 from aims_agent.agent.api.common import json_response, read_body
 from aims_agent.collectors.push import field_of
 from aims_agent.errors import HttpError, PayloadError
-from aims_agent.exporters import lifecycle
+from aims_agent.exporters import lifecycle, register
 from aims_agent.records import Actor
 from aims_agent.storage import queries
 
@@ -31,9 +32,53 @@ def _nc(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _decode(decode: Any, body: bytes) -> Any:
+    """A JSON body as its struct: 422 naming the field, 400 if it is not JSON at all."""
+    try:
+        return decode(body)
+    except msgspec.ValidationError as exc:
+        field, reason = field_of(str(exc))
+        if reason.startswith("Object missing required field `"):
+            name = reason.split("`")[1]
+            field = name if field == "record" else f"{field}.{name}"
+            reason = "is required"
+        raise HttpError(422, f"{field}: {reason}", field=field) from None
+    except msgspec.DecodeError as exc:
+        raise PayloadError(f"body is not a JSON object: {exc}") from None
+    except RecursionError:
+        raise PayloadError("body is not a JSON object: JSON nested too deeply") from None
+
+
 def router(runtime: Runtime, auth: Auth) -> APIRouter:
     cfg, store = runtime.cfg, runtime.store
     api = APIRouter()
+    models = {
+        m.name: register.ModelInfo(ai_system_id=m.ai_system_id, version=m.version)
+        for m in cfg.models
+    }
+
+    @api.post(
+        "/v1/nonconformities",
+        summary="Record a nonconformity found by an internal audit (9.2), an incident or a "
+        "complaint, with its source (write scope)",
+        status_code=201,
+    )
+    async def open_nc(
+        request: Request,
+        actor: Actor = Depends(auth.require("write")),  # noqa: B008 (FastAPI's idiom)
+    ) -> Response:
+        body = await read_body(request, cfg.agent.max_body_bytes)
+        new = _decode(register.decode_new, body)
+        now = runtime.clock()
+        problems = register.validate(new, models, now=now)
+        if problems:
+            field, reason = problems[0]
+            raise HttpError(422, f"{field}: {reason}", field=field)
+        nc_id = await store.write(
+            register.open_nonconformity(new, models[new.model], actor=actor, now=now)
+        )
+        await asyncio.to_thread(runtime.runner.refresh_open_nonconformities)
+        return json_response(201, {"nc_id": nc_id, "status": "open"})
 
     @api.get("/v1/nonconformities", summary="Clause 10.2 nonconformity records")
     async def list_nc(

@@ -1,4 +1,4 @@
-"""`aims-agent nc list|show|update`: work nonconformity records through the agent's API.
+"""`aims-agent nc list|show|open|update`: work nonconformity records through the agent's API.
 
 The CLI is a client of the running agent, so every change is authenticated with a token
 (`--token-env`, default AIMS_TOKEN; `write` scope to update) and recorded with its actor, the
@@ -14,7 +14,9 @@ import sys
 from typing import Any
 
 NAME = "nc"
-HELP = "list, show and update nonconformity records (clause 10.2) of a running agent"
+HELP = "list, show, open and update nonconformity records (clause 10.2) of a running agent"
+SOURCES = ("internal_audit", "external_audit", "incident", "complaint", "other")
+SEVERITIES = ("major", "minor", "observation")
 STATUSES = ("open", "investigating", "corrective_action", "verifying", "closed", "rejected")
 
 
@@ -23,6 +25,7 @@ def arguments(p: argparse.ArgumentParser) -> None:
     for name, help_ in (
         ("list", "nonconformity records, newest first"),
         ("show", "one record with its events"),
+        ("open", "record a nonconformity found by an audit, an incident or a complaint"),
         ("update", "change the status and / or clause 10.2 fields"),
     ):
         s = sub.add_parser(name, help=help_)
@@ -32,6 +35,17 @@ def arguments(p: argparse.ArgumentParser) -> None:
             s.add_argument("--status", choices=STATUSES)
             s.add_argument("--model")
             s.add_argument("--format", choices=["table", "json"], default="table")
+        elif name == "open":
+            s.add_argument("--model", required=True, help="the model it concerns")
+            s.add_argument("--source", required=True, choices=SOURCES, help="where it was found")
+            s.add_argument("--reference", help="the audit report, ticket or case number")
+            s.add_argument("--reported-by", help="who found or reported it")
+            s.add_argument("--received-at", help="when it was reported (ISO 8601)")
+            s.add_argument("--description", required=True, help="what was found")
+            s.add_argument("--requirement", required=True, help="the requirement not met")
+            s.add_argument("--control", action="append", default=[], help="e.g. A.6.2.6")
+            s.add_argument("--severity", choices=SEVERITIES, default="minor")
+            s.add_argument("--comment")
         else:
             s.add_argument("nc_id")
         if name == "update":
@@ -64,6 +78,29 @@ def _change(args: argparse.Namespace) -> dict[str, Any] | str:
     return change or "nothing to update: give --status, --set, --justification or --comment"
 
 
+def _found_by(nc: dict[str, Any]) -> str:
+    detected = nc.get("detected_by") or {}
+    return str(detected.get("check_id") or detected.get("type") or "-")
+
+
+def _new(args: argparse.Namespace) -> dict[str, Any]:
+    source = {"type": args.source}
+    for key in ("reference", "reported_by", "received_at"):
+        if getattr(args, key):
+            source[key] = getattr(args, key)
+    new: dict[str, Any] = {
+        "model": args.model,
+        "source": source,
+        "description": args.description,
+        "requirement": args.requirement,
+        "controls": args.control,
+        "severity": args.severity,
+    }
+    if args.comment:
+        new["comment"] = args.comment
+    return new
+
+
 def run(args: argparse.Namespace) -> int:
     import httpx
 
@@ -79,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
                 r = client.get("/v1/nonconformities", params=params)
             elif args.nc_command == "show":
                 r = client.get(f"/v1/nonconformities/{args.nc_id}")
+            elif args.nc_command == "open":
+                r = client.post("/v1/nonconformities", json=_new(args))
             else:
                 change = _change(args)
                 if isinstance(change, str):
@@ -100,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         for nc in data:
             print(
                 f"{nc['nc_id']}  {nc['status']:<17} {nc.get('severity', ''):<11} "
-                f"{nc['model']}/{nc['detected_by']['check_id']}  opened {nc['opened_at']}  "
+                f"{nc['model']}/{_found_by(nc)}  opened {nc['opened_at']}  "
                 f"recurrences {nc['recurrences']}"
             )
     else:
