@@ -11,6 +11,7 @@ records it as evidence (`Runner.note_not_run`).
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -19,6 +20,7 @@ from apscheduler.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_MAX_INSTANCES,
     EVENT_JOB_MISSED,
+    EVENT_JOB_SUBMITTED,
     JobEvent,
     JobExecutionEvent,
     JobSubmissionEvent,
@@ -28,6 +30,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from aims_agent.config import Config
+from aims_agent.exporters.canonical import iso
 
 if TYPE_CHECKING:
     from aims_agent.storage.store import Store
@@ -45,7 +48,7 @@ class NotRunSink(Protocol):
         check_id: str,
         *,
         outcome: Literal["not_run", "error"],
-        reason: Literal["skipped", "missed", "failed"],
+        reason: Literal["skipped", "missed", "coalesced", "failed"],
         detail: str,
         scheduled_at: float,
         due_runs: int = 1,
@@ -122,12 +125,55 @@ def build_scheduler(
         if not_run is None or pair is None:
             return
         try:
-            _hand_over(event, pair, not_run, s.max_instances, s.misfire_grace_seconds)
+            coalesced(event, pair, not_run)
+            if event.code != EVENT_JOB_SUBMITTED:
+                _hand_over(event, pair, not_run, s.max_instances, s.misfire_grace_seconds)
         except Exception:  # noqa: BLE001 - a listener that raises stops nothing, but say so
             log.exception("run not recorded", extra={"event": "not_run_lost"})
 
-    scheduler.add_listener(on_event, EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+    every = {f"{m.name}/{c.id}": c.schedule_seconds for m in cfg.models for c in m.checks}
+    coalesced = _Coalesced(every)
+    codes = EVENT_JOB_ERROR | EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED | EVENT_JOB_SUBMITTED
+    scheduler.add_listener(on_event, codes)
     return scheduler
+
+
+class _Coalesced:
+    """Run times the scheduler folded into one (`coalesce`: a check that fell behind runs once)
+    leave no event of their own: each check's latest run time seen (submitted, skipped or
+    missed) is kept, and a run time more than 1.5 intervals after it stands for the ones
+    between, recorded as one `coalesced` not-run."""
+
+    def __init__(self, every: dict[str, float]) -> None:
+        self.every = every
+        self.last: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, event: JobEvent, pair: tuple[str, str], sink: NotRunSink) -> None:
+        if isinstance(event, JobSubmissionEvent):
+            times = [t.timestamp() for t in event.scheduled_run_times]
+        elif isinstance(event, JobExecutionEvent) and event.code == EVENT_JOB_MISSED:
+            times = [event.scheduled_run_time.timestamp()]
+        else:
+            return
+        if not times:
+            return
+        every = self.every[event.job_id]
+        with self._lock:
+            last = self.last.get(event.job_id)
+            self.last[event.job_id] = max(times[-1], last or times[-1])
+        if last is None or times[0] - last <= 1.5 * every:
+            return
+        folded = max(1, round((times[0] - last) / every) - 1)
+        sink(
+            *pair,
+            outcome="not_run",
+            reason="coalesced",
+            detail=f"{folded} run time{'s' if folded != 1 else ''} between {iso(last)} and "
+            f"{iso(times[0])} folded into one (the scheduler fell behind or was paused)",
+            scheduled_at=last + every,
+            due_runs=folded,
+        )
 
 
 def _hand_over(

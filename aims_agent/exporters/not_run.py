@@ -2,7 +2,8 @@
 
 A run the scheduler skipped (the check was still running: APScheduler's maximum number of
 running instances), missed (it was due while the agent was down, or ran later than the misfire
-grace time allows) or that failed outside the check itself leaves a monitoring record like any
+grace time allows), coalesced (folded into a later run when the scheduler fell behind) or that
+failed outside the check itself leaves a monitoring record like any
 run, ledgered, with outcome `not_run` or `error` and the reason. Such records never decide a
 verdict: gauges, breach streaks and "last verdict" skip `not_run`; the period report lists the
 time each check went without a valid run (`coverage_gaps`).
@@ -24,7 +25,7 @@ from aims_agent.records import CheckRun, ControlTags, WindowInfo
 from aims_agent.storage.schema import monitoring_records
 
 NotRunOutcome = Literal["not_run", "error"]
-NotRunReason = Literal["skipped", "missed", "failed"]
+NotRunReason = Literal["skipped", "missed", "coalesced", "failed"]
 VALID = frozenset(("pass", "warn", "breach"))  # outcomes that judged the model
 
 

@@ -90,6 +90,31 @@ def test_a_run_skipped_while_the_last_one_runs_is_recorded_and_counted(tmp_path,
         runtime.close(5)
 
 
+def test_run_times_folded_into_one_are_a_coalesced_record(tmp_path, reference_csv):
+    runtime = _runtime(tmp_path, reference_csv)
+    scheduler = build_scheduler(
+        runtime.cfg, runtime.runner.run_check, not_run=runtime.runner.note_not_run
+    )
+    try:
+        scheduler.start()
+        time.sleep(0.5)  # two runs as scheduled
+        scheduler.pause()  # the scheduler falls behind (a suspended process, a busy host)
+        time.sleep(1.25)
+        scheduler.resume()  # the run times due meanwhile are coalesced into one
+        time.sleep(0.5)
+    finally:
+        scheduler.shutdown(wait=True)
+    try:
+        records = _records(runtime)
+        (folded,) = [r for r in records if r.get("reason") == "coalesced"]
+        assert folded["outcome"] == "not_run" and 4 <= folded["due_runs"] <= 7, folded
+        assert "folded into one" in folded["detail"]
+        assert not [r for r in records if r.get("reason") in ("skipped", "missed")]
+        assert runtime.store.read(lambda c: verify(c)).ok
+    finally:
+        runtime.close(5)
+
+
 def test_a_failing_job_is_an_error_record(tmp_path, reference_csv):
     runtime = _runtime(tmp_path, reference_csv)
 
