@@ -203,50 +203,80 @@ class Ingest:
             return done
         if self.store.pending >= self.cfg.agent.max_pending_writes:
             raise BackpressureError(self.store.pending, retry_after=1.0)
-        # offer and submit without an await between them: storage sees batches in window order
-        epoch = self._epoch[name]
+        # a large batch is offered OFFER_CHUNK rows at a time, the event loop free in between
+        # (each part its own write, the last one with `also` and `then`): a part that failed
+        # fails the batch, and the parts stored before it are duplicates when it is sent again
+        pending: list[tuple[int, Future[None]]] = []
+        sampled_total = 0
+        window_start = window.start
+        n = len(decoded.rows)
+        for lo in range(0, n, OFFER_CHUNK):
+            if lo:
+                await asyncio.sleep(0)
+            hi = min(n, lo + OFFER_CHUNK)
+            epoch = self._epoch[name]
+            window = self.windows[name]
+            sampled, write = self._offer(name, window, decoded, lo, hi)
+            sampled_total += len(sampled.slots)
+            window_start = sampled.window_start
+            writes = [write]
+            if hi == n:
+                done = Ingested(
+                    sampled=sampled_total, duplicates=duplicates, window_start=window_start
+                )
+                writes += [w for w in (also, then(done) if then else None) if w is not None]
+            pending.append((epoch, self._submit(name, epoch, _all(writes))))
+            self._compact(name, epoch, window, len(sampled.slots), rolled=sampled.rolled)
+        for epoch, fut in pending:
+            try:
+                await asyncio.wrap_future(fut)
+            except StorageError:
+                await self._recover(name, epoch)
+                raise
+        self.metrics.received.labels(name).inc(n)
+        self.metrics.sampled.labels(name).inc(sampled_total)
+        self.metrics.rejected.labels(name, "duplicate_id").inc(duplicates)
+        self._publish(name, self.windows[name])
+        return done
+
+    def _offer(
+        self, name: str, window: AnyWindow, decoded: Decoded, lo: int, hi: int
+    ) -> tuple[_Offered, Write]:
+        """Rows lo:hi sampled into the window, and the write of what they filled. Offer and
+        submit run without an await between them, so storage sees batches in window order."""
         sampled = window.offer(
-            decoded.rows,
-            decoded.ids,
-            decoded.timestamps,
+            decoded.rows[lo:hi],
+            decoded.ids[lo:hi],
+            decoded.timestamps[lo:hi],
             now=self.clock(),
-            aliases=decoded.aliases,
+            aliases=decoded.aliases[lo:hi] if decoded.aliases else (),
         )
         # against what storage was last sent: a label join or a reject may have rolled it first
         rolled = sampled.window_start != self._stored_start.get(name)
         self._stored_start[name] = sampled.window_start
+        at = [lo + p for p in sampled.positions]
         batch = Contents(
             window_start=sampled.window_start,
             seen=sampled.seen,
             slots=list(sampled.slots),
-            rows=[decoded.rows[p] for p in sampled.positions],
-            ids=[decoded.ids[p] for p in sampled.positions],
-            timestamps=[decoded.timestamps[p] for p in sampled.positions],
-            aliases=[decoded.aliases[p] for p in sampled.positions] if decoded.aliases else [],
-        )
-        done = Ingested(
-            sampled=len(sampled.slots), duplicates=duplicates, window_start=sampled.window_start
+            rows=[decoded.rows[p] for p in at],
+            ids=[decoded.ids[p] for p in at],
+            timestamps=[decoded.timestamps[p] for p in at],
+            aliases=[decoded.aliases[p] for p in at] if decoded.aliases else [],
         )
         write = append_batch(
             name, batch, drop_before=batch.window_start - window.horizon if rolled else None
         )
-        writes = [w for w in (write, also, then(done) if then else None) if w is not None]
-        pending = self._submit(name, epoch, _all(writes))
-        logged = (0 if rolled else self._logged.get(name, 0)) + len(batch.slots)
+        return _Offered(sampled.window_start, sampled.slots, rolled), write
+
+    def _compact(
+        self, name: str, epoch: int, window: AnyWindow, added: int, *, rolled: bool
+    ) -> None:
+        logged = (0 if rolled else self._logged.get(name, 0)) + added
         if logged > 2 * window.pane_capacity:  # keep the log within a few snapshot sizes
             self._submit(name, epoch, write_snapshot(name, window.export))
             logged = 0
         self._logged[name] = logged
-        try:
-            await asyncio.wrap_future(pending)
-        except StorageError:
-            await self._recover(name, epoch)
-            raise
-        self.metrics.received.labels(name).inc(len(decoded.rows))
-        self.metrics.sampled.labels(name).inc(len(sampled.slots))
-        self.metrics.rejected.labels(name, "duplicate_id").inc(duplicates)
-        self._publish(name, self.windows[name])
-        return done
 
     def reject_invalid(self, name: str, n: int) -> None:
         """Count `n` records of the model that failed validation: in the metrics, and in the
@@ -282,6 +312,16 @@ def _all(writes: list[Write]) -> Write:
             w(conn)
 
     return write
+
+
+OFFER_CHUNK = 500  # rows sampled per step of a large batch: a few milliseconds each
+
+
+@dataclass(frozen=True, slots=True)
+class _Offered:
+    window_start: float
+    slots: tuple[int, ...]
+    rolled: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,6 +26,7 @@ from aims_agent.agent.api import create_app, resolve_tokens
 from aims_agent.agent.housekeeping import housekeeping
 from aims_agent.agent.runtime import Runtime
 from aims_agent.agent.scheduler import build_scheduler
+from aims_agent.agent.slow_clients import guarded_protocol
 from aims_agent.config import Config
 
 if TYPE_CHECKING:  # aiohttp, grpc and httpx load only when taps or notifications are configured
@@ -211,10 +212,9 @@ def serve(
     on HOST:PORT`."""
     tokens = resolve_tokens(cfg, environ)
     secrets = _secrets(cfg, environ)
-    if any(m.proxy or m.grpc_proxy for m in cfg.models):
-        # the storage writer and check threads hand the GIL back to the event loop within 1 ms
-        # (default 5 ms), so a proxied request never waits long behind them
-        sys.setswitchinterval(0.001)
+    # the storage writer, decoding and check threads hand the GIL back to the event loop within
+    # 1 ms (default 5 ms), so a probe or a proxied request never waits long behind them
+    sys.setswitchinterval(0.001)
     runtime = Runtime(cfg, environ=environ)
     scheduler = build_scheduler(
         cfg, runtime.runner.run_check, store=runtime.store, not_run=runtime.runner.note_not_run
@@ -290,6 +290,7 @@ def serve(
             lifespan="on",
             log_level="warning",
             access_log=False,
+            http=guarded_protocol(cfg.agent.header_timeout_seconds, cfg.agent.body_timeout_seconds),
             timeout_graceful_shutdown=int(max(1, cfg.agent.shutdown_timeout_seconds)),
         )
     )

@@ -24,6 +24,7 @@ MAX_ERRORS = 100  # errors reported per response; all are counted
 # msgspec refuses JSON nested deeper than the interpreter's recursion limit (a RecursionError,
 # caught wherever a body is decoded); a record is flat, so nothing valid comes near it
 TOO_DEEP = "JSON nested too deeply"
+DECODE_CHUNK = 1000  # records per decoder call: a few milliseconds each
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,12 +84,25 @@ def _id_of(raw: bytes) -> str | None:
 def decode_records(body: bytes, content_type: str, schema: ModelSchema, *, now: float) -> Decoded:
     """Decode and validate every record; raise PayloadError only when the body is unreadable.
 
-    The whole batch is decoded in one call; only a batch with a bad record is decoded again
-    record by record, to name each bad one.
+    The batch is decoded DECODE_CHUNK records per call (a thread decoding a large body hands
+    the interpreter back between calls); only a chunk with a bad record is decoded again record
+    by record, to name each bad one.
     """
     parts = split_body(body, content_type)
-    fast = _decode_valid_batch(parts, schema, now=now)
-    return fast if fast is not None else _decode_each(parts, schema, now=now)
+    if len(parts) <= DECODE_CHUNK:
+        fast = _decode_valid_batch(parts, schema, now=now)
+        return fast if fast is not None else _decode_each(parts, schema, now=now)
+    out = Decoded(rows=[], ids=[], timestamps=[], errors=[])
+    for start in range(0, len(parts), DECODE_CHUNK):
+        chunk = parts[start : start + DECODE_CHUNK]
+        part = _decode_valid_batch(chunk, schema, now=now)
+        if part is None:
+            part = _decode_each(chunk, schema, now=now, offset=start)
+        out.rows.extend(part.rows)
+        out.ids.extend(part.ids)
+        out.timestamps.extend(part.timestamps)
+        out.errors.extend(part.errors)
+    return out
 
 
 def _decode_valid_batch(parts: list[bytes], schema: ModelSchema, *, now: float) -> Decoded | None:
@@ -128,12 +142,14 @@ def _decode_one(decoder: msgspec.json.Decoder[Any], raw: bytes, index: int) -> A
         ) from None
 
 
-def _decode_each(parts: list[bytes], schema: ModelSchema, *, now: float) -> Decoded:
+def _decode_each(
+    parts: list[bytes], schema: ModelSchema, *, now: float, offset: int = 0
+) -> Decoded:
     rows: list[Row] = []
     ids: list[str] = []
     stamps: list[float] = []
     errors: list[RecordError] = []
-    for index, raw in enumerate(parts):
+    for index, raw in enumerate(parts, start=offset):
         try:
             record = _decode_one(schema.decoder, raw, index)
             rid = str(record.id)

@@ -106,6 +106,12 @@ class AgentConfig(Strict):
         256, ge=1, description="ingest answers 429 while this many writes wait for storage"
     )
     shutdown_timeout_seconds: float = Field(10.0, gt=0)
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="a client must send a request's headers within this time"
+    )
+    body_timeout_seconds: float = Field(
+        60.0, gt=0, description="and its body within this time after the headers"
+    )
     durability: Literal["full", "normal"] = Field(
         "full",
         description="full: fsync before acknowledging; normal: survives a crash of the agent",

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
@@ -113,6 +114,9 @@ class Store:
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._pending = 0
         self._pending_lock = threading.Lock()
+        # when the last write failed for storage's own reasons (a full disk, a lost database),
+        # until one succeeds: what /readyz reports
+        self.failing_since: float | None = None
         self._max_group = max_group
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="aims-store-writer", daemon=True)
@@ -184,8 +188,11 @@ class Store:
                 group[0][1].set_exception(exc)
                 return
             log.exception("storage write failed", extra={"event": "storage_problem"})
+            if self.failing_since is None:
+                self.failing_since = time.time()
             group[0][1].set_exception(StorageError(f"write failed: {exc}"))
             return
+        self.failing_since = None
         for (_, fut), result in zip(group, results, strict=True):
             fut.set_result(result)
 

@@ -222,7 +222,8 @@ def test_probes_are_routes_of_the_agent(cfg):
     async def answering(app: Any, paths: list[str]) -> set[str]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://agent") as client:
-            return {p for p in paths if (await client.get(p)).status_code == 200}
+            # /readyz is 503 here: the configmap's model server is not running beside the test
+            return {p for p in paths if (await client.get(p)).status_code in (200, 503)}
 
     runtime = Runtime(cfg)
     try:

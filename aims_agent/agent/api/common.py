@@ -12,12 +12,14 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from aims_agent.collectors.push import MAX_ERRORS
 from aims_agent.errors import (
     AimsError,
     AuthError,
     BackpressureError,
+    ClientGoneError,
     ForbiddenError,
     HttpError,
     IdentityProviderError,
@@ -46,6 +48,7 @@ STATUS: dict[type[AimsError], int] = {
     PayloadTooLargeError: 413,
     BackpressureError: 429,
     StorageError: 503,
+    ClientGoneError: 400,
 }
 
 
@@ -120,9 +123,12 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLargeError(f"body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLargeError(f"body exceeds the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # it left, or was timed out sending: nobody reads the answer
+        raise ClientGoneError("the client left before its body was complete") from None
     return b"".join(chunks)

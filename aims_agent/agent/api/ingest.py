@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, Request
@@ -33,6 +33,20 @@ if TYPE_CHECKING:
 _json = msgspec.json.Encoder()
 REPLAYED = {"Idempotent-Replayed": "true"}
 _KEY = re.compile(r"[\x21-\x7e]{1,256}")
+
+
+OFF_LOOP_BYTES = 256 * 1024  # bodies larger than this are decoded in a worker thread
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def off_loop(size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`fn(*args)` in a worker thread when the body is large (the decoders work in chunks, so
+    the thread hands the interpreter back and the event loop answers probes meanwhile),
+    inline when it is small (a thread hop costs more than decoding it)."""
+    if size <= OFF_LOOP_BYTES:
+        return fn(*args, **kwargs)
+    return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -105,8 +119,13 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
     ) -> Response:
         schema = runtime.model(model).schema
         try:
-            decoded = decode_records(
-                body, request.headers.get("content-type", ""), schema, now=runtime.clock()
+            decoded = await off_loop(
+                len(body),
+                decode_records,
+                body,
+                request.headers.get("content-type", ""),
+                schema,
+                now=runtime.clock(),
             )
         except PayloadError:
             metrics.rejected.labels(model, "invalid_payload").inc()
@@ -161,7 +180,8 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         item is refused whole."""
         schema = runtime.model(model).schema
         body = await read_body(request, cfg.agent.max_body_bytes)
-        decoded = decode_labels(body, request.headers.get("content-type", ""), schema)
+        content_type = request.headers.get("content-type", "")
+        decoded = await off_loop(len(body), decode_labels, body, content_type, schema)
         if decoded.errors:
             raise HttpError(
                 422,

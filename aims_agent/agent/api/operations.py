@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -18,6 +20,43 @@ from aims_agent.errors import HttpError
 if TYPE_CHECKING:
     from aims_agent.agent.api.auth import Auth
     from aims_agent.agent.runtime import Runtime
+
+
+UPSTREAM_CONNECT_SECONDS = 0.5
+
+
+def upstreams_of(runtime: Runtime) -> dict[str, tuple[str, int]]:
+    """The host and port of every model server a tap forwards to, by `model (tap)`."""
+    out: dict[str, tuple[str, int]] = {}
+    for m in runtime.cfg.models:
+        if m.proxy is not None:
+            url = urlsplit(m.proxy.upstream)
+            port = url.port or (443 if url.scheme == "https" else 80)
+            out[f"{m.name} (proxy)"] = (url.hostname or "", port)
+        if m.grpc_proxy is not None:
+            host, _, port_text = m.grpc_proxy.upstream.rpartition(":")
+            out[f"{m.name} (grpc_proxy)"] = (host.strip("[]"), int(port_text))
+    return out
+
+
+async def unreachable(upstreams: dict[str, tuple[str, int]]) -> dict[str, str]:
+    """Those upstreams that do not accept a TCP connection within a short wait, and why."""
+
+    async def probe(host: str, port: int) -> str | None:
+        try:
+            async with asyncio.timeout(UPSTREAM_CONNECT_SECONDS):
+                _, writer = await asyncio.open_connection(host, port)
+        except TimeoutError:
+            return "no answer"
+        except OSError as exc:
+            return exc.strerror or "unreachable"
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return None
+
+    found = await asyncio.gather(*(probe(h, p) for h, p in upstreams.values()))
+    return {name: why for name, why in zip(upstreams, found, strict=True) if why is not None}
 
 
 def router(runtime: Runtime, auth: Auth, ready: Callable[[], bool]) -> APIRouter:
@@ -108,10 +147,20 @@ def router(runtime: Runtime, auth: Auth, ready: Callable[[], bool]) -> APIRouter
     async def healthz() -> Response:
         return json_response(200, {"status": "ok"})
 
-    @api.get("/readyz", summary="Readiness: storage and scheduler up")
+    upstreams = upstreams_of(runtime)
+
+    @api.get("/readyz", summary="Readiness: started, storage writing, model servers reachable")
     async def readyz() -> Response:
-        if ready():
+        """503 until started and while shutting down, while storage writes fail (a full disk,
+        a lost database), and while a proxied model server does not accept connections."""
+        problems: dict[str, Any] = {}
+        if runtime.store.failing_since is not None:
+            problems["storage"] = "writes failing"
+        down = await unreachable(upstreams)
+        if down:
+            problems["upstreams"] = down
+        if ready() and not problems:
             return json_response(200, {"status": "ready"})
-        return json_response(503, {"status": "not ready"})
+        return json_response(503, {"status": "not ready", **problems})
 
     return api
