@@ -113,6 +113,7 @@ def agent(tmp_path, reference_csv, drifted_agent, issuer):
         "issuer": issuer.url,
         "audience": AUDIENCE,
         "jwks_refresh_cooldown_seconds": 1,
+        "leeway_seconds": 0,
     }
     return drifted_agent(data, seed=8)
 
@@ -182,6 +183,12 @@ def test_tokens_are_verified_against_the_issuers_keys(agent, issuer):
     with agent.client(token=alice) as c:  # and the cached set serves the next requests
         assert c.get("/v1/nonconformities").status_code == 200
     assert issuer.jwks_fetches == fetches + 1
+    # a token verified once is remembered, but never past its expiry
+    brief = issuer.token("dora", exp=int(time.time()) + 2)
+    with agent.client(token=brief) as c:
+        assert c.get("/v1/nonconformities").status_code == 200
+        time.sleep(2.5)
+        assert c.get("/v1/nonconformities").status_code == 401
 
 
 def test_people_work_records_and_duties_are_segregated(agent, issuer):

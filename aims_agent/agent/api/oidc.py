@@ -5,9 +5,12 @@ algorithms are accepted (never `none`, never HMAC with a public key)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
+import time
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +19,8 @@ import jwt
 from aims_agent.config import OidcConfig, Scope
 from aims_agent.errors import AuthError, ForbiddenError, IdentityProviderError
 from aims_agent.records import Actor
+
+VERIFIED_TOKENS = 4096  # tokens remembered after their first verification (least recent out)
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -30,6 +35,8 @@ class OidcVerifier:
         self.cfg = cfg
         self._client: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._verified: OrderedDict[bytes, tuple[float, Actor, frozenset[Scope]]] = OrderedDict()
 
     def _jwks(self) -> jwt.PyJWKClient:
         with self._lock:
@@ -104,10 +111,37 @@ class OidcVerifier:
             issuer=str(claims["iss"]),
         )
 
-    def authenticate(self, token: str, scope: Scope) -> Actor:
-        """The actor of a verified token that grants `scope`."""
+    def remembered(self, token: str) -> tuple[Actor, frozenset[Scope]] | None:
+        """The actor and scopes of a token verified before, while that holds: until it expires
+        or the key set's cache lifetime passes, whichever is first. Never blocks."""
+        key = hashlib.sha256(token.encode()).digest()
+        with self._cache_lock:
+            hit = self._verified.get(key)
+            if hit is None or hit[0] <= time.time():
+                return None
+            self._verified.move_to_end(key)
+            return hit[1], hit[2]
+
+    def verified(self, token: str) -> tuple[Actor, frozenset[Scope]]:
+        """Verify a token (blocking: may fetch keys) and remember what it says."""
         claims = self.claims(token)
-        actor = self.actor(claims)
-        if scope not in self.scopes(claims):
+        found = (self.actor(claims), frozenset(self.scopes(claims)))
+        until = min(float(claims["exp"]), time.time() + self.cfg.jwks_cache_seconds)
+        key = hashlib.sha256(token.encode()).digest()
+        with self._cache_lock:
+            self._verified[key] = (until, *found)
+            while len(self._verified) > VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
+        return found
+
+    @staticmethod
+    def grant(found: tuple[Actor, frozenset[Scope]], scope: Scope) -> Actor:
+        """The actor, if the token grants `scope`; ForbiddenError otherwise."""
+        actor, scopes = found
+        if scope not in scopes:
             raise ForbiddenError(f"token of {actor.label!r} lacks the {scope!r} scope")
         return actor
+
+    def authenticate(self, token: str, scope: Scope) -> Actor:
+        """The actor of a verified token that grants `scope` (blocking)."""
+        return self.grant(self.remembered(token) or self.verified(token), scope)

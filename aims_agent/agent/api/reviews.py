@@ -12,7 +12,7 @@ from fastapi.responses import Response
 
 from aims_agent.agent.api.common import json_response, read_body
 from aims_agent.agent.api.nonconformities import _decode
-from aims_agent.errors import HttpError, PeriodError
+from aims_agent.errors import HttpError, PeriodError, StorageError
 from aims_agent.exporters import reviews
 from aims_agent.exporters.evidence import save_attachment
 from aims_agent.exporters.period import period_bounds
@@ -51,7 +51,10 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         now = runtime.clock()
         review_id, doc = reviews.document(new, inputs, actor=actor, now=now)
         rel = reviews.relative_path(review_id)
-        await asyncio.to_thread(write_atomic, cfg.agent.evidence_dir / rel, doc)
+        try:
+            await asyncio.to_thread(write_atomic, cfg.agent.evidence_dir / rel, doc)
+        except OSError as exc:  # a full or read-only disk: nothing was recorded
+            raise StorageError(f"cannot write the review: {exc.strerror or exc}") from None
         digest = hashlib.sha256(doc).hexdigest()
         att = Attachment(
             attachment_id=f"ATT-{review_id}",
