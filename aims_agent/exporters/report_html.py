@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from aims_agent.exporters.report_sections import OUTCOMES
 from aims_agent.exporters.report_svg import COLOURS, chart
-from aims_agent.exporters.templating import render, svg
+from aims_agent.exporters.templating import render
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
@@ -29,12 +29,10 @@ def _charts(data: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
         for c in m["checks"]:
             label = f"Check {c['id']} of {m['name']}: daily verdicts and mean {c.get('metric')}"
             t = c.get("threshold") or {}
-            out[(m["name"], c["id"])] = svg(
-                chart(c["series"], label=label, threshold=t, values=True)
-            )
+            out[(m["name"], c["id"])] = chart(c["series"], label=label, threshold=t, values=True)
         for c in m["controls"]:
             label = f"{c['id']}: daily verdicts"
-            out[(m["name"], "control", c["id"])] = svg(chart(c["series"], label=label, width=400))
+            out[(m["name"], "control", c["id"])] = chart(c["series"], label=label, width=400)
     return out
 
 

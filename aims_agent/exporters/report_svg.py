@@ -1,17 +1,20 @@
 """Charts of the period report, drawn as inline SVG: no script, no library, no request.
 
 `chart(series)` stacks each day's runs by verdict; with `values=True` it also plots the daily
-mean of the headline metric above the bars, against the breach and warn thresholds.
+mean of the headline metric above the bars, against the breach and warn thresholds. The
+geometry is computed here; the markup is the template `templates/chart.svg` (autoescaped).
 """
 
 from __future__ import annotations
 
-import html
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from markupsafe import Markup
+
 from aims_agent.exporters.report_sections import OUTCOMES
+from aims_agent.exporters.templating import render
 
 COLOURS = {
     "pass": "#2e7d32",
@@ -23,10 +26,6 @@ COLOURS = {
 }
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value))
-
-
 def chart(
     series: Sequence[Mapping[str, Any]],
     *,
@@ -34,7 +33,7 @@ def chart(
     threshold: Any = None,
     values: bool = False,
     width: int = 720,
-) -> str:
+) -> Markup:
     """Stacked daily verdict bars; with `values`, the daily mean of the headline metric above
     them, against the breach (and warn) threshold as dashed lines."""
     n = max(1, len(series))
@@ -46,21 +45,10 @@ def chart(
     vh = 90 if has_values else 0
     bh, gap = 80, 18 if has_values else 0
     height = top + vh + gap + bh + 20
-    parts = [
-        f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-        f'aria-label="{_e(label)}"><title>{_e(label)}</title>'
-    ]
-    if has_values:
-        parts.append(_value_panel(series, vals, threshold, left, top, plot, vh, step))
     y0 = top + vh + gap  # top of the bars panel
     peak = max([int(d.get("runs", 0)) for d in series] + [1])
-    parts.append(
-        f'<line x1="{left}" y1="{y0 + bh}" x2="{left + plot}" y2="{y0 + bh}" stroke="#888"/>'
-        f'<text x="{left - 4}" y="{y0 + 8}" text-anchor="end">{peak}</text>'
-        f'<text x="{left - 4}" y="{y0 + bh}" text-anchor="end">0</text>'
-        f'<text x="2" y="{y0 + bh / 2}" >runs</text>'
-    )
     bar = min(max(step * 0.8, 0.6), 28.0)  # a few days' bars stay bars, not blocks
+    rects = []
     for i, day in enumerate(series):
         x, y = left + i * step, float(y0 + bh)
         for outcome in OUTCOMES:
@@ -69,20 +57,38 @@ def chart(
                 continue
             h = bh * count / peak
             y -= h
-            parts.append(
-                f'<rect x="{x + (step - bar) / 2:.2f}" y="{y:.2f}" width="{bar:.2f}" '
-                f'height="{h:.2f}" fill="{COLOURS[outcome]}"><title>{_e(day["date"])}: '
-                f"{count} {outcome.replace('_', ' ')}</title></rect>"
+            rects.append(
+                {
+                    "x": f"{x + (step - bar) / 2:.2f}",
+                    "y": f"{y:.2f}",
+                    "w": f"{bar:.2f}",
+                    "h": f"{h:.2f}",
+                    "fill": COLOURS[outcome],
+                    "title": f"{day['date']}: {count} {outcome.replace('_', ' ')}",
+                }
             )
     every = max(1, math.ceil(n / 8))
-    for i in range(0, len(series), every):
-        x = left + (i + 0.5) * step
-        parts.append(
-            f'<text x="{x:.1f}" y="{y0 + bh + 13}" text-anchor="middle">'
-            f"{_e(series[i]['date'][5:])}</text>"
+    ticks = [
+        {"x": f"{left + (i + 0.5) * step:.1f}", "text": str(series[i]["date"])[5:]}
+        for i in range(0, len(series), every)
+    ]
+    panel = _value_panel(series, vals, threshold, left, top, plot, vh, step) if has_values else None
+    return Markup(  # noqa: S704 - an autoescaped template's output
+        render(
+            "chart.svg",
+            width=width,
+            height=height,
+            label=label,
+            left=left,
+            plot=plot,
+            y0=y0,
+            bh=bh,
+            peak=peak,
+            rects=rects,
+            ticks=ticks,
+            panel=panel,
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    )
 
 
 def _value_panel(
@@ -94,7 +100,7 @@ def _value_panel(
     plot: float,
     vh: float,
     step: float,
-) -> str:
+) -> dict[str, Any]:
     t = threshold if isinstance(threshold, Mapping) else {}
     lines = {k: float(t[k]) for k in ("breach", "warn") if isinstance(t.get(k), int | float)}
     known = [float(v) for v in vals if v is not None]
@@ -108,34 +114,40 @@ def _value_panel(
     def y(v: float) -> float:
         return top + vh - (v - lo) / (hi - lo) * vh
 
-    out = [
-        f'<line x1="{left}" y1="{top + vh}" x2="{left + plot}" y2="{top + vh}" stroke="#888"/>',
-        f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{hi:.3g}</text>',
-        f'<text x="{left - 4}" y="{top + vh}" text-anchor="end">{lo:.3g}</text>',
-        f'<text x="2" y="{top + vh / 2}">value</text>',
+    thresholds = [
+        {
+            "name": name,
+            "value": f"{v:g}",
+            "y": f"{y(v):.2f}",
+            "text_y": f"{y(v) + (-3 if name == 'breach' else 10):.2f}",
+            "colour": COLOURS["breach" if name == "breach" else "warn"],
+        }
+        for name, v in lines.items()
     ]
-    for name, v in lines.items():
-        colour = COLOURS["breach" if name == "breach" else "warn"]
-        out.append(
-            f'<line x1="{left}" y1="{y(v):.2f}" x2="{left + plot}" y2="{y(v):.2f}" '
-            f'stroke="{colour}" stroke-dasharray="5 3"><title>{name} threshold {v:g}</title></line>'
-            f'<text x="{left + plot - 2}" y="{y(v) + (-3 if name == "breach" else 10):.2f}" '
-            f'text-anchor="end">{name} {v:g}</text>'
-        )
+    segments: list[str] = []
+    points = []
     segment: list[str] = []
     for i, v in enumerate([*vals, None]):
         if v is None:
             if len(segment) > 1:
-                out.append(
-                    f'<polyline points="{" ".join(segment)}" fill="none" stroke="#1f4e99" '
-                    'stroke-width="1.5"/>'
-                )
+                segments.append(" ".join(segment))
             segment = []
             continue
         x = left + (i + 0.5) * step
         segment.append(f"{x:.2f},{y(float(v)):.2f}")
-        out.append(
-            f'<circle cx="{x:.2f}" cy="{y(float(v)):.2f}" r="2.2" fill="#1f4e99">'
-            f"<title>{_e(series[i]['date'])}: mean {float(v):.4g}</title></circle>"
+        points.append(
+            {
+                "x": f"{x:.2f}",
+                "y": f"{y(float(v)):.2f}",
+                "title": f"{series[i]['date']}: mean {float(v):.4g}",
+            }
         )
-    return "".join(out)
+    return {
+        "top": top,
+        "vh": vh,
+        "hi": f"{hi:.3g}",
+        "lo": f"{lo:.3g}",
+        "thresholds": thresholds,
+        "segments": segments,
+        "points": points,
+    }

@@ -1,13 +1,12 @@
-"""The period report's templates (`exporters/templates/`): one Jinja2 environment, HTML
-autoescaped (every value a template prints is escaped unless it is the SVG chart markup the
-chart builder made), Markdown with a `cell` filter that keeps table cells on one line."""
+"""The period report's templates (`exporters/templates/`): one Jinja2 environment, HTML and
+SVG autoescaped (every value a template prints is escaped; a chart is the output of the
+autoescaped chart template), Markdown with a `cell` filter that keeps table cells on one line."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
 
 
 def _cell(value: object) -> str:
@@ -29,7 +28,7 @@ def _words(value: object) -> str:
 
 ENV = Environment(
     loader=PackageLoader("aims_agent.exporters", "templates"),
-    autoescape=select_autoescape(enabled_extensions=("html",), default=False),
+    autoescape=select_autoescape(enabled_extensions=("html", "svg"), default=False),
     undefined=StrictUndefined,
     trim_blocks=True,
     lstrip_blocks=True,
@@ -40,8 +39,3 @@ ENV.filters.update(cell=_cell, num=_num, words=_words)
 
 def render(name: str, **context: Any) -> str:
     return ENV.get_template(name).render(**context)
-
-
-def svg(markup: str) -> Markup:
-    """Chart markup built by `report_svg` (which escapes the text it puts in), kept as is."""
-    return Markup(markup)  # noqa: S704 - built by report_svg from numbers and escaped labels
