@@ -165,3 +165,41 @@ def test_unknown_fields_and_bad_values_are_refused():
     with pytest.raises(msgspec.ValidationError, match="colour"):
         decode_change(b'{"colour": "red"}')
     assert decode_change(b"{}") == Change()
+
+
+def test_segregation_of_duties_is_on_by_default_and_configurable(store):
+    from aims_agent.config import SegregationConfig
+    from aims_agent.errors import SegregationOfDutiesError
+    from aims_agent.records import Actor
+
+    machine = Actor(kind="machine", subject="pipeline", name="pipeline", client="pipeline")
+    done = (
+        b'{"status": "verifying", "corrective_action": {"description": "retrain", '
+        b'"owner": "ml-team", "due_date": "2026-12-10", "status": "done"}}'
+    )
+    review = b'{"effectiveness_review": {"effective": true, "verified_by": "x", "evidence": "e"}}'
+    nc = opened(store)
+    change(store, nc, b'{"status": "investigating"}', by="alice")
+    change(store, nc, ACTION[:-1] + b', "status": "corrective_action"}', by="alice")
+    change(store, nc, done, by="alice")
+    with pytest.raises(SegregationOfDutiesError, match="'alice' recorded the corrective action"):
+        change(store, nc, review, by="alice")
+    with pytest.raises(SegregationOfDutiesError, match="only a person can make it closed"):
+        store.submit(
+            apply(nc, decode_change(b'{"status": "closed"}' [:-1] + b", " + review[1:]),
+                  actor=machine, now=200.0)
+        ).result()  # fmt: skip
+    # the same person may do both where the organisation switches the rule off
+    off = SegregationConfig(reviewer_not_doer=False)
+    store.submit(
+        apply(nc, decode_change(review), actor=person("alice"), now=201.0, duties=off)
+    ).result()
+    status = store.read(lambda c: c.execute(select(nonconformities.c.status)).scalar())
+    assert status == "verifying"
+    change(store, nc, b'{"status": "closed"}', by="bob")  # a second person closes it
+    # a machine closes the agent's record only where that rule is off
+    nc2 = opened(store, t=500.0)
+    free = SegregationConfig(person_closes_agent_records=False)
+    reject = decode_change(b'{"status": "rejected", "justification": "sensor outage"}')
+    store.submit(apply(nc2, reject, actor=machine, now=600.0, duties=free)).result()
+    assert store.read(lambda c: verify(c)).ok
