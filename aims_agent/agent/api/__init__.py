@@ -14,10 +14,11 @@ and the probes do not, so Prometheus and the kubelet can reach them. Errors are 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from aims_agent import __version__
@@ -60,4 +61,31 @@ def create_app(
     app.include_router(nonconformities.router(runtime, auth))
     app.include_router(reviews.router(runtime, auth))
     app.include_router(operations.router(runtime, auth, ready))
+    app.openapi = lambda: documented_errors(app)  # type: ignore[method-assign]
     return app
+
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+    "additionalProperties": True,
+}
+
+
+def documented_errors(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document, with the error body the app really sends (`{"error": ...}`)
+    where FastAPI documents its own `{"detail": ...}` for a 422."""
+    if app.openapi_schema is None:
+        doc = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schemas = doc.get("components", {}).get("schemas", {})
+        if "HTTPValidationError" in schemas:
+            schemas["HTTPValidationError"] = ERROR_SCHEMA
+            schemas.pop("ValidationError", None)
+        app.openapi_schema = doc
+    return app.openapi_schema

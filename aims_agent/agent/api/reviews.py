@@ -71,7 +71,7 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         period: str | None = None,
         _: Actor = Depends(auth.require("read")),  # noqa: B008 (FastAPI's idiom)
     ) -> Response:
-        t0, t1 = 0.0, 253402300800.0  # all: 1970 to 10000
+        t0, t1 = 0.0, 253402300799.0  # all: 1970 to the last second of 9999 (iso() of 10000 fails)
         if period is not None:
             try:
                 start, end = period_bounds(period)
