@@ -164,6 +164,15 @@ class LedgerError(AimsError, RuntimeError):
     """An entry cannot be appended: unknown kind, or content without a canonical JSON form."""
 
 
+class LedgerTamperedError(LedgerError):
+    """The evidence ledger does not verify: a read that needs verified evidence refuses
+    (CLI exit 1, HTTP 409), naming the first bad entry."""
+
+    def __init__(self, message: str, *, first_problem: str = "") -> None:
+        super().__init__(message)
+        self.first_problem = first_problem
+
+
 class ReportError(AimsError, RuntimeError):
     """Evidently's report could not be rendered (Evidently missing, bad data, timeout)."""
 

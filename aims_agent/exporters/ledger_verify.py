@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
-from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +49,6 @@ from aims_agent.exporters.ledger import (
 from aims_agent.storage.schema import (
     evidence_ledger,
     ledger_head,
-    nonconformities,
-    nonconformity_events,
 )
 
 _L = evidence_ledger
@@ -145,10 +142,15 @@ def _written_as(conn: Connection, e: LedgerEntry) -> int | None:
     return None
 
 
-def _walk(conn: Connection, found: _Found, watch: set[int]) -> _Walk:
-    walk, prev, prev_flagged, relocations = _Walk(), None, False, 0
+def _walk(conn: Connection, found: _Found, watch: set[int], since: LedgerEntry | None) -> _Walk:
+    walk, prev, prev_flagged, relocations = _Walk(last=since), since, False, 0
+    if since is not None and since.seq in watch:
+        walk.seen[since.seq] = since
     rows = conn.execute(
-        select(*ledger.ENTRY_COLUMNS).order_by(_L.c.seq).execution_options(yield_per=1000)
+        select(*ledger.ENTRY_COLUMNS)
+        .where(_L.c.seq > (since.seq if since else 0))
+        .order_by(_L.c.seq)
+        .execution_options(yield_per=1000)
     )
     for row in rows:
         e = LedgerEntry(**row._mapping)
@@ -292,7 +294,12 @@ def _record_problem(
 
 
 def _check_records(
-    conn: Connection, kind: str, source: Source, found: _Found, evidence_dir: Path | None
+    conn: Connection,
+    kind: str,
+    source: Source,
+    found: _Found,
+    evidence_dir: Path | None,
+    since: int,
 ) -> None:
     t = source.table
     cols = [
@@ -302,7 +309,7 @@ def _check_records(
         select(_L.c.seq.label("_seq"), _L.c.ref_id.label("_ref"), _L.c.content_sha256.label("_sha"))
         .add_columns(source.key.label("_key"), *cols)
         .select_from(_L.outerjoin(t, source.key == _L.c.ref_id))
-        .where(_L.c.kind == kind)
+        .where(_L.c.kind == kind, _L.c.seq > since)
         .order_by(_L.c.seq)
         .execution_options(yield_per=1000)
     )
@@ -315,6 +322,8 @@ def _check_records(
         )
         if why:
             found.add(Problem(seq=int(m["_seq"]), kind=kind, ref_id=str(m["_ref"]), reason=why))
+    if since:  # an incremental check: records without an entry are left to the full one
+        return
     unchained = select(source.key).where(
         ~exists().where(_L.c.kind == kind, _L.c.ref_id == source.key)
     )
@@ -323,48 +332,27 @@ def _check_records(
 
 
 def _check_projections(conn: Connection, found: _Found) -> None:
-    """Every field of a nonconformity must be what its events set (`exporters.nc_record`);
-    records written before events carried their fields: status and recurrences only."""
-    n, e = nonconformities, nonconformity_events
-    cols = [n.c.nc_id, *(n.c[k] for k in nc_record.COLUMNS), cast(n.c.body, Text).label("body")]
-    rows = conn.execute(
-        select(*cols, e.c.event_id, e.c.event, cast(e.c.body, Text).label("event_body"))
-        .select_from(n.outerjoin(e, e.c.nc_id == n.c.nc_id))
-        .order_by(n.c.nc_id, e.c.event_id)
-        .execution_options(yield_per=1000)
-    )
-    for nc_id, group in groupby(rows, key=lambda r: str(r.nc_id)):
-        events, stored = [], None
-        for row in group:
-            if stored is None:
-                try:
-                    stored = {
-                        **{k: row._mapping[k] for k in nc_record.COLUMNS},
-                        "body": json.loads(row.body),
-                    }
-                except ValueError:
-                    stored = {}
-            try:
-                body = json.loads(row.event_body) if row.event_body else None
-            except ValueError:  # reported by the event's own check
-                body = None
-            if row.event_id is not None:
-                events.append((int(row.event_id), row.event, body))
-        why = nc_record.problem(events, stored or {})
-        if why:
-            seq = conn.execute(
-                select(_L.c.seq).where(_L.c.kind == "nonconformity", _L.c.ref_id == nc_id)
-            ).scalar()
-            found.add(Problem(seq=seq, kind="nonconformity", ref_id=nc_id, reason=why))
+    for nc_id, why in nc_record.problems(conn):
+        seq = conn.execute(
+            select(_L.c.seq).where(_L.c.kind == "nonconformity", _L.c.ref_id == nc_id)
+        ).scalar()
+        found.add(Problem(seq=seq, kind="nonconformity", ref_id=nc_id, reason=why))
 
 
 def verify(
-    conn: Connection, *, evidence_dir: Path | None = None, public_key: bytes | None = None
+    conn: Connection,
+    *,
+    evidence_dir: Path | None = None,
+    public_key: bytes | None = None,
+    since: LedgerEntry | None = None,
 ) -> VerifyReport:
     """Recompute the chain and check every record against it.
 
     `evidence_dir`: where attachment files are (None: their files are not checked).
     `public_key`: the raw Ed25519 key that must have signed the latest signed head.
+    `since`: an entry verified before (`exporters.ledger_check`): only the entries after it
+    and their records are checked (and every nonconformity's fields, which change in place);
+    `entries` then counts the new entries.
     """
     found = _Found()
     head = conn.execute(
@@ -372,13 +360,13 @@ def verify(
     ).first()
     signed = latest_signed_head(conn)  # read before the walk: the walk must reach it
     watch = {int(head.seq) if head else 0, signed.seq if signed else 0}
-    walk = _walk(conn, found, watch)
+    walk = _walk(conn, found, watch, since)
     _check_head(head, walk, found)
     trusted = False
     if signed is not None or public_key is not None:
         trusted = _check_signed(signed, public_key, walk, found)
     for kind, source in CONTENT.items():
-        _check_records(conn, kind, source, found, evidence_dir)
+        _check_records(conn, kind, source, found, evidence_dir, since.seq if since else 0)
     _check_projections(conn, found)
     problems = sorted(found.problems, key=lambda p: (p.seq is None, p.seq or 0))
     return VerifyReport(

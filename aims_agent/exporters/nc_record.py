@@ -17,16 +17,17 @@ as written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Text, cast, select, update
 
 from aims_agent.errors import NonconformityNotFoundError
 from aims_agent.exporters import ledger
 from aims_agent.records import Actor
-from aims_agent.storage.schema import nonconformities
+from aims_agent.storage.schema import nonconformities, nonconformity_events
 
 COLUMNS = ("status", "last_seen_at", "recurrences", "open_key")
 STATE = (*COLUMNS, "body")
@@ -211,3 +212,33 @@ def problem(events: list[tuple[int, str, Any]], stored: dict[str, Any]) -> str |
 def _short(value: Any) -> str:
     text = json.dumps(value, ensure_ascii=False, sort_keys=True)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def problems(conn: Connection) -> Iterator[tuple[str, str]]:
+    """(nc_id, why) of each nonconformity whose row is not what its events set; records written
+    before events carried their fields: status and recurrences only."""
+    n, e = nonconformities, nonconformity_events
+    cols = [n.c.nc_id, *(n.c[k] for k in COLUMNS), cast(n.c.body, Text).label("body")]
+    rows = conn.execute(
+        select(*cols, e.c.event_id, e.c.event, cast(e.c.body, Text).label("event_body"))
+        .select_from(n.outerjoin(e, e.c.nc_id == n.c.nc_id))
+        .order_by(n.c.nc_id, e.c.event_id)
+        .execution_options(yield_per=1000)
+    )
+    for nc_id, group in groupby(rows, key=lambda r: str(r.nc_id)):
+        events, stored = [], None
+        for row in group:
+            if stored is None:
+                try:
+                    stored = {**{k: row._mapping[k] for k in COLUMNS}, "body": json.loads(row.body)}
+                except ValueError:
+                    stored = {}
+            try:
+                body = json.loads(row.event_body) if row.event_body else None
+            except ValueError:  # reported by the event's own check
+                body = None
+            if row.event_id is not None:
+                events.append((int(row.event_id), row.event, body))
+        why = problem(events, stored or {})
+        if why:
+            yield nc_id, why

@@ -245,13 +245,23 @@ def write_report(
     model: str | None = None,
     out: Path | None = None,
     now: float | None = None,
+    allow_unverified: bool = False,
 ) -> WrittenReport:
-    """Build, render and write one report, and record it as an attachment (into the ledger)."""
+    """Verify the ledger (LedgerTamperedError if it does not, unless `allow_unverified`:
+    then the report is stamped UNVERIFIED), then build, render and write one report, stating
+    the ledger's head, and record it as an attachment (into the ledger)."""
+    from aims_agent.exporters import ledger_check
+
     render = renderer(fmt)
     label = period_label(period)
     now = time.time() if now is None else now
+    state = ledger_check.check_store(
+        store, evidence_dir=cfg.agent.evidence_dir, allow_unverified=allow_unverified
+    )
     data = store.read(lambda conn: build(conn, cfg, period, model, now=now))
-    payload = render(data).encode()
+    text = render(ledger_check.stamp_json(data, state))
+    stamp = {"html": ledger_check.stamp_html, "md": ledger_check.stamp_markdown}.get(fmt)
+    payload = (stamp(text, state) if stamp else text).encode()
     digest = hashlib.sha256(payload).hexdigest()
     rid = report_id(label, model, fmt)
     target = out or default_path(cfg, label, model, fmt)
@@ -283,7 +293,12 @@ def write_report(
 
 
 def write_monthly(store: Store, cfg: Config, *, now: float | None = None) -> list[WrittenReport]:
-    """The scheduled job: last month's report of all models, in each configured format."""
+    """The scheduled job: last month's report of all models, in each configured format (stamped
+    UNVERIFIED if the evidence ledger does not verify)."""
     now = time.time() if now is None else now
     period = previous_month(now)
-    return [write_report(store, cfg, period, fmt=fmt, now=now) for fmt in cfg.agent.reports.formats]
+    # written even on a broken chain, stamped UNVERIFIED: the review gets the report and the news
+    return [
+        write_report(store, cfg, period, fmt=fmt, now=now, allow_unverified=True)
+        for fmt in cfg.agent.reports.formats
+    ]

@@ -27,6 +27,7 @@ from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.push import decode_records
 from aims_agent.config import parse_config
 from aims_agent.exporters.evidence import save_attachment
+from aims_agent.exporters.ledger import last_entry
 from aims_agent.exporters.lifecycle import apply, decode_change
 from aims_agent.exporters.oscal import OSCAL_VERSION, assessment_results
 from aims_agent.exporters.period import parse_period
@@ -92,12 +93,15 @@ def evidence(tmp_path_factory):
         assert [r.run.verdict for r in runs] == ["pass", "pass", "breach", "breach"]
         nc_id = runs[2].nonconformity_id
         assert nc_id and runs[3].nonconformity_id == nc_id
+        html = b"<html>drift report</html>" + b" " * 1209
+        (cfg.agent.evidence_dir / "reports").mkdir(parents=True, exist_ok=True)
+        (cfg.agent.evidence_dir / "reports" / "x.html").write_bytes(html)
         att = SimpleNamespace(
             attachment_id="att-1",
             kind="evidently_drift_report",
             path="reports/x.html",
-            sha256="ab" * 32,
-            bytes=1234,
+            sha256=hashlib.sha256(html).hexdigest(),
+            bytes=len(html),
         )
         runtime.store.submit(save_attachment(att, runs[2].monitoring_record_id, t0)).result()
         now = runtime.clock()
@@ -163,7 +167,8 @@ def test_the_export_validates_and_maps_runs_and_the_nonconformity(evidence):
     resources = {r["uuid"]: r for r in doc["assessment-results"]["back-matter"]["resources"]}
     href = obs[2]["relevant-evidence"][1]["href"]
     rlink = resources[href[1:]]["rlinks"][0]
-    assert rlink["href"] == "/v1/attachments/att-1" and rlink["hashes"][0]["value"] == "ab" * 32
+    digest = hashlib.sha256(b"<html>drift report</html>" + b" " * 1209).hexdigest()
+    assert rlink["href"] == "/v1/attachments/att-1" and rlink["hashes"][0]["value"] == digest
     assert doc["assessment-results"]["import-ap"]["href"][1:] in resources
     # the nonconformity: a finding on its primary Annex A control, still open at period end
     (finding,) = result.findings
@@ -311,8 +316,22 @@ def test_the_cli_writes_atomically_and_prints_the_digest(evidence, capsys, tmp_p
     assert [p.name for p in out.parent.iterdir()] == ["ar.json"]  # no temporary file left
     doc = json.loads(out.read_text())
     assert len(validate(doc).results[0].observations) == 4
-    assert main([*argv, "--out", str(out)]) == 0  # overwritten whole, the same bytes
-    assert capsys.readouterr().out.split()[0] == digest
+    props = {p["name"]: p["value"] for p in doc["assessment-results"]["metadata"]["props"]}
+    head = evidence.runtime.store.read(last_entry)
+    assert props["ledger-head-sha256"] == head.hash and props["ledger-head-seq"] == str(head.seq)
+    assert props["ledger-verified"] == "true" and props["ledger-signature"] == "unsigned"
+    assert main([*argv, "--out", str(out)]) == 0  # overwritten whole: only the verify time differs
+    digest2 = capsys.readouterr().out.split()[0]
+    again = json.loads(out.read_text())
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == digest2
+
+    def unstamped(d: dict) -> dict:
+        meta = d["assessment-results"]["metadata"]
+        meta["props"] = [p for p in meta["props"] if p["name"] != "ledger-verified-at"]
+        meta["version"] = ""
+        return d
+
+    assert unstamped(again) == unstamped(doc)
     assert main([*argv, "--model", "nope"]) == 2
     assert "--model: unknown model 'nope'; known: m1" in capsys.readouterr().err
 

@@ -15,6 +15,7 @@ from aims_agent.config import parse_config
 from aims_agent.controls import controls_for
 from aims_agent.errors import UnknownModelError
 from aims_agent.exporters.evidence import EvidenceContext
+from aims_agent.exporters.ledger import last_entry as ledger_last_entry
 from aims_agent.exporters.soa import build_soa
 from aims_agent.records import Assessment, CheckRun, Measurement, Threshold, WindowInfo
 from aims_agent.storage.store import Store
@@ -168,7 +169,11 @@ def test_the_cli_prints_the_view_as_json(ev, capsys, tmp_path):
     cfg, store, _, path = ev
     assert main(["soa", "--config", str(path), "--model", "m1"]) == 0
     doc = json.loads(capsys.readouterr().out)
+    ledger = doc.pop("ledger")
     assert doc == store.read(lambda c: build_soa(c, cfg, "m1"))
+    head = store.read(ledger_last_entry)
+    assert ledger["verified"] is True and ledger["signature"] == "unsigned"
+    assert (ledger["head_seq"], ledger["head_sha256"]) == (head.seq, head.hash)
     assert main(["soa", "--config", str(path), "--model", "nope"]) == 2
     assert "--model: unknown model 'nope'; known: m1, m2" in capsys.readouterr().err
     empty = yaml.safe_load(path.read_text())

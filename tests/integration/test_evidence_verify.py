@@ -488,3 +488,55 @@ def test_bad_input_exits_2_naming_the_field(real_ledger, copy, tmp_path):
     proc = cli("verify", "--config", nowhere)
     assert proc.returncode == 2 and "agent.storage_url: no evidence database at" in proc.stderr
     assert not missing.exists()  # verify does not create an empty store
+
+
+def aims(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "aims_agent.agent.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_reports_and_exports_verify_first_and_refuse_an_altered_store(real_ledger, copy, tmp_path):
+    config, engine, _ = copy
+    period = "2020-01-01..2100-01-01"
+    head = entries(engine)[max(entries(engine))]
+    md, html, oscal = tmp_path / "r.md", tmp_path / "r.html", tmp_path / "ar.json"
+    ok = aims("report", "--config", config, "--period", period, "--format", "md", "--out", md)
+    assert ok.returncode == 0, ok.stderr
+    first = md.read_text().splitlines()[0]
+    assert first.startswith(f"> Evidence ledger: head seq {head.seq}, sha256 {head.hash}; ")
+    assert "signature: unsigned" in first and "verified at " in first
+    ok = aims("export", "oscal", "--config", config, "--period", period, "--out", oscal)
+    assert ok.returncode == 0, ok.stderr
+    meta = json.loads(oscal.read_text())["assessment-results"]["metadata"]
+    props = {p["name"]: p["value"] for p in meta["props"]}
+    assert props["ledger-verified"] == "true"
+    # a person's name changed in the database after the store was verified
+    nc = real_ledger["nc_id"]
+    with engine.begin() as conn:
+        where = nonconformities.c.nc_id == nc
+        body = conn.execute(select(nonconformities.c.body).where(where)).scalar_one()
+        body["corrective_action"]["owner"] = "Eve"
+        conn.execute(update(nonconformities).where(where).values(body=body))
+    named = f"entry {seq_of(engine, nc)} (nonconformity {nc}): field body.corrective_action.owner"
+    for args in (
+        ("report", "--config", config, "--period", period, "--format", "md", "--out", md),
+        ("report", "--config", config, "--period", period, "--format", "html", "--out", html),
+        ("export", "oscal", "--config", config, "--period", period, "--out", oscal),
+        ("soa", "--config", config),
+    ):
+        refused = aims(*args)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert named in refused.stderr
+        stamped = aims(*args, "--allow-unverified")
+        assert stamped.returncode == 0, stamped.stderr
+    assert md.read_text().startswith("> UNVERIFIED: the evidence ledger does not verify: " + named)
+    assert "<title>UNVERIFIED: " in html.read_text()
+    assert 'class="ledger unverified"' in html.read_text()
+    meta = json.loads(oscal.read_text())["assessment-results"]["metadata"]
+    assert meta["title"].startswith("UNVERIFIED: ")
+    assert {p["name"]: p["value"] for p in meta["props"]}["ledger-verified"] == "false"

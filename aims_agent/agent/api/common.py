@@ -23,6 +23,7 @@ from aims_agent.errors import (
     ForbiddenError,
     HttpError,
     IdentityProviderError,
+    LedgerTamperedError,
     LifecycleError,
     NonconformityNotFoundError,
     PayloadError,
@@ -43,6 +44,7 @@ STATUS: dict[type[AimsError], int] = {
     UnknownModelError: 404,
     NonconformityNotFoundError: 404,
     LifecycleError: 409,
+    LedgerTamperedError: 409,
     SegregationOfDutiesError: 403,
     IdentityProviderError: 503,
     PayloadTooLargeError: 413,
@@ -78,6 +80,8 @@ async def error_response(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, AimsError)
     status = status_of(exc)
     extra: dict[str, Any] = dict(exc.extra) if isinstance(exc, HttpError) else {}
+    if isinstance(exc, LedgerTamperedError):
+        extra["first_problem"] = exc.first_problem
     message = exc.message if isinstance(exc, HttpError) else str(exc)
     if isinstance(exc, StorageError) and not isinstance(exc, BackpressureError):
         message = STORAGE_DOWN  # the driver's message may carry SQL and values: the log has it
@@ -132,3 +136,32 @@ async def read_body(request: Request, limit: int) -> bytes:
     except ClientDisconnect:  # it left, or was timed out sending: nobody reads the answer
         raise ClientGoneError("the client left before its body was complete") from None
     return b"".join(chunks)
+
+
+def verified_read(store: Any, evidence_dir: Any) -> Any:
+    """A route dependency: verify the evidence ledger before the read (incrementally, see
+    `exporters.ledger_check`); 409 naming the first bad entry on a broken chain unless the
+    query says `allow_unverified=true`. The route passes `ledger_headers(state)` on."""
+    import asyncio
+
+    from aims_agent.exporters.ledger_check import LedgerState, check_store
+
+    async def dependency(allow_unverified: bool = False) -> LedgerState:
+        return await asyncio.to_thread(
+            check_store, store, evidence_dir=evidence_dir, allow_unverified=allow_unverified
+        )
+
+    return dependency
+
+
+def ledger_headers(state: Any) -> dict[str, str]:
+    """What a verified read states about the ledger: head, signature, verified at."""
+    s = state.statement()
+    out = {
+        "X-Aims-Ledger-Head": f"{s['head_seq']} {s['head_sha256'] or '-'}",
+        "X-Aims-Ledger-Signature": s["signature"],
+        "X-Aims-Ledger-Verified-At": s["verified_at"],
+    }
+    if not state.ok:
+        out["X-Aims-Ledger-Unverified"] = " ".join(str(s["first_problem"]).split())[:500]
+    return out

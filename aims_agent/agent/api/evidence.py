@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
 
-from aims_agent.agent.api.common import json_response
+from aims_agent.agent.api.common import json_response, ledger_headers, verified_read
 from aims_agent.errors import HttpError
 from aims_agent.exporters.evidently_report import KIND as EVIDENTLY_KIND
+from aims_agent.exporters.ledger_check import LedgerState
 from aims_agent.storage import queries
 
 if TYPE_CHECKING:
@@ -70,10 +71,13 @@ def attachment_view(row: Mapping[str, Any]) -> dict[str, Any]:
 def router(runtime: Runtime, auth: Auth) -> APIRouter:
     cfg, store = runtime.cfg, runtime.store
     api = APIRouter()
+    ledger = verified_read(store, cfg.agent.evidence_dir)
 
     @api.get("/v1/attachments/{attachment_id}", summary="An evidence attachment's content")
     async def get_attachment(
-        attachment_id: str, _: str = Depends(auth.require("read"))
+        attachment_id: str,
+        _: str = Depends(auth.require("read")),
+        state: LedgerState = Depends(ledger),  # noqa: B008 (FastAPI's idiom)
     ) -> Response:
         row = await asyncio.to_thread(store.read, lambda c: queries.attachment(c, attachment_id))
         if row is None:
@@ -82,7 +86,9 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         content = await asyncio.to_thread(path.read_bytes)
         media_type, headers = attachment_headers(row.kind, row.path)
         return Response(
-            content, media_type=media_type, headers={**headers, "X-Content-SHA256": row.sha256}
+            content,
+            media_type=media_type,
+            headers={**headers, "X-Content-SHA256": row.sha256, **ledger_headers(state)},
         )
 
     @api.get("/v1/monitoring-records", summary="Clause 9.1 monitoring records, newest first")
@@ -91,6 +97,7 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         check: str | None = None,
         limit: int = 100,
         _: str = Depends(auth.require("read")),
+        state: LedgerState = Depends(ledger),  # noqa: B008 (FastAPI's idiom)
     ) -> Response:
         limit = max(1, min(limit, 1000))
 
@@ -114,6 +121,7 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
                 }
                 for b in bodies
             ],
+            ledger_headers(state),
         )
 
     @api.get(
@@ -121,13 +129,16 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         summary="Annex A controls the agent evidences per model, latest evidence and status",
     )
     async def statement_of_applicability(
-        model: str | None = None, _: str = Depends(auth.require("read"))
+        model: str | None = None,
+        _: str = Depends(auth.require("read")),
+        state: LedgerState = Depends(ledger),  # noqa: B008 (FastAPI's idiom)
     ) -> Response:
+        from aims_agent.exporters.ledger_check import stamp_json
         from aims_agent.exporters.soa import build_soa
 
         if model is not None:
             runtime.model(model)
         soa = await asyncio.to_thread(store.read, lambda conn: build_soa(conn, cfg, model))
-        return json_response(200, soa)
+        return json_response(200, stamp_json(soa, state), ledger_headers(state))
 
     return api

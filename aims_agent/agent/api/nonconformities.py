@@ -11,10 +11,11 @@ import msgspec
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from aims_agent.agent.api.common import json_response, read_body
+from aims_agent.agent.api.common import json_response, ledger_headers, read_body, verified_read
 from aims_agent.collectors.push import field_of
 from aims_agent.errors import HttpError, PayloadError
 from aims_agent.exporters import lifecycle, register
+from aims_agent.exporters.ledger_check import LedgerState
 from aims_agent.records import Actor
 from aims_agent.storage import queries
 
@@ -80,19 +81,26 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         await asyncio.to_thread(runtime.runner.refresh_open_nonconformities)
         return json_response(201, {"nc_id": nc_id, "status": "open"})
 
+    ledger = verified_read(store, cfg.agent.evidence_dir)
+
     @api.get("/v1/nonconformities", summary="Clause 10.2 nonconformity records")
     async def list_nc(
         status: str | None = None,
         model: str | None = None,
         _: str = Depends(auth.require("read")),
+        state: LedgerState = Depends(ledger),  # noqa: B008 (FastAPI's idiom)
     ) -> Response:
         rows = await asyncio.to_thread(
             store.read, lambda c: queries.nonconformity_list(c, status=status, model=model)
         )
-        return json_response(200, [_nc(r._mapping) for r in rows])
+        return json_response(200, [_nc(r._mapping) for r in rows], ledger_headers(state))
 
     @api.get("/v1/nonconformities/{nc_id}", summary="One nonconformity with its events")
-    async def get_nc(nc_id: str, _: str = Depends(auth.require("read"))) -> Response:
+    async def get_nc(
+        nc_id: str,
+        _: str = Depends(auth.require("read")),
+        state: LedgerState = Depends(ledger),  # noqa: B008 (FastAPI's idiom)
+    ) -> Response:
         found = await asyncio.to_thread(store.read, lambda c: queries.nonconformity(c, nc_id))
         if found is None:
             raise HttpError(404, f"no nonconformity {nc_id!r}")
@@ -105,6 +113,7 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
                     {"at": e.at, "actor": e.actor, "event": e.event, **e.body} for e in events
                 ],
             },
+            ledger_headers(state),
         )
 
     @api.patch(

@@ -34,10 +34,16 @@ def arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument(
         "--out", help="file to write (default: aims-assessment-results-PERIOD[-MODEL].json)"
     )
+    o.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="export even if the evidence ledger does not verify, stamped UNVERIFIED",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from aims_agent.errors import PeriodError, StorageError
+    from aims_agent.errors import LedgerTamperedError, PeriodError, StorageError
+    from aims_agent.exporters.ledger_check import check_store, stamp_oscal
     from aims_agent.exporters.oscal import assessment_results
     from aims_agent.exporters.period import period_bounds, period_label
     from aims_agent.exporters.report import write_atomic
@@ -49,8 +55,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     cfg, store = open_evidence(args.config, args.model)
     try:
+        state = check_store(
+            store, evidence_dir=cfg.agent.evidence_dir, allow_unverified=args.allow_unverified
+        )
         doc = store.read(lambda conn: assessment_results(conn, cfg, start, end, args.model))
-    except StorageError as exc:
+        doc = stamp_oscal(doc, state)
+    except (StorageError, LedgerTamperedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -30,10 +30,20 @@ def arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--out", help="file to write (default: EVIDENCE_DIR/reports/PERIOD[-MODEL].FORMAT)"
     )
+    p.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="write the report even if the evidence ledger does not verify, stamped UNVERIFIED",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from aims_agent.errors import PeriodError, ReportWriteError, StorageError
+    from aims_agent.errors import (
+        LedgerTamperedError,
+        PeriodError,
+        ReportWriteError,
+        StorageError,
+    )
     from aims_agent.exporters.period import period_bounds
     from aims_agent.exporters.report import write_report
 
@@ -51,11 +61,12 @@ def run(args: argparse.Namespace) -> int:
             fmt=args.format,
             model=args.model,
             out=Path(args.out) if args.out else None,
+            allow_unverified=args.allow_unverified,
         )
     except ReportWriteError as exc:
         print(f"{'--out' if args.out else 'error'}: {exc}", file=sys.stderr)
         return 2
-    except StorageError as exc:
+    except (StorageError, LedgerTamperedError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
