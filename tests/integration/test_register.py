@@ -124,6 +124,14 @@ def test_a_nonconformity_from_an_audit_and_a_review_are_evidence(agent, tmp_path
     assert "source: internal_audit AUD-2026-07 (reported by Ines)" in text
     assert "add approval to the config workflow (owner ml-platform, due 2027-01-31)" in text
 
+    # the OSCAL export names where the audit's nonconformity was found
+    oscal = tmp_path / "ar.json"
+    out = aims(
+        "export", "oscal", "--config", str(agent.config), "--period", period, "--out", str(oscal)
+    )
+    assert out.returncode == 0, out.stderr
+    assert "found by internal_audit AUD-2026-07 (reported by Ines)" in oscal.read_text()
+
     # both are in the ledger: verify is clean, and an edited review file is named
     out = aims("evidence", "verify", "--config", str(agent.config))
     assert out.returncode == 0, out.stdout + out.stderr

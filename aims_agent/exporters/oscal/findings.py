@@ -21,6 +21,7 @@ from aims_agent.exporters.oscal.common import (
     tool,
     uuid_of,
 )
+from aims_agent.exporters.register import describe_source
 from aims_agent.exporters.soa import control_titles
 from aims_agent.records import AGENT_ACTOR
 
@@ -147,6 +148,14 @@ def _risk_log(nc_id: str, events: Sequence[Any], end: float, party: str) -> list
     return entries
 
 
+def _found_by(check_id: str, body: Mapping[str, Any]) -> str:
+    """`detected by the check drift`, or `found by internal_audit AUD-7 (reported by Ines)`."""
+    detected = body.get("detected_by")
+    if not isinstance(detected, Mapping) or detected.get("type") in (None, "check"):
+        return f"detected by the check {check_id}"
+    return f"found by {describe_source(body.get('source')) or detected.get('type')}"
+
+
 def finding_and_risk(
     nc: Any, events: Sequence[Any], end: float, observed: list[JsonDict], agent: str, party: str
 ) -> tuple[JsonDict, JsonDict]:
@@ -204,7 +213,7 @@ def finding_and_risk(
         "title": one_line(f"{severity.capitalize()} nonconformity {nc.nc_id} of {nc.model}"),
         "description": f"AI system {body.get('ai_system_id')} (model {nc.model} "
         f"{body.get('model_version')}) may not meet {', '.join(controls)} while this "
-        f"nonconformity stands; detected by the check {nc.check_id}."
+        f"nonconformity stands; {_found_by(nc.check_id, body)}."
         + (f" Root cause: {cause.get('root_cause')}." if isinstance(cause, Mapping) else ""),
         "statement": f"{severity.capitalize()} nonconformity: {what}.",
         "props": props,
