@@ -60,3 +60,42 @@ def test_the_drift_numbers_example_runs(tmp_path) -> None:
     lines = out.getvalue().splitlines()
     assert "of columns drifted: " in lines[0] and not lines[0].startswith("0%")
     assert len(lines) == 1 + len(reference.columns)
+
+
+def test_the_readme_renders_as_written() -> None:
+    """CommonMark's reading of the README: no section swallowed by a code block that closed
+    early or never closed (the config reference once took the HTTP API section with it)."""
+    import re
+
+    text = README.read_text()
+    tokens = MarkdownIt("commonmark").parse(text)
+    headings = [tokens[i + 1].content for i, t in enumerate(tokens) if t.type == "heading_open"]
+    in_source = [
+        line.lstrip("#").strip()
+        for line in _outside_fences(text.splitlines())
+        if re.match(r"^#{1,6} \S", line)
+    ]
+    assert headings == in_source
+    for name in ("Config reference", "HTTP API", "Running the agent", "Evidence"):
+        assert name in headings, name
+    for tok in tokens:
+        assert tok.type != "code_block", f"indented text read as code at line {tok.map}"
+        if tok.type == "fence":
+            inside = [ln for ln in tok.content.splitlines() if re.match(r"^#{2,6} [A-Z]", ln)]
+            assert not inside, f"a heading inside the code block at lines {tok.map}: {inside}"
+            assert tok.info.strip(), f"a code block without a language at lines {tok.map}"
+    markers = [ln for ln in text.splitlines() if re.match(r"^ {0,3}(```|~~~)", ln)]
+    assert len(markers) == 2 * sum(t.type == "fence" for t in tokens), "an unclosed fence"
+
+
+def _outside_fences(lines: list[str]) -> list[str]:
+    """The lines outside ``` fences, read the simple way (a fence opens with an info string or
+    not and closes with a bare ```), to compare with the parser's reading."""
+    out, fenced = [], False
+    for line in lines:
+        if line.startswith("```"):
+            fenced = not fenced if (fenced and line.strip() == "```") or not fenced else fenced
+            continue
+        if not fenced:
+            out.append(line)
+    return out
