@@ -110,7 +110,9 @@ def test_a_nonconformity_from_an_audit_and_a_review_are_evidence(agent, tmp_path
     )  # fmt: skip
     assert out.returncode == 2 and "inputs[0].sha256: no period report" in out.stderr
     with agent.client() as c:
-        (listed,) = c.get("/v1/management-reviews", params={"period": period}).json()
+        r = c.get("/v1/management-reviews", params={"period": period})
+        assert r.headers["X-Aims-Ledger-Verified-At"]  # an evidence read: verified first
+        (listed,) = r.json()
         assert listed["inputs"][0]["sha256"] == sha and listed["recorded_by"] == "writer"
         assert c.get("/v1/management-reviews", params={"period": "2026-13"}).status_code == 422
     assert agent.stop() == 0

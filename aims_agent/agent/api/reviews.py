@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from aims_agent.agent.api.common import json_response, read_body
+from aims_agent.agent.api.common import json_response, ledger_headers, read_body, verified_read
 from aims_agent.agent.api.nonconformities import _decode
 from aims_agent.errors import HttpError, PeriodError, StorageError
 from aims_agent.exporters import reviews
 from aims_agent.exporters.evidence import save_attachment
+from aims_agent.exporters.ledger_check import LedgerState
 from aims_agent.exporters.period import period_bounds
 from aims_agent.exporters.report import write_atomic
 from aims_agent.records import Actor, Attachment
@@ -66,10 +67,13 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         await store.write(save_attachment(att, review_id, now))
         return json_response(201, {"review_id": review_id, "sha256": digest, "path": rel})
 
+    ledger = verified_read(store, cfg.agent.evidence_dir)
+
     @api.get("/v1/management-reviews", summary="Management reviews, of one period or all")
     async def list_reviews(
         period: str | None = None,
         _: Actor = Depends(auth.require("read")),  # noqa: B008 (FastAPI's idiom)
+        state: LedgerState = Depends(ledger),  # noqa: B008 (FastAPI's idiom)
     ) -> Response:
         t0, t1 = 0.0, 253402300799.0  # all: 1970 to the last second of 9999 (iso() of 10000 fails)
         if period is not None:
@@ -82,6 +86,6 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         found = await asyncio.to_thread(
             store.read, lambda c: reviews.in_period(c, cfg.agent.evidence_dir, t0, t1)
         )
-        return json_response(200, found)
+        return json_response(200, found, ledger_headers(state))
 
     return api
