@@ -100,7 +100,9 @@ class AgentConfig(Strict):
         description="SQLAlchemy URL: SQLite or PostgreSQL; default: SQLite file under evidence_dir",
     )
     environment: str = "production"
-    tokens: tuple[TokenConfig, ...] = Field(min_length=1)
+    tokens: tuple[TokenConfig, ...] = Field(
+        (), description="static bearer tokens; at least one unless agent.oidc is set"
+    )
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
     max_pending_writes: int = Field(
         256, ge=1, description="ingest answers 429 while this many writes wait for storage"
@@ -127,4 +129,6 @@ class AgentConfig(Strict):
     @model_validator(mode="after")
     def _unique_targets(self) -> Self:
         unique("notifications: names", [n.name for n in self.notifications])
+        if not self.tokens and self.oidc is None:
+            raise ValueError("tokens: give at least one token, or agent.oidc (access tokens)")
         return self

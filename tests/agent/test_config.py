@@ -7,6 +7,7 @@ import yaml
 
 from aims_agent.agent.cli import main
 from aims_agent.agent.preflight import load as load_config
+from aims_agent.config import parse_config
 from aims_agent.errors import ConfigError
 from tests.conftest import READ_TOKEN_ENV, TOKEN_ENV, base_config
 
@@ -47,6 +48,20 @@ def test_valid_config_loads_and_resolves_paths(write_config, reference_csv):
         (
             lambda c: c["agent"]["tokens"][0].update(value="inline-secret"),
             "agent.tokens[0].value: is not a known field",
+        ),
+        (
+            lambda c: c["agent"].update(tokens=[]),
+            "agent.tokens: give at least one token, or agent.oidc (access tokens)",
+        ),
+        (
+            lambda c: c["agent"].update(oidc={"issuer": "ftp://x", "audience": "a"}),
+            "agent.oidc.issuer",
+        ),
+        (
+            lambda c: c["agent"].update(
+                oidc={"issuer": "https://id.example", "audience": "a", "algorithms": ["HS256"]}
+            ),
+            "agent.oidc.algorithms[0]",
         ),
         (lambda c: c["models"][0].pop("version"), "models[0].version: is required"),
         (
@@ -210,3 +225,13 @@ def test_a_listen_address_serves_one_kind_of_tap(tmp_path, reference_csv):
         parse_config(cfg, base_dir=tmp_path)
     cfg["agent"]["port"] = 0
     assert parse_config(cfg, base_dir=tmp_path).models[0].grpc_proxy.upstream == "[::1]:9001"
+
+
+def test_access_tokens_alone_are_enough(tmp_path, reference_csv):
+    data = base_config(reference_csv, tmp_path / "ev")
+    data["agent"]["tokens"] = []
+    data["agent"]["oidc"] = {"issuer": "https://id.example.org/realms/ai", "audience": "aims"}
+    cfg = parse_config(data, base_dir=tmp_path)
+    assert cfg.agent.tokens == () and cfg.agent.oidc is not None
+    assert cfg.agent.oidc.algorithms == ("RS256", "ES256")
+    assert cfg.agent.segregation_of_duties.reviewer_not_doer
