@@ -82,9 +82,13 @@ def test_a_nonconformity_from_an_audit_and_a_review_are_evidence(agent, tmp_path
         "nc", "open", "--url", agent.url, "--model", "m1", "--source", "complaint",
         "--reference", "CASE-81", "--description", "loan refused, applicant says unfairly",
         "--requirement", "A.5.4: impacts on individuals are assessed",
+        "--serious-incident", "general", "--aware-at", "2026-01-05T09:00:00Z",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     complaint = json.loads(out.stdout)["nc_id"]
+    with agent.client() as c:
+        incident = c.get(f"/v1/nonconformities/{complaint}").json()["possible_serious_incident"]
+        assert incident["art73_reporting_deadline"] == "2026-01-20T09:00:00Z"
     out = aims("nc", "list", "--url", agent.url)
     assert "m1/complaint" in out.stdout and complaint in out.stdout
 

@@ -17,6 +17,7 @@ NAME = "nc"
 HELP = "list, show, open and update nonconformity records (clause 10.2) of a running agent"
 SOURCES = ("internal_audit", "external_audit", "incident", "complaint", "other")
 SEVERITIES = ("major", "minor", "observation")
+INCIDENTS = ("general", "widespread_or_critical_infrastructure", "death")
 STATUSES = ("open", "investigating", "corrective_action", "verifying", "closed", "rejected")
 
 
@@ -45,6 +46,12 @@ def arguments(p: argparse.ArgumentParser) -> None:
             s.add_argument("--requirement", required=True, help="the requirement not met")
             s.add_argument("--control", action="append", default=[], help="e.g. A.6.2.6")
             s.add_argument("--severity", choices=SEVERITIES, default="minor")
+            s.add_argument(
+                "--serious-incident",
+                choices=INCIDENTS,
+                help="a possible serious incident (EU AI Act Art. 73) of this kind",
+            )
+            s.add_argument("--aware-at", help="when it became known (ISO 8601; default now)")
             s.add_argument("--comment")
         else:
             s.add_argument("nc_id")
@@ -96,6 +103,11 @@ def _new(args: argparse.Namespace) -> dict[str, Any]:
         "controls": args.control,
         "severity": args.severity,
     }
+    if args.serious_incident:
+        incident = {"possible": True, "kind": args.serious_incident}
+        if args.aware_at:
+            incident["aware_at"] = args.aware_at
+        new["serious_incident"] = incident
     if args.comment:
         new["comment"] = args.comment
     return new
