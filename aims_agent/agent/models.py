@@ -4,18 +4,24 @@ context of each check. Immutable; the window, which changes, is the ingest's."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aims_agent import __version__
+from aims_agent.agent.judge import assess, overall
 from aims_agent.checks.base import DEFINITIONS, Check, Reference, build_check
 from aims_agent.config import CheckConfig, Config, ModelConfig
 from aims_agent.controls import controls_for
 from aims_agent.errors import UnknownModelError
-from aims_agent.exporters.evidence import EvidenceContext
+from aims_agent.exporters.monitoring import EvidenceContext
 from aims_agent.privacy import Privacy, privacy_for
-from aims_agent.records import ControlTags
+from aims_agent.records import Assessment, CheckRun, ControlTags, Verdict, WindowData
 from aims_agent.schema import ModelSchema
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,3 +99,33 @@ def model_of(models: Mapping[str, ModelRuntime], name: str) -> ModelRuntime:
         return models[name]
     except KeyError:
         raise UnknownModelError(f"no model named {name!r}") from None
+
+
+def run_once(mr: ModelRuntime, check_id: str, data: WindowData, *, clock: Clock) -> CheckRun:
+    """One check on given data, judged; a check that raises gives a run with its error."""
+    check = mr.checks[check_id]
+    started = clock()
+    error: str | None = None
+    assessments: tuple[Assessment, ...] = ()
+    verdict: Verdict = "insufficient_data"
+    try:
+        assessments = assess(check.run(data))
+        verdict = overall(assessments)
+    except Exception as exc:  # noqa: BLE001 - a failed run is evidence too
+        log.exception(
+            "check failed", extra={"event": "check_error", "model": mr.cfg.name, "check": check_id}
+        )
+        error = f"{type(exc).__name__}: {exc}"
+    return CheckRun(
+        run_id=uuid.uuid4().hex,
+        model=mr.cfg.name,
+        check_id=check_id,
+        kind=check.kind,
+        started_at=started,
+        finished_at=clock(),
+        window=data.info,
+        assessments=assessments,
+        verdict=verdict,
+        controls=mr.controls[check_id],
+        error=error,
+    )

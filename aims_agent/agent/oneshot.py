@@ -11,27 +11,30 @@ and, when evidence is written, the store. No window, scheduler or HTTP server.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from aims_agent.agent import preflight
+from aims_agent.agent import preflight, refcache
 from aims_agent.agent.judge import breach_rule
-from aims_agent.agent.models import ModelRuntime, build_model
+from aims_agent.agent.models import ModelRuntime, build_model, run_once
 from aims_agent.agent.reference import current_from_table, load_current, load_reference
-from aims_agent.agent.runner import run_once
 from aims_agent.config import Config
 from aims_agent.errors import UnknownModelError
 from aims_agent.exporters.canonical import json_safe
-from aims_agent.exporters.evidence import monitoring_record, record_run, save_attachment
+from aims_agent.exporters.monitoring import monitoring_record
 from aims_agent.privacy import privacy_for
 from aims_agent.records import CheckRun, WindowData
 from aims_agent.schema import ModelSchema
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +44,19 @@ class Outcome:
     run: CheckRun
     record: dict[str, Any]
     nonconformity_id: str | None = None
+
+
+@contextmanager
+def _blas_threads(n: int) -> Iterator[None]:
+    """At most n BLAS threads while checks run: their vector products are short, and idle
+    OpenBLAS threads spinning on a shared machine cost more than they give."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a dependency; without it, run as configured
+        yield
+        return
+    with threadpool_limits(n, user_api="blas"):
+        yield
 
 
 def load_config(config: Config | str | os.PathLike[str]) -> Config:
@@ -77,6 +93,7 @@ def run_checks(
     report: bool = False,
     environ: Mapping[str, str] | None = None,
     clock: Callable[[], float] = time.time,
+    cache_reference: bool = False,
 ) -> list[Outcome]:
     """Every check of the model on `current` (a CSV or Parquet path, a pandas DataFrame or a
     pyarrow Table). With `write`, the evidence is stored as the daemon stores it (monitoring
@@ -89,10 +106,26 @@ def run_checks(
     ref_path = Path(reference).resolve() if reference is not None else m.reference.path
     if reference is not None:
         m = m.model_copy(update={"reference": m.reference.model_copy(update={"path": ref_path})})
-    loaded = load_reference(ref_path, ModelSchema(m.schema_), fmt=m.reference.format)
+    ref_schema = ModelSchema(m.schema_)
+    cache_dir = cfg.agent.evidence_dir / "cache"
+    digest, loaded = (
+        refcache.load(cache_dir, ref_path, ref_schema, m.reference.format)
+        if cache_reference
+        else ("", None)
+    )
+    cached = loaded is not None
+    if loaded is None:
+        loaded = load_reference(ref_path, ref_schema, fmt=m.reference.format)
+    known = len(loaded.cache)
     mr = build_model(cfg, m, loaded, privacy)
     data = _current(current, mr.schema, mr, clock())
-    runs = [run_once(mr, check_id, data, clock=clock) for check_id in mr.checks]
+    with _blas_threads(1):
+        runs = [run_once(mr, check_id, data, clock=clock) for check_id in mr.checks]
+    if cache_reference and (not cached or len(loaded.cache) != known):  # new: keep them
+        try:
+            refcache.save(cache_dir, loaded, ref_schema, m.reference.format, digest)
+        except OSError as exc:  # a cache is an optimisation: say so, never fail the check
+            log.warning("reference cache not written: %s", exc)
     if not write:
         return [
             Outcome(
@@ -115,6 +148,7 @@ def _write(
     report_on: WindowData | None,
     clock: Callable[[], float],
 ) -> list[Outcome]:
+    from aims_agent.exporters.evidence import record_run
     from aims_agent.storage.store import Store
 
     store = Store(cfg.storage_url, durability=cfg.agent.durability)
@@ -142,6 +176,7 @@ def _body(conn: Any, *, record_id: str) -> dict[str, Any]:
 def _attach(
     store: Any, mr: ModelRuntime, data: WindowData, mon_id: str, evidence_dir: Path, now: float
 ) -> None:
+    from aims_agent.exporters.evidence import save_attachment
     from aims_agent.exporters.evidently_report import render
 
     att = render(data, mr.schema, mr.cfg.reference.path, evidence_dir, name=mon_id)

@@ -36,7 +36,8 @@ def _read_csv(path: Path, text_columns: list[str]) -> Any:
 def _read_parquet(path: Path, text_columns: list[str]) -> Any:
     from pyarrow import parquet
 
-    return parquet.read_table(path)
+    # the file reader, not read_table: that one loads pyarrow.dataset (and pandas with it)
+    return parquet.ParquetFile(path).read()
 
 
 READERS: dict[str, Callable[[Path, list[str]], Any]] = {

@@ -9,14 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
-from aims_agent.agent.judge import assess, breach_rule, overall
-from aims_agent.agent.models import ModelRuntime, model_of
+from aims_agent.agent.judge import breach_rule
+from aims_agent.agent.models import ModelRuntime, model_of, run_once
 from aims_agent.config import DriftCheckConfig
 from aims_agent.errors import ReportError
 from aims_agent.exporters.canonical import iso
@@ -25,7 +24,7 @@ from aims_agent.exporters.not_run import NotRun, NotRunOutcome, NotRunReason, re
 from aims_agent.exporters.prometheus import observe_not_run, observe_run, restore_run
 from aims_agent.exporters.trustyai import Target, TrustyAISeries
 from aims_agent.metrics import Metrics
-from aims_agent.records import Assessment, Attachment, CheckRun, Verdict, WindowData
+from aims_agent.records import Attachment, CheckRun, WindowData
 from aims_agent.storage import queries
 from aims_agent.storage.store import Store
 
@@ -39,36 +38,6 @@ class RunOutcome:
     monitoring_record_id: str
     nonconformity_id: str | None
     opened: bool = False  # this run opened the nonconformity (rather than recurring on it)
-
-
-def run_once(mr: ModelRuntime, check_id: str, data: WindowData, *, clock: Clock) -> CheckRun:
-    """One check on given data, judged; a check that raises gives a run with its error."""
-    check = mr.checks[check_id]
-    started = clock()
-    error: str | None = None
-    assessments: tuple[Assessment, ...] = ()
-    verdict: Verdict = "insufficient_data"
-    try:
-        assessments = assess(check.run(data))
-        verdict = overall(assessments)
-    except Exception as exc:  # noqa: BLE001 - a failed run is evidence too
-        log.exception(
-            "check failed", extra={"event": "check_error", "model": mr.cfg.name, "check": check_id}
-        )
-        error = f"{type(exc).__name__}: {exc}"
-    return CheckRun(
-        run_id=uuid.uuid4().hex,
-        model=mr.cfg.name,
-        check_id=check_id,
-        kind=check.kind,
-        started_at=started,
-        finished_at=clock(),
-        window=data.info,
-        assessments=assessments,
-        verdict=verdict,
-        controls=mr.controls[check_id],
-        error=error,
-    )
 
 
 class Runner:

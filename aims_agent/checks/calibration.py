@@ -41,7 +41,7 @@ from aims_agent.checks.stattests import (
 )
 
 TWO_SAMPLE_MAX = 20_000  # references up to this size are resampled in every replicate
-MAX_REPLICATE = 5_000  # replicate windows above this size are drawn at it and scaled
+MAX_REPLICATE = 2_000  # replicate windows above this size are drawn at it and scaled
 MIN_BUCKET = 8
 
 
@@ -79,7 +79,7 @@ def effective_n(n: float, n_ref: int) -> float:
 
 
 def column_seed(seed: int, column: str, n: int) -> list[int]:
-    """The seed of one column's replicates at one size bucket (stable across processes)."""
+    """The seed of one column's replicates of n rows (stable across processes)."""
     return [seed, zlib.crc32(column.encode()), n]
 
 
@@ -124,11 +124,11 @@ def null_quantile(
     seed: int,
     cache: MutableMapping[str, object] | None = None,
 ) -> NullQuantile:
-    """The null quantile of `test` against `stats` for a window of n rows (bucketed, cached)."""
+    """The null quantile of `test` against `stats` for a window of n rows (bucketed, cached).
+
+    The replicates depend on the drawn size only, so every bucket drawn at the cap shares
+    them: a reference is calibrated once for all large windows."""
     nb = bucket(n)
-    key = f"null|{column}|{test.alias}|{nb}|{alpha!r}|{replicates}|{seed}|{stats.n}"
-    if cache is not None and isinstance(hit := cache.get(key), dict):
-        return NullQuantile(**hit)
     n_ref = stats.n
     two_sample = n_ref <= TWO_SAMPLE_MAX
     n_eff = effective_n(nb, n_ref)
@@ -138,13 +138,20 @@ def null_quantile(
     if draw_n < target:  # fewer rows drawn: the replicates spread wider, shrink them back
         drawn_eff = effective_n(draw_n, n_ref) if two_sample else draw_n
         scale = (drawn_eff / n_eff) ** test.null_power
-    rng = np.random.default_rng(column_seed(seed, column, nb))
-    sampler = _Sampler(stats)
-    values = np.empty(replicates)
-    for i in range(replicates):
-        ref = sampler.prepare(sampler.draw(rng, n_ref)) if two_sample else stats
-        values[i] = test.replicate_value(ref, sampler.draw(rng, draw_n))
-    q = _conformal(values, alpha, upper=not test.is_p_value)
+    key = f"null|{column}|{test.alias}|{draw_n}|{alpha!r}|{replicates}|{seed}|{n_ref}"
+    hit = cache.get(key) if cache is not None else None
+    if isinstance(hit, float):
+        q = hit
+    else:
+        rng = np.random.default_rng(column_seed(seed, column, draw_n))
+        sampler = _Sampler(stats)
+        values = np.empty(replicates)
+        for i in range(replicates):
+            ref = sampler.prepare(sampler.draw(rng, n_ref)) if two_sample else stats
+            values[i] = test.replicate_value(ref, sampler.draw(rng, draw_n))
+        q = _conformal(values, alpha, upper=not test.is_p_value)
+        if cache is not None:
+            cache[key] = q
     out = NullQuantile(
         quantile=q * scale if not test.is_p_value else q,
         alpha=alpha,
@@ -158,8 +165,6 @@ def null_quantile(
         else "one-sample bootstrap at the effective size",
         scale=scale if not test.is_p_value else 1.0,
     )
-    if cache is not None:
-        cache[key] = out.as_params()
     return out
 
 

@@ -172,3 +172,56 @@ def test_calibrated_preset_end_to_end(write_config, current, capsys):
     assert record["result"]["outcome"] == "breach"
     drift = [m for m in record["result"]["measurements"] if m["metric"] == "drift_score"]
     assert all("null" in m["params"] and m["params"]["effect_floor"] > 0 for m in drift)
+
+
+def test_second_run_reads_the_reference_from_its_cache(
+    write_config, current, tmp_path, monkeypatch
+):
+    """The first run stores the encoded reference, its column summaries and null quantiles
+    under the evidence directory, by the file's SHA-256; the next run reads none of the file's
+    contents again and gives the same records. A damaged cache is ignored and rewritten."""
+    from aims_agent.agent import oneshot
+
+    cfg = write_config(preset="calibrated", threshold=0.3)
+    cur = current(1.5)
+    first = oneshot.run_checks(cfg, cur, cache_reference=True)
+    (cached,) = (tmp_path / "evidence" / "cache").glob("reference-*.npz")
+
+    def no_read(*_a, **_k):
+        raise AssertionError("the reference was read again")
+
+    monkeypatch.setattr(oneshot, "load_reference", no_read)
+    second = oneshot.run_checks(cfg, cur, cache_reference=True)
+    strip = ("record_id", "created_at", "executed_at", "run_id")
+
+    def body(o):
+        return [
+            {k: v for k, v in m.items() if k not in strip}
+            for m in o.record["result"]["measurements"]
+        ]
+
+    assert [body(o) for o in second] == [body(o) for o in first]
+    monkeypatch.undo()
+    cached.write_bytes(b"not a zip file")
+    third = oneshot.run_checks(cfg, cur, cache_reference=True)
+    assert [body(o) for o in third] == [body(o) for o in first]
+    assert cached.read_bytes()[:2] == b"PK"  # rewritten
+
+
+def test_dry_run_loads_no_database_layer_pandas_or_evidently(write_config, current):
+    """What a dry run imports is what it costs: no SQLAlchemy, pandas or Evidently."""
+    import subprocess
+    import sys
+
+    cfg = write_config(threshold=0.3)
+    code = (
+        "import sys; from aims_agent.agent.cli import main; "
+        f"main(['check', '--config', {str(cfg)!r}, '--current', {str(current(0.0))!r}, "
+        "'--dry-run']); "
+        "print(sorted(m for m in ('sqlalchemy', 'pandas', 'evidently', 'scipy.spatial') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"

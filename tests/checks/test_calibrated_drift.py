@@ -151,10 +151,13 @@ def test_null_quantiles_are_cached_by_size_bucket() -> None:
     ref = reference(5_000)
     check = DriftCheck(DriftCheckConfig(id="d", false_alarm_rate=0.05), ref, SCHEMA)
     check.calibrate(2_000)
-    keys = set(ref.cache)
+    keys = {k for k in ref.cache if k.startswith("null|")}
     assert len(keys) == 6 and all(f"|{bucket(2_000)}|" in k for k in keys)
+    assert {k for k in ref.cache if k.startswith("stats|")} == {
+        f"stats|{c}" for c in ("heavy", "skewed", "counts", "normal", "cat", "prediction")
+    }
     check.run(window(population(np.random.default_rng(1), bucket(2_000) + 1)))
-    assert set(ref.cache) == keys  # same bucket: nothing recomputed
+    assert {k for k in ref.cache if k.startswith("null|")} == keys  # same bucket: cached
 
 
 def test_family_and_family_wise_rate() -> None:
@@ -181,7 +184,7 @@ def test_multiple_testing_belongs_to_the_evidently_preset() -> None:
 def test_small_references_use_two_sample_tests() -> None:
     check = DriftCheck(DriftCheckConfig(id="d", replicates=49), reference(800), SCHEMA)
     methods = {c.name: c.test.alias for c in check.columns if c.test}
-    assert methods["cat"] == "chi2_contingency" and methods["normal"] == "ks"
+    assert methods["cat"] == "chi2_contingency" and methods["normal"] == "anderson"
     big = DriftCheck(DriftCheckConfig(id="d", replicates=49), reference(5_000), SCHEMA)
     methods = {c.name: c.test.alias for c in big.columns if c.test}
     assert methods["cat"] == "jensenshannon" and methods["heavy"] == "wasserstein_iqr"

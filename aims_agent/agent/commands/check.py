@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         reference=args.reference,
         write=not args.dry_run,
         report=args.report,
+        cache_reference=True,
     )
     if args.format == "json":
         print(json.dumps([o.record for o in outcomes], indent=2))

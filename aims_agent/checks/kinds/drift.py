@@ -4,12 +4,13 @@ Each column gets a statistical test and a rule for when its value is drift, set 
 `preset`:
 
 * `calibrated` (the default): one test per column, chosen from the reference alone
-  (`calibrated_stattest`: two-sample tests where the reference is small, robust-scale
-  Wasserstein and Jensen-Shannon where it is large). A column drifts when its value is beyond
-  the test's null quantile at the window's size (`calibration`, at the configured per-feature
-  false-alarm rate) *and* beyond an effect floor (the test's Evidently threshold unless
-  configured). A window too small for the null quantile to fall below the floor is not judged
-  (insufficient data, with the size it needs).
+  (`calibrated_stattest`: rank and two-sample chi-square tests where the reference is small,
+  robust-scale Wasserstein and Jensen-Shannon where it is large). A column
+  drifts when its value is beyond the test's null quantile at the window's size
+  (`calibration`, at the configured per-feature false-alarm rate) *and* beyond an effect
+  floor (the test's Evidently threshold unless configured). Below the window size at which
+  chance stays under the floor, a column that has not drifted is not judged (insufficient
+  data, with the size it needs).
 * `evidently`: Evidently's default choice per window and its default thresholds, the verdicts
   Evidently users know, with an optional multiple-testing correction of the p-value tests.
 
@@ -55,20 +56,45 @@ class _Judged:
 
 
 def calibrated_stattest(ref: stattests.ReferenceStats) -> stattests.StatTest:
-    """The calibrated preset's test for a column, from its reference alone (so that the null
-    can be computed once): Evidently's split on the reference size (<= 1000 rows) and the
-    number of distinct values, with two-sample tests in place of the one-sample chi-square
-    and the IQR-normed Wasserstein in place of the std-normed one."""
+    """The calibrated preset's test for a column, from its reference alone (so that its null
+    can be computed once per size). Numbers with more than 5 distinct values: the rank test
+    `anderson` up to 1,000 reference rows (a bootstrap from a small sample misses the tails a
+    distance's null depends on; a rank statistic's null does not depend on them), the
+    IQR-normed Wasserstein above. Few-valued numbers and categories: the two-sample
+    chi-square up to 1,000 reference rows (the z-test for two values), Jensen-Shannon above,
+    as Evidently splits them."""
     reg = stattests.REGISTRY
     if isinstance(ref, stattests.NumericStats):
         n_values = ref.uniques.size
-        if ref.n <= 1000:
-            few = "chi2_contingency" if n_values > 2 else "z"
-            return reg[few if n_values <= 5 else "ks"]
-        return reg["jensenshannon" if n_values <= 5 else "wasserstein_iqr"]
+        if n_values > 5:  # ranks where the reference is small: their null needs no tails
+            return reg["anderson" if ref.n <= 1000 else "wasserstein_iqr"]
+    else:
+        n_values = ref.n_unique
     if ref.n > 1000:
         return reg["jensenshannon"]
-    return reg["chi2_contingency" if ref.n_unique > 2 else "z"]
+    return reg["chi2_contingency" if n_values > 2 else "z"]
+
+
+def _prepared(
+    reference: Reference, name: str, kind: ColumnKind, n_categories: int | None
+) -> stattests.ReferenceStats:
+    """A column's reference summary: from the reference's cache (a previous run may have left
+    it there) or prepared now and cached."""
+    key = f"stats|{name}"
+    stats = reference.cache.get(key)
+    fits = isinstance(stats, stattests.NumericStats) and kind == "numeric"
+    fits |= (
+        isinstance(stats, stattests.CategoricalStats)
+        and kind == "categorical"
+        and stats.counts.size == (n_categories or 0)
+    )
+    if not fits:
+        stats = stattests.prepare_reference(
+            reference.columns[name], kind=kind, n_categories=n_categories
+        )
+        reference.cache[key] = stats
+    assert isinstance(stats, stattests.NumericStats | stattests.CategoricalStats)
+    return stats
 
 
 def _problems(where: str, check: DriftCheckConfig, schema: SchemaConfig) -> list[str]:
@@ -104,11 +130,8 @@ class DriftCheck:
             override = cfg.columns.get(col.name)
             alias = override.test if override else None
             vocab = reference.vocabularies.get(col.name)
-            stats = stattests.prepare_reference(
-                reference.columns[col.name],
-                kind=col.kind,
-                n_categories=len(vocab) if vocab is not None else None,
-            )
+            n_categories = len(vocab) if vocab is not None else None
+            stats = _prepared(reference, col.name, col.kind, n_categories)
             test = stattests.get_stattest(alias, col.kind) if alias else None
             if test is None and cfg.preset == "calibrated":
                 test = calibrated_stattest(stats)

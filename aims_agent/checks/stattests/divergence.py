@@ -57,11 +57,17 @@ def _psi(ref_pct: FloatArray, cur_pct: FloatArray) -> float:
 
 
 def _js(ref_pct: FloatArray, cur_pct: FloatArray) -> float:
-    # js can round to a hair below 0 for near-identical inputs; scipy then gives NaN too
-    with np.errstate(invalid="ignore"):
-        from scipy.spatial.distance import jensenshannon  # lazy: keeps an idle sidecar small
+    """`scipy.spatial.distance.jensenshannon(p, q)` (natural log), the same operations in
+    numpy with scipy.special's `rel_entr` (whose log is not numpy's: bit-equal needs it),
+    without loading scipy.spatial; NaN where rounding takes the divergence a hair below 0."""
+    from scipy.special import rel_entr  # lazy: keeps an idle sidecar small
 
-        return float(jensenshannon(ref_pct, cur_pct))
+    p = ref_pct / np.sum(ref_pct)
+    q = cur_pct / np.sum(cur_pct)
+    m = (p + q) / 2.0
+    js = np.sum(rel_entr(p, m)) + np.sum(rel_entr(q, m))
+    with np.errstate(invalid="ignore"):
+        return float(np.sqrt(js / 2.0))
 
 
 def psi_numeric(ref: NumericStats, cur: FloatArray) -> float:
