@@ -16,12 +16,10 @@ from aims_agent.errors import StorageError
 from aims_agent.exporters import ledger, nc_record
 from aims_agent.exporters.canonical import iso, json_safe
 from aims_agent.exporters.lifecycle import note_effectiveness
-from aims_agent.exporters.monitoring import (  # noqa: F401 - re-exported: the record's home
-    MONITORING_SCHEMA,
-    EvidenceContext,
-    _threshold,
-    monitoring_record,
-)
+from aims_agent.exporters.monitoring import MONITORING_SCHEMA as MONITORING_SCHEMA
+from aims_agent.exporters.monitoring import EvidenceContext as EvidenceContext
+from aims_agent.exporters.monitoring import _threshold
+from aims_agent.exporters.monitoring import monitoring_record as monitoring_record
 from aims_agent.records import AGENT, Attachment, BreachRule, CheckRun
 from aims_agent.storage import queries
 from aims_agent.storage.schema import (
