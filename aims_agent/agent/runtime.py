@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 from sqlalchemy import Connection
+from threadpoolctl import threadpool_limits
 
 from aims_agent.agent.ingest import Ingest
 from aims_agent.agent.models import ModelRuntime, build_model, model_of, privacies
@@ -68,6 +69,8 @@ class Runtime:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.cfg, self.clock = cfg, clock
+        # checks' vector products are short: idle OpenBLAS threads only spin (process-wide)
+        threadpool_limits(1, user_api="blas")
         privacy = privacies(cfg, os.environ if environ is None else environ)
         self.metrics = Metrics()
         self.store = Store(cfg.storage_url, durability=cfg.agent.durability)
