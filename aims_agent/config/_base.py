@@ -23,7 +23,11 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 class Strict(BaseModel):
     # NaN passes no bound (every comparison is false) and infinity passes `gt=0`: neither is a
     # setting anybody means, so no number in a config may be one
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # protected_namespaces: settings such as trustyai.model_id; pydantic before 2.10 reserved
+    # every `model_` name and warned
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, allow_inf_nan=False, protected_namespaces=()
+    )
 
 
 def repeated(values: list[str]) -> list[str]:
