@@ -47,7 +47,7 @@ from sqlalchemy import Connection, String, Table, cast, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from aims_agent.errors import CanonicalJSONError, LedgerError
-from aims_agent.exporters.canonical import canonical, sha256_hex
+from aims_agent.exporters.canonical import _dumps, canonical, number, sha256_hex
 from aims_agent.records import Actor
 from aims_agent.storage.schema import (
     attachments,
@@ -81,16 +81,25 @@ class LedgerEntry:
 def entry_hash(
     *, seq: int, kind: str, ref_id: str, at: float, content_sha256: str, prev_hash: str
 ) -> str:
-    """The hash of an entry: SHA-256 over the previous hash and the entry's canonical JSON."""
-    entry = {
-        "seq": seq,
-        "kind": kind,
-        "ref_id": ref_id,
-        "at": at,
-        "content_sha256": content_sha256,
-        "prev_hash": prev_hash,
-    }
-    return hashlib.sha256(prev_hash.encode() + canonical(entry)).hexdigest()
+    """The hash of an entry: SHA-256 over the previous hash and the entry's canonical JSON
+    (written out directly: the keys in their sorted order, the same bytes as `canonical`)."""
+    if type(seq) is not int or type(at) not in (float, int):
+        entry = {
+            "seq": seq,
+            "kind": kind,
+            "ref_id": ref_id,
+            "at": at,
+            "content_sha256": content_sha256,
+            "prev_hash": prev_hash,
+        }
+        return hashlib.sha256(prev_hash.encode() + canonical(entry)).hexdigest()
+    text = (
+        f"{prev_hash}"
+        f'{{"at":{number(float(at))},"content_sha256":{_dumps(content_sha256)},'
+        f'"kind":{_dumps(kind)},"prev_hash":{_dumps(prev_hash)},'
+        f'"ref_id":{_dumps(ref_id)},"seq":{seq}}}'
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _fields(*names: str) -> Callable[[Mapping[str, Any]], object]:
@@ -105,6 +114,7 @@ class Source:
     content: Callable[[Mapping[str, Any]], object]
     json_columns: tuple[str, ...] = ()
     expand: tuple[str, ...] = ()  # JSON columns whose keys get their own field digest
+    whole: str | None = None  # the JSON column that is the whole content, if one is
 
 
 _NC_FIELDS = ("nc_id", "model", "check_id", "opened_at")
@@ -118,6 +128,7 @@ CONTENT: dict[str, Source] = {
         lambda row: row["body"],
         ("body",),
         ("result",),  # the content is the body itself
+        "body",
     ),
     "nonconformity": Source(
         nonconformities, nonconformities.c.nc_id, _NC_FIELDS, _fields(*_NC_FIELDS)

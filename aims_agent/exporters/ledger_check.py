@@ -3,7 +3,8 @@ first, and say what they found.
 
 `check_store` verifies from the last verified head (`ledger_verified`): that entry must still
 be in the ledger with the same, correctly computed hash; then only the entries after it are
-walked and their records checked, with every nonconformity's fields (rows that change in place).
+walked and their records checked, and every nonconformity is rebuilt from its events if any
+nonconformity row changed (a digest of the rows is kept with the verified head).
 A million-entry ledger therefore costs a few milliseconds per read. A whole-store verify runs
 when there is no verified head, when that entry changed, and at least every `FULL_EVERY`
 seconds (an old immutable record altered in place is only seen by a whole-store verify, as are
@@ -26,6 +27,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from aims_agent.errors import LedgerTamperedError
+from aims_agent.exporters import nc_record
 from aims_agent.exporters.canonical import iso, sha256_hex
 from aims_agent.exporters.ledger import ENTRY_COLUMNS, LedgerEntry, entry_hash
 from aims_agent.exporters.ledger_signing import signature_problem
@@ -52,6 +54,7 @@ class LedgerState:
     mode: str  # "full" or "incremental"
     checked: int  # entries walked
     first_problem: str | None
+    ncs_sha256: str | None = None  # the nonconformity rows as verified
 
     def statement(self) -> dict[str, Any]:
         """The ledger section of a report or export (JSON)."""
@@ -82,19 +85,20 @@ class LedgerState:
         return f"UNVERIFIED: the evidence ledger does not verify: {self.first_problem}. {text}"
 
 
-def _since(conn: Connection, now: float) -> LedgerEntry | None:
-    """The last verified entry, if it is still as verified and a full verify is not due."""
+def _since(conn: Connection, now: float) -> tuple[LedgerEntry | None, str | None]:
+    """The last verified entry, if it is still as verified and a full verify is not due, and
+    the digest of the nonconformity rows as they were then."""
     row = conn.execute(
-        select(_V.c.seq, _V.c.hash, _V.c.full_at).where(_V.c.id == VERIFIED_ID)
+        select(_V.c.seq, _V.c.hash, _V.c.full_at, _V.c.ncs_sha256).where(_V.c.id == VERIFIED_ID)
     ).first()
     if row is None or row.full_at is None or now - float(row.full_at) > FULL_EVERY:
-        return None
+        return None, None
     e = conn.execute(select(*ENTRY_COLUMNS).where(_L.c.seq == row.seq)).first()
     if e is None or e.hash != row.hash:
-        return None
+        return None, None
     entry = LedgerEntry(**e._mapping)
     fields = {k: v for k, v in e._mapping.items() if k != "hash"}
-    return entry if entry_hash(**fields) == entry.hash else None
+    return (entry, row.ncs_sha256) if entry_hash(**fields) == entry.hash else (None, None)
 
 
 def _signature(report: VerifyReport) -> tuple[str, int | None, str | None]:
@@ -112,8 +116,11 @@ def check(
     conn: Connection, *, evidence_dir: Path | None, now: float, full: bool = False
 ) -> tuple[LedgerState, VerifyReport]:
     """Verify from the last verified head (or the whole store), in one read."""
-    since = None if full else _since(conn, now)
-    report = verify(conn, evidence_dir=evidence_dir, since=since)
+    since, ncs_before = (None, None) if full else _since(conn, now)
+    ncs = nc_record.rows_digest(conn)
+    # every nonconformity is rebuilt from its events unless no row changed since the last check
+    rebuild = since is None or ncs != ncs_before
+    report = verify(conn, evidence_dir=evidence_dir, since=since, projections=rebuild)
     head_seq = report.head_seq
     signature, signed_seq, key = _signature(report)
     state = LedgerState(
@@ -127,6 +134,7 @@ def check(
         mode="full" if since is None else "incremental",
         checked=report.entries,
         first_problem=str(report.first_problem) if report.first_problem else None,
+        ncs_sha256=ncs,
     )
     return state, report
 
@@ -141,6 +149,7 @@ def remember(state: LedgerState) -> Any:
             "seq": state.head_seq,
             "hash": state.head_hash,
             "verified_at": state.verified_at,
+            "ncs_sha256": state.ncs_sha256,
         }
         if state.mode == "full":
             values["full_at"] = state.verified_at
@@ -167,7 +176,7 @@ def check_store(
     now = time.time() if now is None else now
     state, _ = store.read(lambda conn: check(conn, evidence_dir=evidence_dir, now=now, full=full))
     if state.ok:
-        if state.mode == "full" or state.checked:
+        if state.mode == "full" or state.checked:  # else nothing changed since the last check
             store.submit(remember(state)).result()
     elif not allow_unverified:
         raise LedgerTamperedError(

@@ -25,27 +25,24 @@ Each read is one statement, so a verify beside a running agent sees no half-writ
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Text, cast, exists, select
+from sqlalchemy import Connection, select
 
 from aims_agent.errors import CanonicalJSONError
 from aims_agent.exporters import ledger, nc_record
-from aims_agent.exporters.canonical import iso, sha256_file, sha256_hex
 from aims_agent.exporters.ledger import (
     CONTENT,
     GENESIS,
     HEAD_ID,
     LedgerEntry,
     SignedHead,
-    Source,
     entry_hash,
     latest_signed_head,
 )
+from aims_agent.exporters.ledger_records import check_new_records, check_records
 from aims_agent.storage.schema import (
     evidence_ledger,
     ledger_head,
@@ -109,6 +106,7 @@ class _Walk:
     entries: int = 0
     last: LedgerEntry | None = None
     seen: dict[int, LedgerEntry] = field(default_factory=dict)  # watched seqs
+    new: list[tuple[int, str, str, str]] = field(default_factory=list)  # incremental: entries
 
     @property
     def last_seq(self) -> int:
@@ -121,10 +119,15 @@ def _problem(e: LedgerEntry, reason: str) -> Problem:
 
 def _hash_of(e: LedgerEntry) -> str | None:
     try:
-        fields = asdict(e)
-        del fields["hash"]
-        return entry_hash(**fields)
-    except (CanonicalJSONError, UnicodeError, TypeError):
+        return entry_hash(
+            seq=e.seq,
+            kind=e.kind,
+            ref_id=e.ref_id,
+            at=e.at,
+            content_sha256=e.content_sha256,
+            prev_hash=e.prev_hash,
+        )
+    except (CanonicalJSONError, UnicodeError, TypeError, AttributeError):
         return None
 
 
@@ -142,44 +145,83 @@ def _written_as(conn: Connection, e: LedgerEntry) -> int | None:
     return None
 
 
+def _entry(row: Any) -> LedgerEntry:
+    seq, kind, ref_id, at, content_sha256, prev_hash, hash_ = row
+    return LedgerEntry(
+        seq=seq,
+        kind=kind,
+        ref_id=ref_id,
+        at=at,
+        content_sha256=content_sha256,
+        prev_hash=prev_hash,
+        hash=hash_,
+    )
+
+
 def _walk(conn: Connection, found: _Found, watch: set[int], since: LedgerEntry | None) -> _Walk:
-    walk, prev, prev_flagged, relocations = _Walk(last=since), since, False, 0
+    """Walk the entries after `since` in seq order; rows stay tuples unless one is needed."""
+    walk, relocations = _Walk(last=since), 0
     if since is not None and since.seq in watch:
         walk.seen[since.seq] = since
     rows = conn.execute(
         select(*ledger.ENTRY_COLUMNS)
         .where(_L.c.seq > (since.seq if since else 0))
         .order_by(_L.c.seq)
-        .execution_options(yield_per=1000)
+        .execution_options(yield_per=5000)
     )
+    prev: Any = (
+        None
+        if since is None
+        else (since.seq, since.kind, since.ref_id, since.at, "", "", since.hash)
+    )
+    last_seq, prev_flagged, n = since.seq if since else 0, False, 0
     for row in rows:
-        e = LedgerEntry(**row._mapping)
-        walk.entries += 1
-        if e.seq in watch:
-            walk.seen[e.seq] = e
-        expected = walk.last_seq + 1
-        gap = e.seq != expected
+        seq, kind, ref_id, at, sha, prev_hash, hash_ = row
+        n += 1
+        if since is not None:
+            walk.new.append((seq, kind, ref_id, sha))
+        if seq in watch:
+            walk.seen[seq] = _entry(row)
+        gap = seq != last_seq + 1
         if gap:
             reason = (
-                f"entry missing (gap after seq {expected - 1})"
-                if expected > 1
-                else f"entry missing (the ledger starts at seq {e.seq})"
+                f"entry missing (gap after seq {last_seq})"
+                if last_seq + 1 > 1
+                else f"entry missing (the ledger starts at seq {seq})"
             )
-            found.add(Problem(seq=expected, kind=None, ref_id=None, reason=reason))
-        flagged = _hash_of(e) != e.hash
+            found.add(Problem(seq=last_seq + 1, kind=None, ref_id=None, reason=reason))
+        try:
+            flagged = (
+                entry_hash(
+                    seq=seq,
+                    kind=kind,
+                    ref_id=ref_id,
+                    at=at,
+                    content_sha256=sha,
+                    prev_hash=prev_hash,
+                )
+                != hash_
+            )
+        except (CanonicalJSONError, UnicodeError, TypeError, AttributeError):
+            flagged = True
         if flagged:
+            e = _entry(row)
             moved = _written_as(conn, e) if relocations < _RELOCATIONS else None
             relocations += 1
             found.add(
                 _problem(e, f"out of order: written as seq {moved}" if moved else "entry altered")
             )
-        elif not (gap or prev_flagged) and e.prev_hash != (prev.hash if prev else GENESIS):
+        elif not (gap or prev_flagged) and prev_hash != (prev[6] if prev else GENESIS):
             # intact itself but not linked: the one before was rewritten with a fresh hash
             if prev is None:
-                found.add(_problem(e, "entry rewritten: it does not start the chain"))
+                found.add(_problem(_entry(row), "entry rewritten: it does not start the chain"))
             else:
-                found.add(_problem(prev, f"entry rewritten: entry {e.seq} does not link to it"))
-        walk.last, prev, prev_flagged = e, e, flagged
+                reason = f"entry rewritten: entry {seq} does not link to it"
+                found.add(Problem(seq=prev[0], kind=prev[1], ref_id=prev[2], reason=reason))
+        prev, prev_flagged, last_seq = row, flagged, seq
+    walk.entries = n
+    if n:
+        walk.last = _entry(prev)
     return walk
 
 
@@ -221,116 +263,6 @@ def _check_signed(
     return why is None and public_key is not None
 
 
-def _columns_agree(row: Mapping[str, Any], _: Path | None) -> str | None:
-    """The columns queried beside the body (streaks, listings) must say what the body says."""
-    body = row["body"]
-    said = {
-        "record_id": body.get("record_id"),
-        "model": (body.get("system") or {}).get("model"),
-        "check_id": (body.get("check") or {}).get("id"),
-        "outcome": (body.get("result") or {}).get("outcome"),
-        "executed_at": body.get("executed_at"),
-        "nonconformity_id": body.get("nonconformity_id"),
-    }
-    try:
-        stored = {**row, "executed_at": iso(float(row["executed_at"]))}
-    except (TypeError, ValueError, OverflowError, OSError):
-        return "record altered: column executed_at is not a time"
-    wrong = [
-        k
-        for k, v in said.items()
-        if (v is not None or (k == "nonconformity_id" and k in body)) and stored[k] != v
-    ]
-    return f"record altered: column {', '.join(wrong)} disagrees with its body" if wrong else None
-
-
-def _file_agrees(row: Mapping[str, Any], evidence_dir: Path | None) -> str | None:
-    if evidence_dir is None:
-        return None
-    root = evidence_dir.resolve()
-    path = (root / str(row["path"])).resolve()
-    if not path.is_relative_to(root):
-        return "attachment path leaves the evidence directory"
-    try:
-        digest = sha256_file(path)
-    except FileNotFoundError:
-        return f"attachment file missing: {row['path']}"
-    except OSError as exc:
-        return f"attachment file unreadable: {exc.strerror}"
-    if digest != row["sha256"]:
-        return f"attachment file altered: sha256 of {row['path']} differs"
-    return None
-
-
-_RECORD_CHECKS: dict[str, Callable[[Mapping[str, Any], Path | None], str | None]] = {
-    "monitoring_record": _columns_agree,
-    "attachment": _file_agrees,
-}
-
-
-def _stored_fields(conn: Connection, seq: int) -> Any:
-    fields = conn.execute(select(_L.c.fields).where(_L.c.seq == seq)).scalar()
-    return json.loads(fields) if isinstance(fields, str) else fields
-
-
-def _record_problem(
-    conn: Connection, kind: str, source: Source, m: Mapping[str, Any], evidence_dir: Path | None
-) -> str | None:
-    row = {k: v for k, v in m.items() if not k.startswith("_")}
-    try:
-        for c in source.json_columns:
-            row[c] = json.loads(row[c])
-        digest = sha256_hex(source.content(row))
-    except (TypeError, ValueError):  # not JSON, or JSON without a canonical form (NaN)
-        return "record altered: not valid JSON"
-    if digest != m["_sha"]:
-        fields = _stored_fields(conn, int(m["_seq"]))
-        named = ledger.differing_fields(source.content(row), fields, source.expand)
-        if not named:
-            return "record altered: content hash differs"
-        return f"record altered: field {', '.join(named)} differs from what was chained"
-    check = _RECORD_CHECKS.get(kind)
-    return check(row, evidence_dir) if check else None
-
-
-def _check_records(
-    conn: Connection,
-    kind: str,
-    source: Source,
-    found: _Found,
-    evidence_dir: Path | None,
-    since: int,
-) -> None:
-    t = source.table
-    cols = [
-        cast(t.c[n], Text).label(n) if n in source.json_columns else t.c[n] for n in source.columns
-    ]
-    entries = (
-        select(_L.c.seq.label("_seq"), _L.c.ref_id.label("_ref"), _L.c.content_sha256.label("_sha"))
-        .add_columns(source.key.label("_key"), *cols)
-        .select_from(_L.outerjoin(t, source.key == _L.c.ref_id))
-        .where(_L.c.kind == kind, _L.c.seq > since)
-        .order_by(_L.c.seq)
-        .execution_options(yield_per=1000)
-    )
-    for row in conn.execute(entries):
-        m = row._asdict()
-        why = (
-            "record removed"
-            if m["_key"] is None
-            else _record_problem(conn, kind, source, m, evidence_dir)
-        )
-        if why:
-            found.add(Problem(seq=int(m["_seq"]), kind=kind, ref_id=str(m["_ref"]), reason=why))
-    if since:  # an incremental check: records without an entry are left to the full one
-        return
-    unchained = select(source.key).where(
-        ~exists().where(_L.c.kind == kind, _L.c.ref_id == source.key)
-    )
-    for ref in conn.execute(unchained).scalars():
-        found.add(Problem(seq=None, kind=kind, ref_id=str(ref), reason="record not in the ledger"))
-
-
 def _check_projections(conn: Connection, found: _Found) -> None:
     for nc_id, why in nc_record.problems(conn):
         seq = conn.execute(
@@ -345,14 +277,16 @@ def verify(
     evidence_dir: Path | None = None,
     public_key: bytes | None = None,
     since: LedgerEntry | None = None,
+    projections: bool = True,
 ) -> VerifyReport:
     """Recompute the chain and check every record against it.
 
     `evidence_dir`: where attachment files are (None: their files are not checked).
     `public_key`: the raw Ed25519 key that must have signed the latest signed head.
     `since`: an entry verified before (`exporters.ledger_check`): only the entries after it
-    and their records are checked (and every nonconformity's fields, which change in place);
-    `entries` then counts the new entries.
+    and their records are checked (and every nonconformity's fields, which change in place,
+    unless `projections` is False: the caller knows no row changed); `entries` then counts the
+    new entries.
     """
     found = _Found()
     head = conn.execute(
@@ -366,8 +300,15 @@ def verify(
     if signed is not None or public_key is not None:
         trusted = _check_signed(signed, public_key, walk, found)
     for kind, source in CONTENT.items():
-        _check_records(conn, kind, source, found, evidence_dir, since.seq if since else 0)
-    _check_projections(conn, found)
+        if since is None:
+            bad = check_records(conn, kind, source, evidence_dir)
+        else:  # records without an entry are left to the full verify
+            new = [(seq, ref, sha) for seq, k, ref, sha in walk.new if k == kind]
+            bad = check_new_records(conn, kind, source, new, evidence_dir)
+        for seq, ref, why in bad:
+            found.add(Problem(seq=seq, kind=kind, ref_id=ref, reason=why))
+    if projections:
+        _check_projections(conn, found)
     problems = sorted(found.problems, key=lambda p: (p.seq is None, p.seq or 0))
     return VerifyReport(
         ok=not problems,

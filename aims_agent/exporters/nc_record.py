@@ -16,6 +16,7 @@ as written.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -242,3 +243,18 @@ def problems(conn: Connection) -> Iterator[tuple[str, str]]:
         why = problem(events, stored or {})
         if why:
             yield nc_id, why
+
+
+def rows_digest(conn: Connection) -> str:
+    """SHA-256 over every nonconformity row as stored (its fields, in nc_id order): what the
+    incremental verify compares to tell whether any row changed since the last check."""
+    n = nonconformities
+    digest = hashlib.sha256()
+    rows = conn.execute(
+        select(n.c.nc_id, *(n.c[k] for k in COLUMNS), cast(n.c.body, Text))
+        .order_by(n.c.nc_id)
+        .execution_options(yield_per=1000)
+    )
+    for row in rows:
+        digest.update(json.dumps(list(row)).encode() + b"\n")
+    return digest.hexdigest()

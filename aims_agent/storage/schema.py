@@ -191,6 +191,9 @@ ledger_verified = Table(
     Column("hash", String(64), nullable=False),
     Column("verified_at", Double, nullable=False),
     Column("full_at", Double),
+    # SHA-256 over every nonconformity row as verified: unchanged and no new events, the
+    # incremental check need not rebuild them from their events
+    Column("ncs_sha256", String(64)),
 )
 
 # Ed25519 signatures of the ledger head (`aims-agent evidence head --sign`).

@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from aims_agent.canonical import canonical
 from aims_agent.errors import AimsError, StorageError
 from aims_agent.storage.migrate import upgrade
 
@@ -51,10 +52,16 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
         cur.close()
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns are written as canonical JSON (RFC 8785): the text of a record's body is
+    then the very bytes the evidence ledger hashed, which verify can hash without parsing."""
+    return canonical(value).decode()
+
+
 def _sqlite_engine(url: URL, durability: str) -> Engine:
     if url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True, json_serializer=_json_text)
     _sqlite_pragmas(engine, "FULL" if durability == "full" else "NORMAL")
     return engine
 
@@ -68,6 +75,7 @@ def _postgresql_engine(url: URL, durability: str) -> Engine:
     sync = "on" if durability == "full" else "off"
     return create_engine(
         url,
+        json_serializer=_json_text,
         pool_pre_ping=True,
         pool_size=8,
         max_overflow=8,

@@ -658,3 +658,72 @@ def test_records_written_before_events_carried_fields_keep_the_state_check(store
         "record state not explained by its events: status closed, 1 recurrences; "
         "the events say open, 1"
     ]
+
+
+# --- verify before read: incremental from the verified head --------------------------------
+
+
+def test_incremental_checks_new_entries_and_every_nonconformity(store, evidence):
+    from aims_agent.errors import LedgerTamperedError
+    from aims_agent.exporters.ledger_check import check_store
+    from aims_agent.storage.schema import ledger_verified
+
+    full = check_store(store, evidence_dir=evidence["dir"], now=100.0)
+    assert (full.ok, full.mode, full.checked) == (True, "full", 8)
+    again = check_store(store, evidence_dir=evidence["dir"], now=101.0)
+    assert (again.mode, again.checked, again.head_seq) == ("incremental", 0, 8)
+    # two new entries: only they are walked and their records read
+    ref, _, _ = store.submit(recorded(run("pass", 0.1, 6.0), CTX)).result()
+    state = check_store(store, evidence_dir=evidence["dir"], now=102.0)
+    assert (state.mode, state.checked, state.head_seq) == ("incremental", 1, 9)
+    verified = store.read(lambda c: c.execute(ledger_verified.select()).one())
+    assert (verified.seq, verified.full_at, verified.verified_at) == (9, 100.0, 102.0)
+    # a new record altered before it was checked: named
+    mr = monitoring_records.c
+    body = store.read(lambda c: c.execute(select(mr.body).where(mr.record_id == ref)).scalar())
+    ref2, _, _ = store.submit(recorded(run("pass", 0.1, 7.0), CTX)).result()
+    mutate(store, update(monitoring_records).where(mr.record_id == ref2).values(outcome="breach"))
+    with pytest.raises(LedgerTamperedError) as caught:
+        check_store(store, evidence_dir=evidence["dir"], now=103.0)
+    assert caught.value.first_problem == str(
+        ledger_problem(store, ref2, "record altered: column outcome disagrees with its body")
+    )
+    stamped = check_store(store, evidence_dir=evidence["dir"], allow_unverified=True, now=103.0)
+    assert not stamped.ok and stamped.statement()["stamp"] == "UNVERIFIED"
+    mutate(store, update(monitoring_records).where(mr.record_id == ref2).values(outcome="pass"))
+    assert check_store(store, evidence_dir=evidence["dir"], now=104.0).mode == "incremental"
+    # an old nonconformity altered in place: every nonconformity is rebuilt on each check
+    nc = evidence["nc"]
+    mutate(
+        store, update(nonconformities).where(nonconformities.c.nc_id == nc).values(recurrences=0)
+    )
+    with pytest.raises(LedgerTamperedError, match="field recurrences altered"):
+        check_store(store, evidence_dir=evidence["dir"], now=105.0)
+    mutate(
+        store, update(nonconformities).where(nonconformities.c.nc_id == nc).values(recurrences=1)
+    )
+    assert body is not None
+
+
+def test_a_rewritten_verified_head_or_a_day_without_a_full_verify_verifies_it_all(store, evidence):
+    from aims_agent.exporters.ledger_check import FULL_EVERY, check_store
+
+    assert check_store(store, evidence_dir=evidence["dir"], now=100.0).mode == "full"
+    assert check_store(store, evidence_dir=evidence["dir"], now=200.0).mode == "incremental"
+    later = 100.0 + FULL_EVERY + 1
+    assert check_store(store, evidence_dir=evidence["dir"], now=later).mode == "full"
+    # an old record altered after it was verified: seen by the next full verify only
+    ref = evidence["mr_pass"]
+    where = monitoring_records.c.record_id == ref
+    mutate(store, update(monitoring_records).where(where).values(model="other"))
+    assert check_store(store, evidence_dir=evidence["dir"], now=later + 1).ok  # the limit
+    state = check_store(store, evidence_dir=evidence["dir"], full=True, allow_unverified=True)
+    assert state.mode == "full" and "column model disagrees" in state.first_problem
+    mutate(store, update(monitoring_records).where(where).values(model="m"))
+    # the verified head entry rewritten (the chain recomputed from there): a full verify
+    check_store(store, evidence_dir=evidence["dir"], full=True)
+    mutate(store, update(L).where(L.c.seq == 8).values(at=99.0))
+    state = check_store(store, evidence_dir=evidence["dir"], now=later + 2, allow_unverified=True)
+    assert state.mode == "full" and state.first_problem == (
+        f"entry 8 (monitoring_record {evidence['mr_last']}): entry altered"
+    )
