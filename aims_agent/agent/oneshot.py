@@ -50,6 +50,9 @@ class Outcome:
 def _blas_threads(n: int) -> Iterator[None]:
     """At most n BLAS threads while checks run: their vector products are short, and idle
     OpenBLAS threads spinning on a shared machine cost more than they give."""
+    if os.environ.get("OPENBLAS_NUM_THREADS") == str(n):  # set before numpy loaded
+        yield
+        return
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - a dependency; without it, run as configured

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -34,6 +36,8 @@ def arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if "numpy" not in sys.modules:  # one BLAS thread, set before numpy loads: free here
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from aims_agent.agent.oneshot import run_checks
     from aims_agent.errors import AimsError
 
