@@ -24,7 +24,7 @@ MAX_ERRORS = 100  # errors reported per response; all are counted
 # msgspec refuses JSON nested deeper than the interpreter's recursion limit (a RecursionError,
 # caught wherever a body is decoded); a record is flat, so nothing valid comes near it
 TOO_DEEP = "JSON nested too deeply"
-DECODE_CHUNK = 1000  # records per decoder call: a few milliseconds each
+DECODE_CHUNK = 250  # records per decoder call: a few milliseconds each
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

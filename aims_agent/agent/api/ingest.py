@@ -4,8 +4,10 @@ Seldon Core) and ModelMesh payload partials at TrustyAI's consumer path."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
 
 import msgspec
@@ -36,6 +38,9 @@ _KEY = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 OFF_LOOP_BYTES = 256 * 1024  # bodies larger than this are decoded in a worker thread
+# one thread: decoding holds the interpreter anyway, and the event loop then competes with one
+# decoder for it, not with one per large request
+_DECODER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aims-decode")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -46,7 +51,8 @@ async def off_loop(size: int, fn: Callable[P, T], *args: P.args, **kwargs: P.kwa
     inline when it is small (a thread hop costs more than decoding it)."""
     if size <= OFF_LOOP_BYTES:
         return fn(*args, **kwargs)
-    return await asyncio.to_thread(fn, *args, **kwargs)
+    call = functools.partial(fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_DECODER, call)
 
 
 def idempotency_key(request: Request) -> str | None:
