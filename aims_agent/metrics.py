@@ -111,6 +111,16 @@ class Metrics:
             ["model", "check"],
             registry=r,
         )
+        self.ledger_head_info = Gauge(
+            "aims_ledger_head_info",
+            "1 for the evidence ledger's latest signed head: its seq, SHA-256, signing time, "
+            "Ed25519 public key and signature (Prometheus keeps the history outside the store)",
+            ["seq", "sha256", "signed_at", "public_key", "signature"],
+            registry=r,
+        )
+        self.ledger_head_seq = Gauge(
+            "aims_ledger_head_seq", "seq of the evidence ledger's latest signed head", registry=r
+        )
         self.check_info = Gauge(
             "aims_check_info",
             "1 for each configured check: its kind and the severity of its nonconformities "

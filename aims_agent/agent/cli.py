@@ -20,6 +20,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from aims_agent.agent.preflight import load as load_config
 
     cfg = load_config(Path(args.file), os.environ)
+    from aims_agent.exporters.ledger_signing import configured_key
+
+    if configured_key(cfg.agent.ledger, os.environ) is None and cfg.agent.environment in (
+        "production",
+        "prod",
+    ):
+        print(
+            f"{args.file}: warning: agent.ledger: environment {cfg.agent.environment} without a "
+            "signing key: the evidence ledger's head is not signed, so a rewrite of the whole "
+            "store cannot be told (aims-agent keygen, then agent.ledger.signing_key_file)",
+            file=sys.stderr,
+        )
     print(f"{args.file}: valid")
     print(f"  listen {cfg.agent.host}:{cfg.agent.port}, evidence in {cfg.agent.evidence_dir}")
     print(f"  storage {cfg.storage_url.split('@')[-1]}")

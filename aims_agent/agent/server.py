@@ -17,11 +17,13 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import uvicorn
 from fastapi import FastAPI
 
+from aims_agent.agent import head
 from aims_agent.agent.api import create_app, resolve_tokens
 from aims_agent.agent.housekeeping import housekeeping
 from aims_agent.agent.runtime import Runtime
@@ -219,6 +221,16 @@ def serve(
     scheduler = build_scheduler(
         cfg, runtime.runner.run_check, store=runtime.store, not_run=runtime.runner.note_not_run
     )
+    publish = head.publisher(cfg, runtime.store, runtime.metrics, environ, runtime.clock)
+    if publish is not None:  # the signed head, now and every publish_minutes
+        scheduler.add_job(
+            publish,
+            "interval",
+            minutes=cfg.agent.ledger.publish_minutes,
+            id=head.JOB_ID,
+            name="sign and publish the ledger head",
+            next_run_time=datetime.now(UTC),
+        )
     ready = {"value": False}
     sock = bind(cfg.agent.host, cfg.agent.port)
     url = url_of(sock)

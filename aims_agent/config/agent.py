@@ -70,13 +70,36 @@ class RetentionConfig(Strict):
 
 
 class LedgerConfig(Strict):
-    """The evidence ledger's optional Ed25519 signature of its head (`evidence head --sign`)."""
+    """The Ed25519 signature of the evidence ledger's head (`aims-agent keygen` makes a key):
+    the agent signs and publishes its head every `publish_minutes` (`aims_ledger_head_info`),
+    and `evidence head --sign` signs it on demand."""
 
     signing_key_env: EnvName | None = Field(
         None,
         description="environment variable holding the Ed25519 private key: PEM (PKCS#8) or "
         "the raw 32-byte key as 64 hex digits",
     )
+    signing_key_file: Path | None = Field(
+        None,
+        description="file holding the Ed25519 private key (PEM, as `aims-agent keygen` writes "
+        "it); keep it outside the evidence directory",
+    )
+    publish_minutes: float = Field(
+        15.0,
+        gt=0,
+        le=1440,
+        description="how often the agent signs its head and publishes it (with a signing key)",
+    )
+
+    @model_validator(mode="after")
+    def _one_key(self) -> Self:
+        if self.signing_key_env is not None and self.signing_key_file is not None:
+            raise ValueError("signing_key_env and signing_key_file: set one, not both")
+        return self
+
+    @property
+    def signed(self) -> bool:
+        return self.signing_key_env is not None or self.signing_key_file is not None
 
 
 ReportFormat = Literal["html", "json", "md"]  # the keys of exporters.report.RENDERERS

@@ -10,14 +10,15 @@ on the chain and signed by the trusted key. The key is the agent's (config
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Connection, insert
 
-from aims_agent.errors import SigningKeyError
+from aims_agent.config.agent import LedgerConfig
+from aims_agent.errors import ConfigError, SigningKeyError
 from aims_agent.exporters.canonical import canonical
 from aims_agent.exporters.ledger import SignedHead, last_entry
 from aims_agent.storage.schema import ledger_signatures
@@ -112,4 +113,60 @@ def signature_problem(signed: SignedHead, trusted: bytes | None) -> str | None:
         key.verify(signature, head_message(signed.seq, signed.hash, signed.signed_at))
     except InvalidSignature:
         return f"seq {signed.seq}: signature does not verify"
+    return None
+
+
+def configured_key(ledger: LedgerConfig, environ: Mapping[str, str]) -> Ed25519PrivateKey | None:
+    """The agent's signing key (`agent.ledger.signing_key_env` / `signing_key_file`), or None
+    if none is configured; ConfigError naming the field if it cannot be read."""
+    if ledger.signing_key_env is not None:
+        field, text = (
+            f"agent.ledger.signing_key_env: {ledger.signing_key_env}",
+            environ.get(ledger.signing_key_env),
+        )
+        if not text:
+            raise ConfigError([f"{field}: environment variable is not set"])
+    elif ledger.signing_key_file is not None:
+        field = f"agent.ledger.signing_key_file: {ledger.signing_key_file}"
+        try:
+            text = ledger.signing_key_file.read_text()
+        except (OSError, UnicodeError) as exc:
+            raise ConfigError([f"{field}: cannot read it: {exc}"]) from exc
+    else:
+        return None
+    try:
+        return load_private_key(text)
+    except SigningKeyError as exc:
+        raise ConfigError([f"{field}: {exc}"]) from exc
+
+
+def published_problem(
+    conn: Connection, head: Mapping[str, object], trusted: bytes | None
+) -> str | None:
+    """Why a head published elsewhere (`evidence head --format json`, or its `signature`
+    object alone) does not hold for this ledger, or None: its signature must verify (with the
+    trusted key if given) and the ledger's entry at its seq must have its hash."""
+    from sqlalchemy import select
+
+    from aims_agent.storage.schema import evidence_ledger as L
+
+    raw = head.get("signature") if isinstance(head.get("signature"), Mapping) else head
+    try:
+        signed = SignedHead(
+            seq=int(raw["seq"]),  # type: ignore[index]
+            hash=str(raw["hash"]),  # type: ignore[index]
+            signed_at=float(raw["signed_at"]),  # type: ignore[index]
+            public_key=str(raw["public_key"]),  # type: ignore[index]
+            signature=str(raw["signature"]),  # type: ignore[index]
+        )
+    except (KeyError, TypeError, ValueError):
+        return "not a signed head (seq, hash, signed_at, public_key, signature)"
+    why = signature_problem(signed, trusted)
+    if why:
+        return f"published head: {why}"
+    stored = conn.execute(select(L.c.hash).where(L.c.seq == signed.seq)).scalar()
+    if stored is None:
+        return f"published head seq {signed.seq}: the ledger has no entry {signed.seq} (cut)"
+    if stored != signed.hash:
+        return f"published head seq {signed.seq}: the ledger holds another hash for it (rewritten)"
     return None

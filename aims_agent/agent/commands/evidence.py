@@ -39,6 +39,12 @@ def arguments(p: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="Ed25519 public key (PEM or 64 hex digits) that must have signed the latest head",
     )
+    v.add_argument(
+        "--against",
+        metavar="FILE|URL",
+        help="a head published elsewhere (`evidence head --format json`, or the signed head "
+        "alone): its signature must verify and the ledger must still hold it",
+    )
     h.add_argument("--sign", action="store_true", help="sign the head with the configured key")
 
 
@@ -77,18 +83,84 @@ def _verify(args: argparse.Namespace, cfg: Any, store: Any) -> int:
             return _usage(f"--public-key: cannot read {args.public_key}: {exc.strerror}")
         except SigningKeyError as exc:
             return _usage(f"--public-key: {exc}")
+    published = None
+    if args.against:
+        try:
+            published = _published(args.against)
+        except ValueError as exc:
+            return _usage(f"--against: {exc}")
     report: VerifyReport = store.read(
         lambda conn: verify(conn, evidence_dir=cfg.agent.evidence_dir, public_key=public_key)
     )
+    against = None  # what is wrong with the published head, if one was given
+    if published is not None:
+        from aims_agent.exporters.ledger_signing import published_problem
+
+        against = store.read(lambda conn: published_problem(conn, published, public_key))
+    ok = report.ok and against is None
+    if ok and report.head_hash is not None:  # a whole-store verify: later reads start here
+        _remember(store, report)
     if args.format == "json":
         data = asdict(report)
         if report.signed_head is not None:
             data["signed_head"]["trusted"] = report.signature_trusted
         del data["signature_trusted"]
+        if published is not None:
+            data["published_head"] = {"source": args.against, "problem": against}
+        data["ok"] = ok
         print(json.dumps(data, indent=2))
+        return EXIT_OK if ok else EXIT_TAMPERED
+    if against and report.ok:
+        print(f"TAMPERED: {against}")
+    print(_summary(report))
+    if against and not report.ok:
+        print(f"  {against}")
+    elif published is not None and against is None:
+        print(f"published head ({args.against}): on the chain, signature verifies")
+    return EXIT_OK if ok else EXIT_TAMPERED
+
+
+def _remember(store: Any, report: Any) -> None:
+    from aims_agent.exporters.ledger_check import LedgerState, remember
+
+    done = LedgerState(
+        ok=True,
+        head_seq=report.head_seq,
+        head_hash=report.head_hash,
+        signature="",
+        signed_seq=None,
+        signed_key=None,
+        verified_at=time.time(),
+        mode="full",
+        checked=report.entries,
+        first_problem=None,
+    )
+    store.submit(remember(done)).result()
+
+
+def _published(source: str) -> dict[str, Any]:
+    """The published head at a file or an http(s) URL, as JSON."""
+    if source.startswith(("http://", "https://")):
+        import httpx
+
+        try:
+            r = httpx.get(source, timeout=10.0, follow_redirects=True)
+            r.raise_for_status()
+            text = r.text
+        except httpx.HTTPError as exc:
+            raise ValueError(f"cannot fetch {source}: {exc}") from exc
     else:
-        print(_summary(report))
-    return EXIT_OK if report.ok else EXIT_TAMPERED
+        try:
+            text = Path(source).read_text()
+        except (OSError, UnicodeError) as exc:
+            raise ValueError(f"cannot read {source}: {exc}") from exc
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{source} is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{source}: not a JSON object")
+    return data
 
 
 def _summary(report: Any) -> str:
@@ -119,18 +191,17 @@ def _head(args: argparse.Namespace, cfg: Any, store: Any) -> int:
 
     signed = None
     if args.sign:
-        env = cfg.agent.ledger.signing_key_env
-        if env is None:
-            return _usage("--sign: agent.ledger.signing_key_env is not set in the config")
-        if not os.environ.get(env):
-            return _usage(f"agent.ledger.signing_key_env: environment variable {env} is not set")
-        from aims_agent.errors import SigningKeyError
-        from aims_agent.exporters.ledger_signing import load_private_key, sign_head
+        from aims_agent.exporters.ledger_signing import configured_key, sign_head
 
         try:
-            key = load_private_key(os.environ[env])
-        except SigningKeyError as exc:
-            return _usage(f"agent.ledger.signing_key_env: {env}: {exc}")
+            key = configured_key(cfg.agent.ledger, os.environ)
+        except AimsError as exc:
+            return _usage(str(exc))
+        if key is None:
+            return _usage(
+                "--sign: set agent.ledger.signing_key_file or signing_key_env "
+                "(aims-agent keygen makes a key)"
+            )
         signed = store.submit(sign_head(key, now=time.time())).result()
         if signed is None:
             return _usage("--sign: the ledger is empty, there is no head to sign")
