@@ -125,7 +125,12 @@ def configured_key(ledger: LedgerConfig, environ: Mapping[str, str]) -> Ed25519P
             environ.get(ledger.signing_key_env),
         )
         if not text:
-            raise ConfigError([f"{field}: environment variable is not set"])
+            raise ConfigError(
+                [
+                    "agent.ledger.signing_key_env: environment variable "
+                    f"{ledger.signing_key_env} is not set"
+                ]
+            )
     elif ledger.signing_key_file is not None:
         field = f"agent.ledger.signing_key_file: {ledger.signing_key_file}"
         try:
