@@ -25,6 +25,7 @@ from aims_agent.agent import demo_data
 from aims_agent.agent.process import start_agent
 
 MODEL = "credit-risk"
+PUBLIC_KEY = "ledger-signing.pub"
 
 
 def say(t0: float, message: str) -> None:
@@ -112,7 +113,10 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
     )
 
     token = secrets.token_urlsafe(24)
-    proc, url, _ = start_agent(config, {"AIMS_DEMO_TOKEN": token})
+    signing_key, public_hex = _signing_key(evidence_dir / PUBLIC_KEY)
+    proc, url, _ = start_agent(
+        config, {"AIMS_DEMO_TOKEN": token, "AIMS_DEMO_SIGNING_KEY": signing_key}
+    )
     say(t0, f"agent running at {url}  (Prometheus metrics: {url}/metrics, API docs: {url}/docs)")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     seen = _Seen()
@@ -156,10 +160,35 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
     print("  attachments/             Evidently HTML drift reports, hashed in the records")
     print("  nonconformities.json     the nonconformity register with event history")
     print("  reference.csv, aims-agent.yaml   the reference data and config the agent ran with")
+    print(f"  {PUBLIC_KEY}       the public half of the key that signed the ledger's head")
+    print(
+        f"\nThe evidence ledger is signed (Ed25519). Public key: {public_hex}\n"
+        "Keep it somewhere the evidence directory's owner cannot change, and verify with:\n"
+        f"  aims-agent evidence verify --config {config} --public-key {evidence_dir / PUBLIC_KEY}"
+    )
     if not seen.recurrences:
         print("\nNo nonconformity was opened: try a longer --duration.")
         return 1
     return 0
+
+
+def _signing_key(public: Path) -> tuple[str, str]:
+    """A fresh Ed25519 key for this demo run: the private half only in the agent's environment
+    (never on disk), the public half written to `public` (PEM) and returned as hex."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    pub = key.public_key()
+    public.write_bytes(
+        pub.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return pem, pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex()
 
 
 def _report(client: httpx.Client, t0: float, sent: int, seen: _Seen) -> None:

@@ -30,6 +30,7 @@ from aims_agent.agent.runtime import Runtime
 from aims_agent.agent.scheduler import build_scheduler
 from aims_agent.agent.slow_clients import guarded_protocol
 from aims_agent.config import Config
+from aims_agent.errors import AimsError
 
 if TYPE_CHECKING:  # aiohttp, grpc and httpx load only when taps or notifications are configured
     from aims_agent.collectors.grpc_tap import GrpcTap
@@ -287,6 +288,11 @@ def serve(
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             scheduler.shutdown(wait=False)
+            if publish is not None:  # the last head is signed too: nothing ends unvouched
+                try:
+                    await asyncio.to_thread(publish)
+                except AimsError as exc:
+                    log.error("could not sign the ledger head at shutdown: %s", exc)
             runtime.close(cfg.agent.shutdown_timeout_seconds)
             log.info("aims-agent stopped; storage closed")
 
