@@ -151,5 +151,7 @@ def test_a_configured_key_that_cannot_be_read_stops_the_agent_before_it_starts(
 ):
     _, data = _config(tmp_path, reference_csv, signing_key_env="AIMS_TEST_NO_SUCH_KEY")
     cfg = parse_config(data, base_dir=tmp_path)
-    with pytest.raises(ConfigError, match="signing_key_env: AIMS_TEST_NO_SUCH_KEY"):
+    with pytest.raises(
+        ConfigError, match="signing_key_env: environment variable AIMS_TEST_NO_SUCH_KEY is not set"
+    ):
         head.publisher(cfg, None, Metrics(), {})  # type: ignore[arg-type]

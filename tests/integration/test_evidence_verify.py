@@ -133,7 +133,8 @@ def real_ledger(
     storage_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Any]]:
     """The agent's own ledger: drifted traffic, three drift runs (the first opens a
-    nonconformity and attaches Evidently's report, the others recur), then a clean stop."""
+    nonconformity and attaches Evidently's report, the others recur), then a clean stop (which
+    signs the head with the configured key)."""
     root = tmp_path_factory.mktemp("ledger")
     reference = write_reference_csv(root / "reference.csv")
     key = Ed25519PrivateKey.generate()
@@ -206,7 +207,10 @@ def test_the_agents_ledger_is_intact_and_chains_every_record(real_ledger, copy):
     proc = cli("verify", "--config", config)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     head = entries(engine)[len(kinds)]
-    assert proc.stdout.strip() == f"ledger intact: {len(kinds)} entries, head {head.hash}"
+    intact, signed = proc.stdout.strip().splitlines()
+    assert intact == f"ledger intact: {len(kinds)} entries, head {head.hash}"
+    assert signed.startswith(f"signed head: seq {head.seq}, signed ")  # at the agent's stop
+    assert signed.endswith("(no trusted key given)")
 
 
 def alter_record_byte(engine: Engine, real_ledger: dict[str, Any], _: Path) -> tuple[int, str, str]:
@@ -509,7 +513,8 @@ def test_reports_and_exports_verify_first_and_refuse_an_altered_store(real_ledge
     assert ok.returncode == 0, ok.stderr
     first = md.read_text().splitlines()[0]
     assert first.startswith(f"> Evidence ledger: head seq {head.seq}, sha256 {head.hash}; ")
-    assert "signature: unsigned" in first and "verified at " in first
+    # the agent signed its head as it stopped
+    assert "signature: signed (key " in first and "verified at " in first
     ok = aims("export", "oscal", "--config", config, "--period", period, "--out", oscal)
     assert ok.returncode == 0, ok.stderr
     meta = json.loads(oscal.read_text())["assessment-results"]["metadata"]
