@@ -502,3 +502,20 @@ def test_default_choice_follows_size_and_distinct_values() -> None:
     for test in (STATTESTS["ks"], STATTESTS["wasserstein"], STATTESTS["jensenshannon"]):
         ev = _evidently_test(test.alias, "numeric")
         assert test.default_threshold == ev.default_threshold
+
+
+def test_rel_entr_is_scipys_bit_for_bit():
+    """The Jensen-Shannon path's `rel_entr` (a Python loop over libm's log, so a one-shot check
+    need not import scipy.special) against scipy's, edge cases included."""
+    from scipy import special
+
+    from aims_agent.checks.stattests.divergence import _rel_entr
+
+    rng = np.random.default_rng(5)
+    x = np.concatenate([rng.dirichlet(np.ones(200)), [0.0, 0.0, 1.0, math.nan, -1.0, 0.5, 0.3]])
+    y = np.concatenate([rng.dirichlet(np.ones(200)), [0.0, 0.4, 0.0, 0.2, 0.3, math.nan, -0.1]])
+    x = np.concatenate([x, rng.dirichlet(np.full(50, 0.1)) * 1e-300, [1e-300, 1e300]])
+    y = np.concatenate([y, rng.dirichlet(np.ones(50)), [1e300, 1e-300]])
+    ours, theirs = _rel_entr(x, y), special.rel_entr(x, y)
+    assert np.array_equal(np.isnan(ours), np.isnan(theirs))
+    assert all(same(a, b) for a, b in zip(ours, theirs, strict=True) if not math.isnan(a))
