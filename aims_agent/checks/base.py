@@ -52,6 +52,7 @@ _MODULES = {
     "data_quality": "aims_agent.checks.kinds.quality",
     "performance": "aims_agent.checks.kinds.performance",
     "fairness": "aims_agent.checks.kinds.fairness",
+    "intended_use": "aims_agent.checks.kinds.intended_use",
 }
 
 
@@ -65,6 +66,10 @@ DEFINITIONS: dict[str, str] = {
     "labels, against absolute bounds or the reference's own performance",
     "fairness": "gaps in selection rate and error rates between groups of each sensitive "
     "attribute; groups below the minimum size are reported as insufficient data",
+    "intended_use": "share of the window's records outside the model's intended-use envelope "
+    "(configured or the reference's ranges and categories), missing required fields, and far "
+    "from the reference as a whole (robust Mahalanobis distance above the reference's own "
+    "quantile)",
 }
 
 

@@ -189,7 +189,51 @@ class FairnessCheckConfig(_CheckBase):
         return {**data, "metrics": {**PAIR_DEFAULTS, **metrics}}
 
 
+class Envelope(Strict):
+    """A feature's part of the intended-use envelope: a numeric range or a set of categories."""
+
+    min: float | None = None
+    max: float | None = None
+    categories: tuple[str, ...] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Self:
+        if self.categories is None and self.min is None and self.max is None:
+            raise ValueError("min, max, categories: set a range or categories")
+        if self.categories is not None and (self.min is not None or self.max is not None):
+            raise ValueError("categories: a range or categories, not both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min: must be <= max ({self.max}), got {self.min}")
+        return self
+
+
+class IntendedUseCheckConfig(_CheckBase):
+    """Inputs outside the validated domain (A.9.4): the envelope, required fields, novelty."""
+
+    kind: Literal["intended_use"] = "intended_use"
+    envelope: dict[str, Envelope] = Field(
+        {},
+        description="the documented intended use per feature (min / max or categories); "
+        "features left out take the reference's range and categories",
+    )
+    required: tuple[str, ...] = Field((), description="features every record must carry")
+    max_outside_share: float = Field(0.01, ge=0, le=1)
+    max_missing_required_share: float = Field(0.0, ge=0, le=1)
+    novelty: bool = Field(True, description="score records by robust Mahalanobis distance")
+    novelty_quantile: float = Field(
+        0.99, gt=0.5, lt=1, description="of the reference's own distances: above it is novel"
+    )
+    max_novel_share: float = Field(
+        0.05, ge=0, le=1, description="breach above; no novelty gives 1 - novelty_quantile"
+    )
+    seed: int = Field(0, ge=0, description="of the reference sample the covariance is fitted on")
+
+
 CheckConfig = Annotated[
-    DriftCheckConfig | QualityCheckConfig | PerformanceCheckConfig | FairnessCheckConfig,
+    DriftCheckConfig
+    | QualityCheckConfig
+    | PerformanceCheckConfig
+    | FairnessCheckConfig
+    | IntendedUseCheckConfig,
     Field(discriminator="kind"),
 ]

@@ -22,7 +22,13 @@ def _path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"drift", "data_quality", "performance", "fairness"}:  # union tags
+        elif part in {
+            "drift",
+            "data_quality",
+            "performance",
+            "fairness",
+            "intended_use",
+        }:  # union tags
             continue
         else:
             out += f".{part}" if out else str(part)

@@ -52,3 +52,13 @@ def test_the_demo_opens_a_nonconformity_after_the_drift_and_leaves_signed_eviden
         # the agent signs its head on the way out: the whole ledger is vouched for
         assert report["signed_head"]["seq"] == report["head_seq"]
         assert report["signed_head"]["public_key"] == public_hex.group(1)
+
+    # every check of the demo, the intended-use one included, is in the period report
+    report = tmp_path / "report.md"
+    period = "2020-01-01..2100-01-01"
+    made = aims("report", "--config", config, "--period", period, "--format", "md", "--out", report)
+    assert made.returncode == 0, made.stderr
+    text = report.read_text()
+    for check in ("feature-drift", "data-quality", "performance", "fairness", "intended-use"):
+        assert f"| {check} |" in text, check
+    assert "| intended-use | intended_use | A.9.4, A.7.4" in text
