@@ -121,12 +121,13 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     seen = _Seen()
     drift_at = duration * 0.4
+    labels_stop_at = duration * 0.6  # ground truth stops coming, as it does for many models
     sent, tick = 0, 0.25
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
             start = time.monotonic()
             next_report = start + 2
-            drifting = False
+            drifting, labelled = False, True
             while (now := time.monotonic()) - start < duration:
                 if not drifting and now - start >= drift_at:
                     drifting = True
@@ -135,8 +136,17 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
                         ">>> injecting drift: applicants younger, incomes x1.6, "
                         "region mix shifted to 'central'",
                     )
+                if labelled and now - start >= labels_stop_at:
+                    labelled = False
+                    say(
+                        t0,
+                        ">>> labels stop arriving: the performance check runs out of labelled "
+                        "records, the estimated performance (no labels needed) goes on",
+                    )
                 batch = demo_data.applicants(rng, max(1, int(rate * tick)), drift=drifting)
-                recs = demo_data.records(batch, model.score(batch), start_id=sent, now=time.time())
+                recs = demo_data.records(
+                    batch, model.score(batch), start_id=sent, now=time.time(), labelled=labelled
+                )
                 body = "\n".join(json.dumps(r) for r in recs)
                 resp = client.post(f"/v1/models/{MODEL}/records", content=body)
                 resp.raise_for_status()

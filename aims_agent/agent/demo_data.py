@@ -101,19 +101,22 @@ def write_reference(path: Path, b: Batch, scores: np.ndarray) -> None:
         writer.writerows(data)
 
 
-def records(b: Batch, scores: np.ndarray, *, start_id: int, now: float) -> list[dict[str, Any]]:
-    """The same rows as ingest records."""
+def records(
+    b: Batch, scores: np.ndarray, *, start_id: int, now: float, labelled: bool = True
+) -> list[dict[str, Any]]:
+    """The same rows as ingest records (without their label when `labelled` is false)."""
     out = []
     for i, row in enumerate(rows(b, scores)):
-        out.append(
-            {
-                "id": f"req-{start_id + i:08d}",
-                "timestamp": now,
-                "features": {k: row[k] for k in (*NUMERIC, *CATEGORICAL)},
-                "prediction": row["prediction"],
-                "score": row["score"],
-                "label": row["default"],
-                "attributes": {SENSITIVE: row[SENSITIVE]},
-            }
-        )
+        record = {
+            "id": f"req-{start_id + i:08d}",
+            "timestamp": now,
+            "features": {k: row[k] for k in (*NUMERIC, *CATEGORICAL)},
+            "prediction": row["prediction"],
+            "score": row["score"],
+            "label": row["default"],
+            "attributes": {SENSITIVE: row[SENSITIVE]},
+        }
+        if not labelled:
+            del record["label"]
+        out.append(record)
     return out

@@ -53,6 +53,7 @@ _MODULES = {
     "performance": "aims_agent.checks.kinds.performance",
     "fairness": "aims_agent.checks.kinds.fairness",
     "intended_use": "aims_agent.checks.kinds.intended_use",
+    "estimated_performance": "aims_agent.checks.kinds.estimated_performance",
 }
 
 
@@ -70,6 +71,9 @@ DEFINITIONS: dict[str, str] = {
     "(configured or the reference's ranges and categories), missing required fields, and far "
     "from the reference as a whole (robust Mahalanobis distance above the reference's own "
     "quantile)",
+    "estimated_performance": "classifier performance estimated without labels from the "
+    "model's calibrated scores (confidence-based performance estimation), with a band from the "
+    "reference's chunk-to-chunk spread and, where labels arrived, the realised value beside it",
 }
 
 

@@ -189,6 +189,28 @@ class FairnessCheckConfig(_CheckBase):
         return {**data, "metrics": {**PAIR_DEFAULTS, **metrics}}
 
 
+class EstimatedPerformanceCheckConfig(_CheckBase):
+    """Performance of a binary classifier estimated without labels (CBPE)."""
+
+    kind: Literal["estimated_performance"] = "estimated_performance"
+    positive_label: str = "1"
+    metrics: dict[str, Limit] = Field(
+        default_factory=lambda: {
+            "roc_auc": Limit(min=-0.05, relative=True),
+            "accuracy": Limit(min=-0.05, relative=True),
+        },
+        min_length=1,
+        description="accuracy precision recall f1 roc_auc; relative limits against the "
+        "reference's realised value",
+    )
+    chunk_size: int = Field(
+        500, ge=10, description="labelled reference rows per chunk for the band's spread"
+    )
+    band_sigmas: float = Field(
+        3.0, gt=0, description="half-width of the band in chunk-to-chunk standard deviations"
+    )
+
+
 class Envelope(Strict):
     """A feature's part of the intended-use envelope: a numeric range or a set of categories."""
 
@@ -234,6 +256,7 @@ CheckConfig = Annotated[
     | QualityCheckConfig
     | PerformanceCheckConfig
     | FairnessCheckConfig
-    | IntendedUseCheckConfig,
+    | IntendedUseCheckConfig
+    | EstimatedPerformanceCheckConfig,
     Field(discriminator="kind"),
 ]

@@ -31,6 +31,9 @@ def test_the_demo_opens_a_nonconformity_after_the_drift_and_leaves_signed_eviden
     opened = [i for i, line in enumerate(lines) if "nonconformity" in line and "opened" in line]
     assert opened and min(opened) > drift, out  # no false alarm before the drift
     assert "Traceback" not in proc.stderr
+    # labels stop partway; the estimate from the scores goes on
+    stop = next(i for i, line in enumerate(lines) if "labels stop arriving" in line)
+    assert any("check estimated-performance: " in line for line in lines[stop:]), out
 
     public_hex = re.search(r"Public key: ([0-9a-f]{64})", out)
     assert public_hex, out
@@ -59,6 +62,7 @@ def test_the_demo_opens_a_nonconformity_after_the_drift_and_leaves_signed_eviden
     made = aims("report", "--config", config, "--period", period, "--format", "md", "--out", report)
     assert made.returncode == 0, made.stderr
     text = report.read_text()
-    for check in ("feature-drift", "data-quality", "performance", "fairness", "intended-use"):
+    checks = ("feature-drift", "data-quality", "performance", "fairness", "intended-use")
+    for check in (*checks, "estimated-performance"):
         assert f"| {check} |" in text, check
     assert "| intended-use | intended_use | A.9.4, A.7.4" in text

@@ -1,0 +1,288 @@
+"""Performance without labels: confidence-based performance estimation (CBPE) for a binary
+classifier, as NannyML defines it.
+
+At start the model's scores on the reference are calibrated against its labels (isotonic
+regression, scikit-learn). In a window, each record's calibrated probability p of the positive
+class and its prediction give the expected confusion matrix (TP = sum p over predicted
+positives, FP = sum 1 - p over predicted positives, FN and TN likewise over predicted
+negatives), and from it the expected accuracy, precision, recall and F1; the expected ROC AUC is
+the area under the ROC curve in which every record counts as positive with weight p and as
+negative with weight 1 - p. No label is needed: this keeps reporting when labels come late or
+never. The estimate holds while the relation between inputs and outcome does not change (no
+concept drift); where labels do arrive, the realised value on the labelled records is recorded
+beside the estimate, so its error is evidence too.
+
+The band: the reference is cut into chunks of `chunk_size` labelled rows and the metric's
+realised value is computed per chunk; its spread, scaled to the window's size (sigma x
+sqrt(chunk_size / n)), times `band_sigmas` either side of the estimate. A limit breaches only
+when the whole band is beyond it (for a `min`: estimate + band < limit) and warns when the
+estimate alone is; the record states the limit, the band and sigma.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from aims_agent.checks.base import Reference, register, unknown_metrics
+from aims_agent.checks.kinds.performance import METRICS as REALISED
+from aims_agent.checks.kinds.performance import Outcomes, _classification, _Roles
+from aims_agent.config import EstimatedPerformanceCheckConfig, Limit, SchemaConfig
+from aims_agent.errors import ConfigError
+from aims_agent.records import Measurement, Threshold, WindowData
+from aims_agent.schema import ModelSchema
+
+KIND = "estimated_performance"
+PREFIX = "estimated_"  # records and series name the metric estimated_<metric>
+FloatArray: TypeAlias = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class Scored:
+    """A window's (or chunk's) rows with a prediction and a usable score."""
+
+    predicted: FloatArray  # 1.0 where the prediction is the positive label
+    score: FloatArray  # the model's score in [0, 1]
+    p: FloatArray  # calibrated probability of the positive class
+
+
+def _ratio(num: float, den: float) -> float:
+    return num / den if den else 0.0
+
+
+def _confusion(s: Scored) -> tuple[float, float, float, float]:
+    tp = float(s.p @ s.predicted)
+    fp = float((1 - s.p) @ s.predicted)
+    fn = float(s.p @ (1 - s.predicted))
+    tn = float((1 - s.p) @ (1 - s.predicted))
+    return tp, fp, fn, tn
+
+
+def _accuracy(s: Scored) -> float:
+    tp, _, _, tn = _confusion(s)
+    return (tp + tn) / len(s.p)
+
+
+def _precision(s: Scored) -> float:
+    tp, fp, _, _ = _confusion(s)
+    return _ratio(tp, tp + fp)
+
+
+def _recall(s: Scored) -> float:
+    tp, _, fn, _ = _confusion(s)
+    return _ratio(tp, tp + fn)
+
+
+def _f1(s: Scored) -> float:
+    tp, fp, fn, _ = _confusion(s)
+    return _ratio(2 * tp, 2 * tp + fp + fn)
+
+
+def _roc_auc(s: Scored) -> float:
+    """The weighted Mann-Whitney statistic: each record positive with weight p and negative
+    with weight 1 - p, ties in score counted half (the trapezoidal area of the expected ROC)."""
+    pos, neg = float(s.p.sum()), float((1 - s.p).sum())
+    if not pos or not neg:
+        return math.nan
+    uniq, inverse = np.unique(s.score, return_inverse=True)
+    w_pos = np.bincount(inverse, weights=s.p, minlength=len(uniq))
+    w_neg = np.bincount(inverse, weights=1 - s.p, minlength=len(uniq))
+    below = np.cumsum(w_neg) - w_neg  # negative weight strictly below each score
+    return float((w_pos @ below + 0.5 * (w_pos @ w_neg)) / (pos * neg))
+
+
+ESTIMATORS: dict[str, Callable[[Scored], float]] = {  # config names; metric: PREFIX + name
+    "accuracy": _accuracy,
+    "precision": _precision,
+    "recall": _recall,
+    "f1": _f1,
+    "roc_auc": _roc_auc,
+}
+METHODS = {
+    "accuracy": "expected accuracy, (TP + TN) / n, from calibrated probabilities (CBPE)",
+    "precision": "expected TP / (TP + FP) from calibrated probabilities (CBPE)",
+    "recall": "expected TP / (TP + FN) from calibrated probabilities (CBPE)",
+    "f1": "expected 2 TP / (2 TP + FP + FN) from calibrated probabilities (CBPE)",
+    "roc_auc": "expected ROC AUC, each record positive with its calibrated probability (CBPE)",
+}
+MIN_CHUNKS = 4
+
+
+def _problems(
+    where: str, check: EstimatedPerformanceCheckConfig, schema: SchemaConfig
+) -> list[str]:
+    problems = unknown_metrics(where, check.metrics, ESTIMATORS)
+    if not schema.label:
+        problems.append(f"{where}: needs schema.label (the reference's labels calibrate it)")
+    if not schema.score:
+        problems.append(f"{where}: needs schema.score (the estimate is built on it)")
+    if schema.prediction_type != "categorical":
+        problems.append(f"{where}: needs a classifier (schema.prediction_type categorical)")
+    return problems
+
+
+def _roles(cfg: EstimatedPerformanceCheckConfig, schema: ModelSchema) -> _Roles:
+    names = {
+        c.source: c.name for c in schema.columns if c.source in {"label", "prediction", "score"}
+    }
+    if "label" not in names or "score" not in names:
+        raise ConfigError([f"checks.{cfg.id}: needs schema.label and schema.score"])
+    return _Roles(names["label"], names["prediction"], names["score"])
+
+
+@register(KIND, problems=_problems)
+class EstimatedPerformanceCheck:
+    kind = KIND
+
+    def __init__(
+        self, cfg: EstimatedPerformanceCheckConfig, reference: Reference, schema: ModelSchema
+    ) -> None:
+        self.id = cfg.id
+        self.cfg = cfg
+        self.roles = _roles(cfg, schema)
+        self.score_column = str(self.roles.score)  # _roles makes sure there is one
+        self.metrics = {name: ESTIMATORS[name] for name in cfg.metrics}
+        ref = self._scored_reference(reference)
+        self.n_reference = len(ref.score_true)
+        if self.n_reference < 2 or len(np.unique(ref.score_true)) < 2:
+            raise ConfigError(
+                [f"checks.{cfg.id}: the reference needs labelled rows of both classes"]
+            )
+        from sklearn.isotonic import IsotonicRegression  # lazy: only this kind loads it
+
+        self.calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        self.calibrator.fit(ref.score, ref.score_true)
+        self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
+        self.sigma = {name: self._chunk_sigma(ref, name) for name in self.metrics}
+        with np.errstate(all="ignore"):
+            self.reference_value = {
+                name: REALISED["classification"][name](ref) for name in self.metrics
+            }
+
+    def _scored_reference(self, reference: Reference) -> Outcomes:
+        """The reference's rows with label, prediction and a usable score, in file order."""
+        cols, vocabs = reference.columns, reference.vocabularies
+        if self.roles.label not in cols:
+            raise ConfigError([f"checks.{self.cfg.id}: the reference has no label column"])
+        # rows with all three, so the label, prediction and score arrays line up row by row
+        label = np.asarray(cols[self.roles.label])
+        pred = np.asarray(cols[self.roles.prediction])
+        s = np.asarray(cols[self.score_column], dtype=np.float64)
+        rows = (label >= 0) & (pred >= 0) & (s >= 0.0) & (s <= 1.0)
+        sub = {k: np.asarray(v)[rows] for k, v in cols.items()}
+        return _classification(sub, vocabs, self.roles, self.cfg.positive_label)
+
+    def _chunk_sigma(self, ref: Outcomes, name: str) -> float:
+        """Standard deviation of the realised metric over the reference's chunks."""
+        fn = REALISED["classification"][name]
+        n = len(ref.score_true)
+        values = []
+        for start in range(0, n - self.chunk + 1, self.chunk):
+            part = slice(start, start + self.chunk)
+            chunk = Outcomes(
+                y_true=ref.y_true[part],
+                y_pred=ref.y_pred[part],
+                correct=ref.correct[part],
+                score_true=ref.score_true[part],
+                score=ref.score[part],
+            )
+            with np.errstate(all="ignore"):
+                values.append(fn(chunk))
+        finite = [v for v in values if math.isfinite(v)]
+        return float(np.std(finite, ddof=1)) if len(finite) >= 2 else math.nan
+
+    def _scored(self, window: WindowData) -> tuple[Scored, Outcomes]:
+        cols, vocabs = window.columns, window.vocabularies
+        pred_vocab = vocabs.get(self.roles.prediction, ())
+        pos = (
+            pred_vocab.index(self.cfg.positive_label)
+            if self.cfg.positive_label in pred_vocab
+            else -2
+        )
+        pred = np.asarray(cols[self.roles.prediction])
+        s = np.asarray(cols[self.score_column], dtype=np.float64)
+        rows = (pred >= 0) & (s >= 0.0) & (s <= 1.0)
+        score = s[rows]
+        p = np.asarray(self.calibrator.predict(score), dtype=np.float64) if len(score) else score
+        scored = Scored(predicted=(pred[rows] == pos).astype(np.float64), score=score, p=p)
+        realised = _classification(cols, vocabs, self.roles, self.cfg.positive_label)
+        return scored, realised
+
+    def run(self, window: WindowData) -> list[Measurement]:
+        scored, realised = self._scored(window)
+        n = len(scored.p)
+        out = []
+        for name, fn in self.metrics.items():
+            with np.errstate(all="ignore"):
+                value = fn(scored) if n else math.nan
+                actual = REALISED["classification"][name](realised)
+            sigma = self.sigma[name] * math.sqrt(self.chunk / n) if n else math.nan
+            half = self.cfg.band_sigmas * sigma
+            limit = self.cfg.metrics[name]
+            params: dict[str, Any] = {
+                "band_low": _finite(value - half),
+                "band_high": _finite(value + half),
+                "sigma": _finite(sigma),
+                "calibration": "isotonic regression of the reference's labels on its scores",
+                "reference_value": _finite(self.reference_value[name]),
+                "reference_rows": self.n_reference,
+                "chunk_size": self.chunk,
+                "positive_label": self.cfg.positive_label,
+                "labelled_rows": len(realised.score_true if name == "roc_auc" else realised.y_true),
+                "realised_value": _finite(actual),
+                "estimate_error": _finite(value - actual),
+            }
+            threshold, bound = _band_threshold(
+                limit, value, half, self.reference_value[name], self.cfg.min_samples
+            )
+            params["limit"] = _finite(bound)
+            out.append(
+                Measurement(
+                    check_id=self.id,
+                    kind=self.kind,
+                    metric=PREFIX + name,
+                    value=value,
+                    method=METHODS[name],
+                    params=params,
+                    n_reference=self.n_reference,
+                    n_current=n,
+                    threshold=threshold,
+                    headline=True,
+                )
+            )
+        return out
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _band_threshold(
+    limit: Limit, value: float, half: float, reference: float, min_samples: int
+) -> tuple[Threshold, float]:
+    """The threshold on the estimate that says "the whole band is beyond the limit": for a
+    `min`, breach below limit - half (the band's top under the limit), warn below the limit
+    itself; for a `max` the mirror. With both bounds, the one the estimate is nearer to."""
+
+    def bound(b: float) -> float:
+        if not limit.relative:
+            return b
+        return reference * (1 + b) if math.isfinite(reference) else math.nan
+
+    lo = bound(limit.min) if limit.min is not None else None
+    hi = bound(limit.max) if limit.max is not None else None
+    use_min = hi is None or (lo is not None and (value < lo or abs(value - lo) <= abs(value - hi)))
+    if use_min:
+        assert lo is not None
+        return Threshold(
+            breach=lo - half, direction="below", inclusive=False, warn=lo, min_samples=min_samples
+        ), lo
+    assert hi is not None
+    return Threshold(
+        breach=hi + half, direction="above", inclusive=False, warn=hi, min_samples=min_samples
+    ), hi
