@@ -141,6 +141,12 @@ class Metrics:
             ["model", "outcome"],
             registry=r,
         )
+        self.feedback = Counter(
+            "aims_feedback",
+            "Human-review feedback by outcome: joined, unknown (not sampled), expired (TTL)",
+            ["model", "outcome"],
+            registry=r,
+        )
         self.kserve_events = Counter(
             "aims_kserve_events",
             "Payload logger events (KServe, Seldon, ModelMesh partials) by outcome: waiting, "

@@ -25,7 +25,19 @@ from aims_agent.records import Cell, ColumnKind, Row
 if TYPE_CHECKING:
     from aims_agent.privacy import Privacy
 
-Source = Literal["feature", "prediction", "score", "label", "attribute"]
+Source = Literal["feature", "prediction", "score", "label", "attribute", "oversight"]
+
+# what human review said of a decision (POST /v1/models/{model}/feedback), as window columns
+# after the attributes, for models with an oversight check: 1 / 0 flags, and the seconds from
+# the decision to its review
+REVIEWED, OVERRIDDEN, ESCALATED, COMPLAINT, REVIEW_SECONDS = (
+    "oversight.reviewed",
+    "oversight.overridden",
+    "oversight.escalated",
+    "oversight.complaint",
+    "oversight.review_seconds",
+)
+OVERSIGHT = (REVIEWED, OVERRIDDEN, ESCALATED, COMPLAINT, REVIEW_SECONDS)
 
 # JSON types a value of each kind may take; null means missing.
 _TYPES: dict[ColumnKind, Any] = {
@@ -40,6 +52,36 @@ class Column:
     name: str
     kind: ColumnKind
     source: Source
+
+
+class FeedbackRecord(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """What a reviewer's tool posts about one decision."""
+
+    id: str | int
+    reviewed: bool | None = None
+    overridden: bool | None = None
+    escalated: bool | None = None
+    complaint: bool | None = None
+    reviewed_at: datetime | float | None = None
+    reviewer: str | None = None
+
+
+def feedback_cells(item: FeedbackRecord, *, now: float) -> dict[str, Cell]:
+    """The oversight columns a feedback item sets. An override or an escalation is a review;
+    `reviewed_at` (default: now) is kept as an absolute time here and made relative to the
+    record's own time where it is joined."""
+    flags = {
+        REVIEWED: item.reviewed,
+        OVERRIDDEN: item.overridden,
+        ESCALATED: item.escalated,
+        COMPLAINT: item.complaint,
+    }
+    cells: dict[str, Cell] = {k: float(v) for k, v in flags.items() if v is not None}
+    if item.overridden or item.escalated:
+        cells[REVIEWED] = 1.0
+    if cells.get(REVIEWED) == 1.0:
+        cells[REVIEW_SECONDS] = epoch(item.reviewed_at, default=now)
+    return cells
 
 
 def category(value: Cell) -> str | None:
@@ -78,7 +120,9 @@ def _struct(name: str, columns: list[Column]) -> type[msgspec.Struct]:
 class ModelSchema:
     """The ordered columns of one model: features, then prediction, score, label, attributes."""
 
-    def __init__(self, cfg: SchemaConfig, privacy: Privacy | None = None) -> None:
+    def __init__(
+        self, cfg: SchemaConfig, privacy: Privacy | None = None, *, oversight: bool = False
+    ) -> None:
         cols = [Column(name=n, kind="numeric", source="feature") for n in cfg.numeric]
         cols += [Column(name=n, kind="categorical", source="feature") for n in cfg.categorical]
         outputs = [Column(name=cfg.prediction, kind=cfg.prediction_type, source="prediction")]
@@ -87,7 +131,9 @@ class ModelSchema:
         if cfg.label:
             outputs.append(Column(name=cfg.label, kind=cfg.prediction_type, source="label"))
         attrs = [Column(name=n, kind="categorical", source="attribute") for n in cfg.sensitive]
-        self.columns: tuple[Column, ...] = (*cols, *outputs, *attrs)
+        review = [Column(name=n, kind="numeric", source="oversight") for n in OVERSIGHT]
+        self.columns: tuple[Column, ...] = (*cols, *outputs, *attrs, *(review if oversight else ()))
+        self._blank_review: Row = (None,) * len(OVERSIGHT) if oversight else ()
         self.features = tuple(cols)
         self.index = {c.name: i for i, c in enumerate(self.columns)}
         self._has_score = cfg.score is not None
@@ -130,6 +176,9 @@ class ModelSchema:
             frozen=True,
         )
         self.label_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.label_record_type)
+        # human review of a decision: {id, reviewed?, overridden?, escalated?, complaint?,
+        # reviewed_at?, reviewer?}; the reviewer is accepted and never stored (personal data)
+        self.feedback_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(FeedbackRecord)
         self._attr_names = [c.name for c in attrs]
         hashed = privacy.columns if privacy else frozenset()
         self._hashed = [i for i, c in enumerate(self.columns) if c.name in hashed]
@@ -171,5 +220,5 @@ class ModelSchema:
             out += (record.score,)
         if self._has_label:
             out += (record.label,)
-        out += msgspec.structs.astuple(record.attributes)
+        out += msgspec.structs.astuple(record.attributes) + self._blank_review
         return self._hash(out) if self._hashed else out

@@ -150,6 +150,7 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
                 body = "\n".join(json.dumps(r) for r in recs)
                 resp = client.post(f"/v1/models/{MODEL}/records", content=body)
                 resp.raise_for_status()
+                _review(client, rng, recs)
                 sent += len(recs)
                 if now >= next_report:
                     next_report = now + 2
@@ -180,6 +181,18 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
         print("\nNo nonconformity was opened: try a longer --duration.")
         return 1
     return 0
+
+
+def _review(client: httpx.Client, rng: np.random.Generator, recs: list[dict[str, Any]]) -> None:
+    """Loan officers review most borderline decisions (score 0.4-0.6) and override some."""
+    items = [
+        {"id": r["id"], "reviewed": True, "overridden": bool(rng.random() < 0.1)}
+        for r in recs
+        if 0.4 <= r["score"] <= 0.6 and rng.random() < 0.85
+    ]
+    if items:
+        body = "\n".join(json.dumps(i) for i in items)
+        client.post(f"/v1/models/{MODEL}/feedback", content=body).raise_for_status()
 
 
 def _signing_key(public: Path) -> tuple[str, str]:

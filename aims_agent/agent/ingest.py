@@ -284,8 +284,11 @@ class Ingest:
         self.metrics.rejected.labels(name, "invalid_record").inc(n)
         self.window(name).reject(n, now=self.clock())
 
-    async def join_labels(self, name: str, decoded: DecodedLabels) -> dict[str, int]:
-        """Join late labels to sampled records; returns once the joined rows are durable."""
+    async def join_labels(
+        self, name: str, decoded: DecodedLabels, *, feedback: bool = False
+    ) -> dict[str, int]:
+        """Join late labels (or human-review feedback) to sampled records; returns once the
+        joined rows are durable."""
         window, epoch = self.window(name), self._epoch[name]
         ttl = self.models[name].cfg.window.label_ttl_seconds
         result = window.label(decoded.ids, decoded.cells, now=self.clock(), ttl=ttl)
@@ -298,8 +301,9 @@ class Ingest:
             raise
         self._logged[name] = self._logged.get(name, 0) + joined
         counts = {"joined": joined, "unknown": result.unknown, "expired": result.expired}
+        counter = self.metrics.feedback if feedback else self.metrics.labels
         for outcome, n in counts.items():
-            self.metrics.labels.labels(name, outcome).inc(n)
+            counter.labels(name, outcome).inc(n)
         return counts
 
 

@@ -69,7 +69,8 @@ def build_model(
     check_ids: Sequence[str] | None = None,
 ) -> ModelRuntime:
     """Bind a model's checks (all, or `check_ids`) to its reference."""
-    schema = ModelSchema(m.schema_, privacy)
+    oversight = any(c.kind == "oversight" for c in m.checks)  # feedback columns in the window
+    schema = ModelSchema(m.schema_, privacy, oversight=oversight)
     if privacy is not None:  # the reference's values hashed like the records'
         reference = dataclasses.replace(
             reference, vocabularies=privacy.vocabularies(reference.vocabularies)

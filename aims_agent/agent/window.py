@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from aims_agent.records import Cell, Contents, Row, Snapshot, WindowData, WindowInfo
-from aims_agent.schema import ModelSchema, category
+from aims_agent.schema import REVIEW_SECONDS, ModelSchema, category
 
 _MAX_CATEGORIES = 100_000  # beyond this, new labels share one overflow code
 
@@ -210,6 +210,9 @@ class Window:
     ) -> None:
         if not rows:
             return
+        width = len(self.schema.columns)
+        if len(rows[0]) < width:  # stored before columns were added (an oversight check): blank
+            rows = [(*r, *(None,) * (width - len(r))) for r in rows]
         for i, (c, values) in enumerate(
             zip(self.schema.columns, zip(*rows, strict=True), strict=True)
         ):
@@ -259,6 +262,8 @@ class Window:
                     continue
                 for name, value in values.items():
                     i = index[name]
+                    if name == REVIEW_SECONDS and value is not None:  # given as a time
+                        value = float(value) - float(self._ts[s])  # seconds after the record's
                     if self.schema.columns[i].kind == "numeric":
                         self._cols[i][s] = np.nan if value is None else float(value)
                     else:
@@ -338,6 +343,9 @@ class Window:
             n = self.size = len(snap.ids)
             self._grow(n)
             for i, c in enumerate(self.schema.columns):
+                if c.name not in snap.columns:  # a column added since: missing in every row
+                    self._cols[i][:n] = np.nan if c.kind == "numeric" else -1
+                    continue
                 values = snap.columns[c.name]
                 if c.kind == "categorical" and len(values):
                     labels = snap.vocabularies[c.name]

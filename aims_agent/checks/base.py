@@ -54,6 +54,7 @@ _MODULES = {
     "fairness": "aims_agent.checks.kinds.fairness",
     "intended_use": "aims_agent.checks.kinds.intended_use",
     "estimated_performance": "aims_agent.checks.kinds.estimated_performance",
+    "oversight": "aims_agent.checks.kinds.oversight",
 }
 
 
@@ -74,6 +75,9 @@ DEFINITIONS: dict[str, str] = {
     "estimated_performance": "classifier performance estimated without labels from the "
     "model's calibrated scores (confidence-based performance estimation), with a band from the "
     "reference's chunk-to-chunk spread and, where labels arrived, the realised value beside it",
+    "oversight": "human oversight of the window's decisions from reviewers' feedback: the share "
+    "of decisions needing review that were reviewed, and among reviewed decisions the shares "
+    "overridden and escalated, complaints per decision and the median time to review",
 }
 
 

@@ -15,7 +15,7 @@ import msgspec
 
 from aims_agent.errors import PayloadError, RecordError
 from aims_agent.records import Cell, Row
-from aims_agent.schema import ModelSchema, epoch
+from aims_agent.schema import ModelSchema, epoch, feedback_cells
 
 OnError = Literal["reject", "skip"]
 _ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
@@ -203,6 +203,43 @@ def decode_labels(body: bytes, content_type: str, schema: ModelSchema) -> Decode
                     record_id=str(item.id),
                     field="label",
                     reason="neither a label nor a sensitive attribute given",
+                )
+            )
+            continue
+        ids.append(schema.record_id(item.id))
+        cells.append(values)
+    return DecodedLabels(ids=ids, cells=cells, errors=errors)
+
+
+def decode_feedback(
+    body: bytes, content_type: str, schema: ModelSchema, *, now: float
+) -> DecodedLabels:
+    """Decode human-review feedback `[{id, reviewed?, overridden?, escalated?, complaint?,
+    reviewed_at?, reviewer?}]` (or NDJSON of them), one item at a time, into the oversight
+    columns it sets; the reviewer's name is read and dropped."""
+    ids: list[str] = []
+    cells: list[dict[str, Cell]] = []
+    errors: list[RecordError] = []
+    for index, raw in enumerate(split_body(body, content_type)):
+        try:
+            item = _decode_one(schema.feedback_decoder, raw, index)
+            values = feedback_cells(item, now=now)
+        except RecordError as err:
+            errors.append(err)
+            continue
+        except ValueError as exc:  # reviewed_at out of range
+            rid = str(item.id)
+            errors.append(
+                RecordError(index=index, record_id=rid, field="reviewed_at", reason=str(exc))
+            )
+            continue
+        if not values:
+            errors.append(
+                RecordError(
+                    index=index,
+                    record_id=str(item.id),
+                    field="reviewed",
+                    reason="none of reviewed, overridden, escalated, complaint given",
                 )
             )
             continue

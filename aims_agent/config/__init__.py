@@ -33,6 +33,8 @@ from aims_agent.config.checks import (
     FairnessCheckConfig,
     IntendedUseCheckConfig,
     Limit,
+    NeedsReview,
+    OversightCheckConfig,
     PerformanceCheckConfig,
     QualityCheckConfig,
 )
@@ -66,6 +68,8 @@ __all__ = [
     "Envelope",
     "EstimatedPerformanceCheckConfig",
     "IntendedUseCheckConfig",
+    "NeedsReview",
+    "OversightCheckConfig",
     "FairnessCheckConfig",
     "GrpcProxyConfig",
     "KServeLoggerConfig",

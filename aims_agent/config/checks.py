@@ -211,6 +211,40 @@ class EstimatedPerformanceCheckConfig(_CheckBase):
     )
 
 
+class NeedsReview(Strict):
+    """Which decisions policy says a person must review: those whose score lies in a band."""
+
+    score_between: tuple[float, float] = Field(
+        description="[low, high]: decisions scored in it need review"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        lo, hi = self.score_between
+        if not lo <= hi:
+            raise ValueError(f"score_between: low must be <= high, got [{lo}, {hi}]")
+        return self
+
+
+class OversightCheckConfig(_CheckBase):
+    """Human oversight of decisions (A.9.2, A.9.3; EU AI Act Art. 14, 26(5)), from the feedback
+    that reviewers' tools post to /v1/models/{model}/feedback."""
+
+    kind: Literal["oversight"] = "oversight"
+    needs_review: NeedsReview | None = Field(
+        None, description="decisions policy says need review; default: every decision"
+    )
+    metrics: dict[str, Limit] = Field(
+        default_factory=lambda: {
+            "review_rate": Limit(min=0.9),
+            "override_rate": Limit(min=0.005, max=0.5),  # near 0 can mean rubber-stamping
+        },
+        min_length=1,
+        description="review_rate override_rate escalation_rate complaint_rate "
+        "median_review_seconds; min and max both allowed",
+    )
+
+
 class Envelope(Strict):
     """A feature's part of the intended-use envelope: a numeric range or a set of categories."""
 
@@ -257,6 +291,7 @@ CheckConfig = Annotated[
     | PerformanceCheckConfig
     | FairnessCheckConfig
     | IntendedUseCheckConfig
-    | EstimatedPerformanceCheckConfig,
+    | EstimatedPerformanceCheckConfig
+    | OversightCheckConfig,
     Field(discriminator="kind"),
 ]

@@ -156,3 +156,41 @@ def test_a_label_joins_by_any_id_the_record_is_known_by():
     one.offer(rows[:1] * n, [f"n{i}" for i in range(n)], [10.0] * n, now=20)
     assert not one.holds("hdr-0") and not one.holds("body-0")
     assert one.export().aliases == []
+
+
+def test_an_oversight_check_added_later_restores_what_was_stored_before():
+    """Rows and snapshots stored before the model had an oversight check (fewer columns) load
+    into the wider window with the new columns missing; a review then joins and is kept."""
+    from aims_agent.records import Contents
+    from aims_agent.schema import REVIEW_SECONDS, REVIEWED
+
+    old = make_window(100)
+    old.offer(*rows(0, 10), now=1.0)
+    snap = old.export()
+    wide = ModelSchema(
+        SchemaConfig(numeric=("x",), categorical=("c",), prediction="p"), oversight=True
+    )
+
+    def new() -> Window:
+        return Window(
+            wide, capacity=100, span=100.0, reference_categories={"c": ("a", "b")},
+            rng=np.random.default_rng(0),
+        )  # fmt: skip
+
+    restored = new()
+    restored.restore(snap)
+    replayed = new()
+    r, ids, ts = rows(0, 10)
+    replayed.replay(
+        [Contents(window_start=snap.window_start, seen=10, slots=list(range(10)), rows=r,
+                  ids=ids, timestamps=ts)]
+    )  # fmt: skip
+    for w in (restored, replayed):
+        data = w.snapshot(now=1.0)
+        assert np.isnan(data.columns[REVIEWED]).all() and data.info.sampled == 10
+        assert data.columns["x"].tolist() == [float(i) for i in range(10)]
+        joined = w.label(["id3"], [{REVIEWED: 1.0, REVIEW_SECONDS: 1063.0}], now=1.0, ttl=None)
+        assert len(joined.batches[0].slots) == 1
+        data = w.snapshot(now=1.0)
+        assert data.columns[REVIEWED][3] == 1.0
+        assert data.columns[REVIEW_SECONDS][3] == 60.0  # 1063 - the record's time, 1003

@@ -384,7 +384,13 @@ def test_dashboard_uses_only_metrics_the_agent_exports():
 
 
 def test_dashboard_metric_label_values_are_real_check_metrics():
-    from aims_agent.checks.kinds import estimated_performance, fairness, intended_use, performance
+    from aims_agent.checks.kinds import (
+        estimated_performance,
+        fairness,
+        intended_use,
+        oversight,
+        performance,
+    )
 
     sources = " ".join(p.read_text() for p in (ROOT / "aims_agent" / "checks").rglob("*.py"))
     known = set(re.findall(r'metric="(\w+)"', sources))  # drift and data quality
@@ -392,6 +398,7 @@ def test_dashboard_metric_label_values_are_real_check_metrics():
     known |= set(fairness.METRICS) | set(fairness.RATES) | {"group_size"}
     known |= set(intended_use.METRICS)
     known |= {estimated_performance.PREFIX + m for m in estimated_performance.ESTIMATORS}
+    known |= set(oversight.METRICS)
     used = set()
     for q in queries():
         for value in re.findall(r'metric=~?"([^"]+)"', q):

@@ -63,6 +63,6 @@ def test_the_demo_opens_a_nonconformity_after_the_drift_and_leaves_signed_eviden
     assert made.returncode == 0, made.stderr
     text = report.read_text()
     checks = ("feature-drift", "data-quality", "performance", "fairness", "intended-use")
-    for check in (*checks, "estimated-performance"):
+    for check in (*checks, "estimated-performance", "oversight"):
         assert f"| {check} |" in text, check
     assert "| intended-use | intended_use | A.9.4, A.7.4" in text

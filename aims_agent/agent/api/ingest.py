@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from aims_agent.agent.api.common import json_response, read_body, record_errors
 from aims_agent.collectors.loggers import Event, parse_cloudevent, parse_partial
-from aims_agent.collectors.push import decode_labels, decode_records
+from aims_agent.collectors.push import decode_feedback, decode_labels, decode_records
 from aims_agent.errors import (
     BackpressureError,
     HttpError,
@@ -196,6 +196,39 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             )
         try:
             counts = await ingest.join_labels(model, decoded)
+        except StorageError:
+            raise HttpError(503, _NOT_STORED) from None
+        return json_response(200, counts)
+
+    @api.post(
+        "/v1/models/{model}/feedback",
+        summary="Human review of decisions (oversight), joined by id",
+    )
+    async def feedback(
+        model: str, request: Request, _: str = Depends(auth.require("ingest"))
+    ) -> Response:
+        """`[{"id", "reviewed"?, "overridden"?, "escalated"?, "complaint"?, "reviewed_at"?,
+        "reviewer"?}]` or NDJSON: what human review did with each decision, joined to the
+        records the window sampled like late labels (the answer counts joined, unknown and
+        expired). An override or an escalation is a review. The reviewer is read and never
+        stored. The model needs an `oversight` check; a batch with an invalid item is refused
+        whole."""
+        m = runtime.model(model)
+        if not any(c.kind == "oversight" for c in m.cfg.checks):
+            raise HttpError(409, f"model {model!r} has no oversight check: feedback is not kept")
+        body = await read_body(request, cfg.agent.max_body_bytes)
+        content_type = request.headers.get("content-type", "")
+        decoded = await off_loop(
+            len(body), decode_feedback, body, content_type, m.schema, now=runtime.clock()
+        )
+        if decoded.errors:
+            raise HttpError(
+                422,
+                f"{len(decoded.errors)} invalid feedback item(s); nothing was joined",
+                errors=record_errors(decoded.errors),
+            )
+        try:
+            counts = await ingest.join_labels(model, decoded, feedback=True)
         except StorageError:
             raise HttpError(503, _NOT_STORED) from None
         return json_response(200, counts)

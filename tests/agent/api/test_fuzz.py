@@ -47,6 +47,7 @@ def _configure(data: dict[str, Any]) -> None:
     model["kserve_logger"] = {"prediction": "prediction", "score": "score"}
     model["trustyai"] = {"model_id": "m1-mm"}
     model["checks"][0].update(threshold=0.3, report_on_breach=False)
+    model["checks"].append({"id": "review", "kind": "oversight"})  # feedback is kept
 
 
 def _state(api) -> tuple[int, int, int]:
