@@ -51,6 +51,7 @@ from aims_agent.config.identity import OidcConfig, Scope, SegregationConfig
 from aims_agent.config.load import load_config, parse_config
 from aims_agent.config.model import (
     Config,
+    ConsoleConfig,
     ModelConfig,
     PrivacyConfig,
     ReferenceConfig,
@@ -62,6 +63,7 @@ __all__ = [
     "AgentConfig",
     "CheckConfig",
     "ColumnTest",
+    "ConsoleConfig",
     "Config",
     "DecodeConfig",
     "DriftCheckConfig",

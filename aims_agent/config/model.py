@@ -145,9 +145,19 @@ class ModelConfig(Strict):
         return self
 
 
+class ConsoleConfig(Strict):
+    """The governance console (`aims-agent console`, or mounted at /console in the agent)."""
+
+    enabled: bool = Field(False, description="serve the console at /console of the agent's port")
+    freshness_hours: float = Field(
+        24.0, gt=0, le=24 * 366, description="evidence of a control older than this is stale"
+    )
+
+
 class Config(Strict):
     agent: AgentConfig
     models: tuple[ModelConfig, ...] = Field(min_length=1)
+    console: ConsoleConfig = ConsoleConfig()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

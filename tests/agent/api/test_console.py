@@ -1,0 +1,103 @@
+"""The governance console in process, over evidence the agent's own code wrote: every page
+answers with what the store holds, escapes what people typed, refuses other machines, and
+refuses (or stamps) a store whose ledger does not verify."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+
+from aims_agent.agent.console import create_console
+from aims_agent.storage.schema import nonconformities
+from tests.conftest import as_records, make_rows
+
+XSS = "<script>document.title='X'</script>"
+
+
+@pytest.fixture
+def evidence(make_api):
+    """A store with drifted records, two breaching drift runs and a worked nonconformity."""
+    api = make_api()
+    rows = as_records(make_rows(np.random.default_rng(2), 600, shift=2.0))
+    assert api.post("/v1/models/m1/records", json=rows).status_code == 200
+    runs = [api.post("/v1/models/m1/checks/drift/run", scope="write").json() for _ in range(2)]
+    nc = runs[0]["nonconformity_id"]
+    r = api.request("PATCH", f"/v1/nonconformities/{nc}", json={"comment": XSS})
+    assert r.status_code == 200, r.text
+    return api, nc
+
+
+def get(api, path: str, host: str = "127.0.0.1") -> httpx.Response:
+    app = create_console(api.runtime.cfg, api.runtime.store)
+    transport = httpx.ASGITransport(app=app, client=(host, 40000))
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://console") as c:
+            return await c.get(path)
+
+    return asyncio.run(go())
+
+
+def test_every_page_shows_the_evidence(evidence):
+    api, nc = evidence
+    pages = {
+        "/": ["m1", "drift", "breach", "1 open nonconformity"],
+        "/controls": ["A.6.2.6", "AI system operation and monitoring", "drift"],
+        "/models/m1/checks/drift": ["drift_share", "breach", "<svg", "Runs, newest first"],
+        "/nonconformities": [nc, "drift_share", "1 nonconformity"],
+        f"/nonconformities/{nc}": [nc, "opened", "recurred", "commented"],
+        "/nonconformities?status=closed": ["0 nonconformities"],
+    }
+    for path, texts in pages.items():
+        r = get(api, path)
+        assert r.status_code == 200, (path, r.text[:500])
+        assert r.headers["content-security-policy"].startswith("default-src 'none'")
+        assert r.headers["x-content-type-options"] == "nosniff"
+        for text in texts:
+            assert text in r.text, (path, text)
+        assert "Evidence ledger: head seq" in r.text and "verified at" in r.text
+        assert "Read-only view for this machine" in r.text
+    css = get(api, "/static/console.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+
+
+def test_what_people_typed_is_escaped(evidence):
+    api, nc = evidence
+    page = get(api, f"/nonconformities/{nc}").text
+    assert XSS not in page and "&lt;script&gt;" in page
+
+
+def test_other_machines_are_refused_without_an_identity_provider(evidence):
+    api, _ = evidence
+    r = get(api, "/", host="10.1.2.3")
+    assert r.status_code == 403 and "Loopback only" in r.text
+    assert "credit" not in r.text and "m1" not in r.text
+
+
+def test_unknown_things_are_404(evidence):
+    api, _ = evidence
+    assert get(api, "/nonconformities/NC-nope").status_code == 404
+    assert get(api, "/models/m1/checks/nope").status_code == 404
+    assert get(api, "/models/nope/checks/drift").status_code == 404
+
+
+def test_an_altered_store_is_refused_or_stamped(evidence):
+    api, nc = evidence
+    store = api.runtime.store
+
+    def alter(conn):
+        body = conn.execute(select(nonconformities.c.body).where(nonconformities.c.nc_id == nc))
+        body = dict(body.scalar_one())
+        body["severity"] = "observation"
+        conn.execute(update(nonconformities).where(nonconformities.c.nc_id == nc).values(body=body))
+
+    store.submit(alter).result()
+    r = get(api, "/")
+    assert r.status_code == 409 and "does not verify" in r.text and nc in r.text
+    assert 'href="?allow_unverified=true"' in r.text
+    r = get(api, "/?allow_unverified=true")
+    assert r.status_code == 200 and "UNVERIFIED" in r.text
