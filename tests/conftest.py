@@ -90,6 +90,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# headless Chromium as the browser tests run it: none of its own background services
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
 def binary(*names: str, install: str) -> str:
     """The path of the first of these programs found; `unavailable` (naming `install`, the
     script that installs them) if there is none."""

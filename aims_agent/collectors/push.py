@@ -184,31 +184,48 @@ class DecodedLabels:
     errors: list[RecordError]
 
 
-def decode_labels(body: bytes, content_type: str, schema: ModelSchema) -> DecodedLabels:
-    """Decode `[{id, label?, attributes?}]` (or NDJSON of them), one item at a time."""
+def _decode_joins(
+    body: bytes,
+    content_type: str,
+    schema: ModelSchema,
+    decoder: msgspec.json.Decoder[Any],
+    cells_of: Callable[[Any, int], dict[str, Cell]],
+    nothing: tuple[str, str],
+) -> DecodedLabels:
+    """Items joined to records by id (labels, feedback), one at a time: each item's cells, or
+    a RecordError naming its field; an item that sets nothing is the error `nothing` (field,
+    reason)."""
     ids: list[str] = []
     cells: list[dict[str, Cell]] = []
     errors: list[RecordError] = []
     for index, raw in enumerate(split_body(body, content_type)):
         try:
-            item = _decode_one(schema.label_decoder, raw, index)
+            item = _decode_one(decoder, raw, index)
+            values = cells_of(item, index)
         except RecordError as err:
             errors.append(err)
             continue
-        values = schema.label_cells(item)
         if not values:
+            field, reason = nothing
             errors.append(
-                RecordError(
-                    index=index,
-                    record_id=str(item.id),
-                    field="label",
-                    reason="neither a label nor a sensitive attribute given",
-                )
+                RecordError(index=index, record_id=str(item.id), field=field, reason=reason)
             )
             continue
         ids.append(schema.record_id(item.id))
         cells.append(values)
     return DecodedLabels(ids=ids, cells=cells, errors=errors)
+
+
+def decode_labels(body: bytes, content_type: str, schema: ModelSchema) -> DecodedLabels:
+    """Decode `[{id, label?, attributes?}]` (or NDJSON of them), one item at a time."""
+    return _decode_joins(
+        body,
+        content_type,
+        schema,
+        schema.label_decoder,
+        lambda item, _: schema.label_cells(item),
+        ("label", "neither a label nor a sensitive attribute given"),
+    )
 
 
 def decode_feedback(
@@ -217,35 +234,23 @@ def decode_feedback(
     """Decode human-review feedback `[{id, reviewed?, overridden?, escalated?, complaint?,
     reviewed_at?, reviewer?}]` (or NDJSON of them), one item at a time, into the oversight
     columns it sets; the reviewer's name is read and dropped."""
-    ids: list[str] = []
-    cells: list[dict[str, Cell]] = []
-    errors: list[RecordError] = []
-    for index, raw in enumerate(split_body(body, content_type)):
+
+    def cells_of(item: Any, index: int) -> dict[str, Cell]:
         try:
-            item = _decode_one(schema.feedback_decoder, raw, index)
-            values = feedback_cells(item, now=now)
-        except RecordError as err:
-            errors.append(err)
-            continue
+            return feedback_cells(item, now=now)
         except ValueError as exc:  # reviewed_at out of range
-            rid = str(item.id)
-            errors.append(
-                RecordError(index=index, record_id=rid, field="reviewed_at", reason=str(exc))
-            )
-            continue
-        if not values:
-            errors.append(
-                RecordError(
-                    index=index,
-                    record_id=str(item.id),
-                    field="reviewed",
-                    reason="none of reviewed, overridden, escalated, complaint given",
-                )
-            )
-            continue
-        ids.append(schema.record_id(item.id))
-        cells.append(values)
-    return DecodedLabels(ids=ids, cells=cells, errors=errors)
+            raise RecordError(
+                index=index, record_id=str(item.id), field="reviewed_at", reason=str(exc)
+            ) from None
+
+    return _decode_joins(
+        body,
+        content_type,
+        schema,
+        schema.feedback_decoder,
+        cells_of,
+        ("reviewed", "none of reviewed, overridden, escalated, complaint given"),
+    )
 
 
 _LINE = msgspec.json.Decoder(dict[str, Any])

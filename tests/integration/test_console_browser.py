@@ -12,18 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import base_config, binary, write_reference_csv
+from tests.conftest import CHROMIUM_FLAGS, base_config, binary, write_reference_csv
 
 pytestmark = pytest.mark.integration
 
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-)
+FLAGS = CHROMIUM_FLAGS
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,14 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import as_records, base_config, binary, make_rows, write_reference_csv
+from tests.conftest import (
+    CHROMIUM_FLAGS,
+    as_records,
+    base_config,
+    binary,
+    make_rows,
+    write_reference_csv,
+)
 from tests.integration.conftest import reap, start_agent
 
 pytestmark = pytest.mark.integration
@@ -45,15 +52,7 @@ BROWSER_SERVICES = frozenset(
         "update.googleapis.com",
     }
 )
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-)
+FLAGS = CHROMIUM_FLAGS
 COLOURS = {"pass": (0x2E, 0x7D, 0x32), "breach": (0xC6, 0x28, 0x28)}  # the charts' bar fills
 
 

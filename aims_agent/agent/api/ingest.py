@@ -8,7 +8,7 @@ import functools
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Literal, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 import msgspec
 from fastapi import APIRouter, Depends, Request
@@ -16,7 +16,12 @@ from fastapi.responses import Response
 
 from aims_agent.agent.api.common import json_response, read_body, record_errors
 from aims_agent.collectors.loggers import Event, parse_cloudevent, parse_partial
-from aims_agent.collectors.push import decode_feedback, decode_labels, decode_records
+from aims_agent.collectors.push import (
+    DecodedLabels,
+    decode_feedback,
+    decode_labels,
+    decode_records,
+)
 from aims_agent.errors import (
     BackpressureError,
     HttpError,
@@ -176,6 +181,27 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
             raise HttpError(503, _NOT_STORED) from None
         return Response(answer(done), media_type="application/json")
 
+    async def join(
+        model: str, request: Request, decode: Callable[..., DecodedLabels], what: str, **kw: Any
+    ) -> Response:
+        """Decode items joined by id (labels, feedback), refuse the batch whole if one is
+        invalid, join the rest; the answer counts joined, unknown and expired."""
+        schema = runtime.model(model).schema
+        body = await read_body(request, cfg.agent.max_body_bytes)
+        content_type = request.headers.get("content-type", "")
+        decoded = await off_loop(len(body), decode, body, content_type, schema, **kw)
+        if decoded.errors:
+            raise HttpError(
+                422,
+                f"{len(decoded.errors)} invalid {what}; nothing was joined",
+                errors=record_errors(decoded.errors),
+            )
+        try:
+            counts = await ingest.join_labels(model, decoded, feedback=decode is decode_feedback)
+        except StorageError:
+            raise HttpError(503, _NOT_STORED) from None
+        return json_response(200, counts)
+
     @api.post("/v1/models/{model}/labels", summary="Late labels and attributes, joined by id")
     async def labels(
         model: str, request: Request, _: str = Depends(auth.require("ingest"))
@@ -184,21 +210,7 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         window sampled; the answer counts joined, unknown (not sampled, or from a past window)
         and expired (later than the window's `label_ttl_seconds`). A batch with an invalid
         item is refused whole."""
-        schema = runtime.model(model).schema
-        body = await read_body(request, cfg.agent.max_body_bytes)
-        content_type = request.headers.get("content-type", "")
-        decoded = await off_loop(len(body), decode_labels, body, content_type, schema)
-        if decoded.errors:
-            raise HttpError(
-                422,
-                f"{len(decoded.errors)} invalid label(s); nothing was joined",
-                errors=record_errors(decoded.errors),
-            )
-        try:
-            counts = await ingest.join_labels(model, decoded)
-        except StorageError:
-            raise HttpError(503, _NOT_STORED) from None
-        return json_response(200, counts)
+        return await join(model, request, decode_labels, "label(s)")
 
     @api.post(
         "/v1/models/{model}/feedback",
@@ -213,25 +225,9 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         expired). An override or an escalation is a review. The reviewer is read and never
         stored. The model needs an `oversight` check; a batch with an invalid item is refused
         whole."""
-        m = runtime.model(model)
-        if not any(c.kind == "oversight" for c in m.cfg.checks):
+        if not any(c.kind == "oversight" for c in runtime.model(model).cfg.checks):
             raise HttpError(409, f"model {model!r} has no oversight check: feedback is not kept")
-        body = await read_body(request, cfg.agent.max_body_bytes)
-        content_type = request.headers.get("content-type", "")
-        decoded = await off_loop(
-            len(body), decode_feedback, body, content_type, m.schema, now=runtime.clock()
-        )
-        if decoded.errors:
-            raise HttpError(
-                422,
-                f"{len(decoded.errors)} invalid feedback item(s); nothing was joined",
-                errors=record_errors(decoded.errors),
-            )
-        try:
-            counts = await ingest.join_labels(model, decoded, feedback=True)
-        except StorageError:
-            raise HttpError(503, _NOT_STORED) from None
-        return json_response(200, counts)
+        return await join(model, request, decode_feedback, "feedback item(s)", now=runtime.clock())
 
     async def logger_event(model: str, parse: Callable[[], Event]) -> Response:
         try:
