@@ -5,8 +5,11 @@ beside the test's files."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -66,6 +69,20 @@ def test_the_console_shows_a_breach_from_a_running_agent(chromium, tmp_path, dri
     # the stylesheet is the only other request a page makes, and the CSP allows nothing else
     r = httpx.get(agent.url + "/console/", timeout=30, trust_env=False)
     assert r.headers["content-security-policy"].startswith("default-src 'none'; style-src 'self'")
+
+    # the audit pack from the real agent: every file matches its line in SHA256SUMS
+    pack = httpx.get(
+        agent.url + "/console/audit-pack.zip", params={"period": "2020-01-01..2100-01-01"},
+        timeout=60, trust_env=False,
+    )  # fmt: skip
+    assert pack.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(pack.content)) as z:
+        files = {n.split("/", 1)[1]: z.read(n) for n in z.namelist()}
+    lines = files.pop("SHA256SUMS").decode().splitlines()
+    assert len(lines) == len(files) == 5
+    for line in lines:
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256(files[name]).hexdigest() == digest, name
 
     # the same store served by `aims-agent console`, as a governance team would run it
     proc = subprocess.Popen(

@@ -10,6 +10,7 @@ own port. Every page has a stable URL to paste into an audit working paper:
     /console/models/{model}/checks/{check}      a check's runs against its thresholds
     /console/nonconformities?model=&status=&severity=&source=&overdue=1
     /console/nonconformities/{nc_id}            one record and its dated history, with people
+    /console/audit-pack                         a period's report, OSCAL, ledger state, SHA-256s
 
 Each page verifies the evidence ledger first, as the API's reads do (a broken chain is a 409
 page naming the first bad entry; `?allow_unverified=true` shows it stamped UNVERIFIED) and
@@ -191,5 +192,44 @@ def create_console(cfg: Config, store: Store, *, clock: Callable[[], float] = ti
         if data is None:
             return not_found(request, f"no nonconformity {nc_id!r}")
         return HTMLResponse(page("nc.html", request, ledger=ledger, **data))
+
+    @app.get("/audit-pack", response_class=HTMLResponse)
+    async def audit(request: Request) -> Response:
+        this_month = time.strftime("%Y-%m", time.gmtime(clock()))
+        return HTMLResponse(page("audit.html", request, ledger=None, period=this_month))
+
+    @app.get("/audit-pack.zip", response_model=None)
+    async def audit_zip(request: Request, period: str = "") -> Response:
+        from aims_agent.errors import PeriodError
+        from aims_agent.exporters.audit_pack import audit_pack
+
+        allow = request.query_params.get("allow_unverified") == "true"
+        try:
+            name, body = await asyncio.to_thread(
+                audit_pack, store, cfg, period, now=clock(), allow_unverified=allow
+            )
+        except PeriodError as exc:
+            return HTMLResponse(
+                page("error.html", request, status=422, title="Period not understood",
+                     message=f"period: {exc}", ledger=None),
+                status_code=422,
+            )  # fmt: skip
+        except LedgerTamperedError as exc:
+            return HTMLResponse(
+                page("error.html", request, status=409, title="Evidence ledger does not verify",
+                     message=str(exc), ledger=None, unverified_link=True),
+                status_code=409,
+            )  # fmt: skip
+        except StorageError as exc:
+            return HTMLResponse(
+                page("error.html", request, status=503, title="Evidence store unavailable",
+                     message=str(exc), ledger=None),
+                status_code=503, headers={"Retry-After": "5"},
+            )  # fmt: skip
+        return Response(
+            body,
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     return app

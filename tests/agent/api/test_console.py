@@ -5,6 +5,10 @@ refuses (or stamps) a store whose ledger does not verify."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
+import json
+import zipfile
 
 import httpx
 import numpy as np
@@ -101,3 +105,37 @@ def test_an_altered_store_is_refused_or_stamped(evidence):
     assert 'href="?allow_unverified=true"' in r.text
     r = get(api, "/?allow_unverified=true")
     assert r.status_code == 200 and "UNVERIFIED" in r.text
+
+
+def test_the_audit_pack_holds_the_period_with_checkable_hashes(evidence):
+    api, nc = evidence
+    page = get(api, "/audit-pack")
+    assert page.status_code == 200 and 'action="/audit-pack.zip"' in page.text
+    r = get(api, "/audit-pack.zip?period=2020-01-01..2100-01-01")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    assert (
+        'filename="aims-audit-pack-2020-01-01..2100-01-01.zip"' in r.headers["content-disposition"]
+    )
+    with zipfile.ZipFile(io.BytesIO(r.content)) as z:
+        files = {n.split("/", 1)[1]: z.read(n) for n in z.namelist()}
+    label = "2020-01-01..2100-01-01"
+    assert set(files) == {
+        f"report-{label}.html",
+        f"report-{label}.md",
+        f"report-{label}.json",
+        f"oscal-assessment-results-{label}.json",
+        "ledger.json",
+        "SHA256SUMS",
+    }
+    sums = dict(reversed(line.split("  ", 1)) for line in files["SHA256SUMS"].decode().splitlines())
+    assert set(sums) == set(files) - {"SHA256SUMS"}
+    for name, digest in sums.items():
+        assert hashlib.sha256(files[name]).hexdigest() == digest, name
+    report = json.loads(files[f"report-{label}.json"])
+    assert nc in json.dumps(report)
+    oscal = json.loads(files[f"oscal-assessment-results-{label}.json"])
+    assert "assessment-results" in oscal
+    ledger = json.loads(files["ledger.json"])
+    assert ledger["verification"]["verified"] is True
+    bad = get(api, "/audit-pack.zip?period=last-week")
+    assert bad.status_code == 422 and "period" in bad.text
