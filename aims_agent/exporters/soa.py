@@ -92,7 +92,7 @@ def _justification(checks: Sequence[JsonDict]) -> str:
 def model_soa(conn: Connection, model: ModelConfig, until: float | None = None) -> JsonDict:
     """The statement of applicability view of one configured model."""
     by_control = _check_controls(model)
-    latest = queries.latest_per_check(conn, model.name, until)
+    latest = queries.latest_per_check(conn, model.name, until, [c.id for c in model.checks])
     open_ncs = _open_ncs(conn, model.name, until)
     controls = []
     for ctl in annex_a():

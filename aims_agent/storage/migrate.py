@@ -21,7 +21,7 @@ from aims_agent.storage.schema import metadata
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0004"  # the newest revision in migrations/versions (tests/storage/test_migrations.py)
+HEAD = "0005"  # the newest revision in migrations/versions (tests/storage/test_migrations.py)
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK = 0x61696D73  # pg_advisory_xact_lock key, "aims"
 

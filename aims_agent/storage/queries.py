@@ -112,22 +112,25 @@ def latest_records(
     return latest, newest(_mr.outcome != "error")
 
 
-def latest_per_check(conn: Connection, model: str, until: float | None) -> dict[str, Any]:
+def latest_per_check(
+    conn: Connection, model: str, until: float | None, check_ids: Iterable[str]
+) -> dict[str, Any]:
     """Check id -> its latest monitoring record (record_id, executed_at, outcome) before
-    `until` (or ever)."""
-    last = select(_mr.check_id, func.max(_mr.executed_at).label("at")).where(
-        _mr.model == model, _mr.outcome != NOT_RUN
-    )
-    if until is not None:
-        last = last.where(_mr.executed_at < until)
-    sub = last.group_by(_mr.check_id).subquery()
-    rows = conn.execute(
-        select(_mr.check_id, _mr.record_id, _mr.executed_at, _mr.outcome)
-        .join(sub, (_mr.check_id == sub.c.check_id) & (_mr.executed_at == sub.c.at))
-        .where(_mr.model == model)
-        .order_by(_mr.record_id)
-    ).all()
-    return {r.check_id: r for r in rows}
+    `until` (or ever), for each of `check_ids` that has one. One indexed lookup per check
+    (ix_monitoring_model_check_time), newest first: no scan of the model's other records."""
+    out = {}
+    for check_id in check_ids:
+        query = select(_mr.check_id, _mr.record_id, _mr.executed_at, _mr.outcome).where(
+            _mr.model == model, _mr.check_id == check_id, _mr.outcome != NOT_RUN
+        )
+        if until is not None:
+            query = query.where(_mr.executed_at < until)
+        row = conn.execute(
+            query.order_by(_mr.executed_at.desc(), _mr.record_id.desc()).limit(1)
+        ).first()
+        if row is not None:
+            out[check_id] = row
+    return out
 
 
 def recent_outcomes(conn: Connection, model: str, check_id: str, limit: int) -> list[str]:
@@ -171,6 +174,17 @@ def nonconformity_list(
     if model:
         query = query.where(_nc.model == model)
     return list(conn.execute(query))
+
+
+def nonconformity_page(
+    conn: Connection, *, status: str | None, model: str | None, offset: int, limit: int
+) -> tuple[list[Any], int]:
+    """A page of nonconformity rows, newest first, and how many there are in all."""
+    where = [c for c in (_nc.status == status if status else None,
+                         _nc.model == model if model else None) if c is not None]  # fmt: skip
+    total = conn.execute(select(func.count()).select_from(nonconformities).where(*where))
+    query = select(nonconformities).where(*where).order_by(_nc.opened_at.desc())
+    return list(conn.execute(query.offset(offset).limit(limit))), int(total.scalar_one())
 
 
 def nonconformity(conn: Connection, nc_id: str) -> tuple[Any, list[Any]] | None:

@@ -72,11 +72,14 @@ def overview(conn: Connection, cfg: Config, now: float) -> dict[str, Any]:
     """Every model: each check's latest verdict and its age, the worst verdict of its last
     runs, open and overdue nonconformities, possible serious incidents."""
     today = datetime.fromtimestamp(now, UTC).date()
-    ncs = [_nc(r) for r in queries.nonconformity_list(conn)]
-    open_ncs = [n for n in ncs if n["status"] not in ("closed", "rejected")]
+    open_ncs = [
+        {**r.body, "status": r.status}
+        for m in cfg.models
+        for r in queries.open_nonconformities(conn, m.name)
+    ]
     models = []
     for m in cfg.models:
-        latest = queries.latest_per_check(conn, m.name, None)
+        latest = queries.latest_per_check(conn, m.name, None, [c.id for c in m.checks])
         checks = []
         for c in m.checks:
             last = latest.get(c.id)
@@ -169,12 +172,22 @@ def check_history(conn: Connection, model: ModelConfig, check_id: str) -> dict[s
     }
 
 
+PAGE = 100  # register rows per page
+
+
 def nonconformities(
     conn: Connection, now: float, *, model: str | None, status: str | None,
-    severity: str | None, source: str | None, overdue: bool,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """The register, filtered."""
+    severity: str | None, source: str | None, overdue: bool, page: int = 1,
+) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    """A page of the register, filtered, newest first, and how many match in all. Filters on
+    columns page in SQL; severity, source and overdue (in the record's body) read them all."""
     today = datetime.fromtimestamp(now, UTC).date()
+    first = (max(1, page) - 1) * PAGE
+    if not (severity or source or overdue):
+        rows, total = queries.nonconformity_page(
+            conn, status=status or None, model=model or None, offset=first, limit=PAGE
+        )
+        return [_listed(_nc(r), today) for r in rows], total
     out = []
     for row in queries.nonconformity_list(conn, status=status or None, model=model or None):
         nc = _nc(row)
@@ -183,11 +196,16 @@ def nonconformities(
             continue
         if source and src != source:
             continue
-        late = _is_overdue(nc, today)
-        if overdue and not late:
+        listed = _listed(nc, today)
+        if overdue and not listed["overdue"]:
             continue
-        out.append({**nc, "source": src, "overdue": late})
-    return out
+        out.append(listed)
+    return out[first : first + PAGE], len(out)
+
+
+def _listed(nc: dict[str, Any], today: date) -> dict[str, Any]:
+    source = (nc.get("detected_by") or {}).get("type")
+    return {**nc, "source": source, "overdue": _is_overdue(nc, today)}
 
 
 def nonconformity(conn: Connection, nc_id: str) -> dict[str, Any] | None:
