@@ -55,7 +55,8 @@ def test_every_page_shows_the_evidence(evidence):
         "/nonconformities": [nc, "drift_share", "1 nonconformity"],
         f"/nonconformities/{nc}": [nc, "opened", "recurred", "commented"],
         "/nonconformities?status=closed": ["0 nonconformities"],
-        "/nonconformities?severity=major&source=check": [nc, "1 nonconformity"],
+        "/nonconformities?severity=minor&source=check": [nc, "1 nonconformity"],
+        "/nonconformities?severity=major": ["0 nonconformities"],
         "/nonconformities?overdue=1": ["0 nonconformities"],
     }
     for path, texts in pages.items():
