@@ -193,6 +193,9 @@ class EstimatedPerformanceCheckConfig(_CheckBase):
     """Performance of a binary classifier estimated without labels (CBPE)."""
 
     kind: Literal["estimated_performance"] = "estimated_performance"
+    task: Literal["classification", "regression"] = Field(
+        "classification", description="classification: CBPE; regression: direct loss estimation"
+    )
     positive_label: str = "1"
     metrics: dict[str, Limit] = Field(
         default_factory=lambda: {
@@ -200,9 +203,18 @@ class EstimatedPerformanceCheckConfig(_CheckBase):
             "accuracy": Limit(min=-0.05, relative=True),
         },
         min_length=1,
-        description="accuracy precision recall f1 roc_auc; relative limits against the "
-        "reference's realised value",
+        description="classification: accuracy precision recall f1 roc_auc; regression: mae "
+        "rmse; relative limits against the reference's realised value",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regression_defaults(cls, data: Any) -> Any:
+        """A regressor's default: MAE at most 10 % above the reference's."""
+        if isinstance(data, dict) and data.get("task") == "regression" and "metrics" not in data:
+            return {**data, "metrics": {"mae": Limit(max=0.1, relative=True)}}
+        return data
+
     chunk_size: int = Field(
         500, ge=10, description="labelled reference rows per chunk for the band's spread"
     )

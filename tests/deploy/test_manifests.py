@@ -398,6 +398,7 @@ def test_dashboard_metric_label_values_are_real_check_metrics():
     known |= set(fairness.METRICS) | set(fairness.RATES) | {"group_size"}
     known |= set(intended_use.METRICS)
     known |= {estimated_performance.PREFIX + m for m in estimated_performance.ESTIMATORS}
+    known |= {estimated_performance.PREFIX + m for m in ("mae", "rmse")}
     known |= set(oversight.METRICS)
     used = set()
     for q in queries():

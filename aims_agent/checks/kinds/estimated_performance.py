@@ -116,6 +116,15 @@ MIN_CHUNKS = 4
 def _problems(
     where: str, check: EstimatedPerformanceCheckConfig, schema: SchemaConfig
 ) -> list[str]:
+    if check.task == "regression":
+        from aims_agent.checks.kinds.loss_estimation import LOSSES
+
+        problems = unknown_metrics(where, check.metrics, LOSSES)
+        if not schema.label:
+            problems.append(f"{where}: needs schema.label (the loss model learns from it)")
+        if schema.prediction_type != "numeric":
+            problems.append(f"{where}.task: regression needs schema.prediction_type numeric")
+        return problems
     problems = unknown_metrics(where, check.metrics, ESTIMATORS)
     if not schema.label:
         problems.append(f"{where}: needs schema.label (the reference's labels calibrate it)")
@@ -136,6 +145,17 @@ def _roles(cfg: EstimatedPerformanceCheckConfig, schema: ModelSchema) -> _Roles:
 
 
 @register(KIND, problems=_problems)
+def estimated_performance(
+    cfg: EstimatedPerformanceCheckConfig, reference: Reference, schema: ModelSchema
+) -> Any:
+    """CBPE for a classifier, direct loss estimation (loss_estimation.py) for a regressor."""
+    if cfg.task == "regression":
+        from aims_agent.checks.kinds.loss_estimation import LossEstimate
+
+        return LossEstimate(cfg, reference, schema)
+    return EstimatedPerformanceCheck(cfg, reference, schema)
+
+
 class EstimatedPerformanceCheck:
     kind = KIND
 
@@ -225,22 +245,22 @@ class EstimatedPerformanceCheck:
             half = self.cfg.band_sigmas * sigma
             limit = self.cfg.metrics[name]
             params: dict[str, Any] = {
-                "band_low": _finite(value - half),
-                "band_high": _finite(value + half),
-                "sigma": _finite(sigma),
+                "band_low": finite(value - half),
+                "band_high": finite(value + half),
+                "sigma": finite(sigma),
                 "calibration": "isotonic regression of the reference's labels on its scores",
-                "reference_value": _finite(self.reference_value[name]),
+                "reference_value": finite(self.reference_value[name]),
                 "reference_rows": self.n_reference,
                 "chunk_size": self.chunk,
                 "positive_label": self.cfg.positive_label,
                 "labelled_rows": len(realised.score_true if name == "roc_auc" else realised.y_true),
-                "realised_value": _finite(actual),
-                "estimate_error": _finite(value - actual),
+                "realised_value": finite(actual),
+                "estimate_error": finite(value - actual),
             }
-            threshold, bound = _band_threshold(
+            threshold, bound = band_threshold(
                 limit, value, half, self.reference_value[name], self.cfg.min_samples
             )
-            params["limit"] = _finite(bound)
+            params["limit"] = finite(bound)
             out.append(
                 Measurement(
                     check_id=self.id,
@@ -258,11 +278,11 @@ class EstimatedPerformanceCheck:
         return out
 
 
-def _finite(x: float) -> float | None:
+def finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _band_threshold(
+def band_threshold(
     limit: Limit, value: float, half: float, reference: float, min_samples: int
 ) -> tuple[Threshold, float]:
     """The threshold on the estimate that says "the whole band is beyond the limit": for a

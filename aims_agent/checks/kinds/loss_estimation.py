@@ -1,0 +1,161 @@
+"""A regressor's performance without labels: direct loss estimation (DLE), as NannyML defines it.
+
+At start, a gradient-boosted model of the loss (scikit-learn's HistGradientBoostingRegressor,
+seeded) is trained on the reference's labelled rows: from the features and the model's
+prediction to the absolute error (for MAE) and to the squared error (for RMSE). In a window, the
+estimate is the mean predicted absolute error, and the square root of the mean predicted
+squared error (negative predictions clipped to 0). It follows the model's errors where they
+depend on the inputs (covariate shift into regions where the model errs more); it cannot see a
+change of the outcome given the inputs. The band and the breach rule are those of the
+classifier's estimate (estimated_performance.py); where labels arrived, the realised value
+and the estimate's error are recorded. The record names the loss model (its type, iterations,
+training rows, seed and a fingerprint of its predictions on the reference).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from aims_agent.checks.base import Reference
+from aims_agent.checks.kinds.performance import METRICS as REALISED
+from aims_agent.checks.kinds.performance import Outcomes
+from aims_agent.config import EstimatedPerformanceCheckConfig
+from aims_agent.errors import ConfigError
+from aims_agent.records import Measurement, WindowData
+from aims_agent.schema import ModelSchema
+
+FloatArray = npt.NDArray[np.float64]
+LOSSES = {"mae": "absolute", "rmse": "squared"}
+METHODS = {
+    "mae": "mean absolute error estimated by a model of the loss trained on the reference (DLE)",
+    "rmse": "root mean squared error estimated by a model of the loss trained on the "
+    "reference (DLE)",
+}
+MIN_CHUNKS = 4
+
+
+class LossEstimate:
+    """The estimated_performance check of a regressor."""
+
+    kind = "estimated_performance"
+
+    def __init__(
+        self, cfg: EstimatedPerformanceCheckConfig, reference: Reference, schema: ModelSchema
+    ) -> None:
+        from sklearn.ensemble import HistGradientBoostingRegressor  # lazy: this kind only
+
+        self.id, self.cfg = cfg.id, cfg
+        roles = {c.source: c.name for c in schema.columns if c.source in ("label", "prediction")}
+        if "label" not in roles or roles["label"] not in reference.columns:
+            raise ConfigError([f"checks.{cfg.id}: the reference needs its labels (schema.label)"])
+        self.label, self.prediction = roles["label"], roles["prediction"]
+        self.features = list(schema.features)
+        x, y, yhat = self._table(reference.columns)
+        rows = ~np.isnan(y) & ~np.isnan(yhat)
+        x, y, yhat = x[rows], y[rows], yhat[rows]
+        self.n_reference = len(y)
+        if self.n_reference < 20:
+            raise ConfigError([f"checks.{cfg.id}: the reference needs labelled rows (>= 20)"])
+        categorical = [c.kind == "categorical" for c in self.features] + [False]
+        self.models = {}
+        for name in cfg.metrics:
+            target = np.abs(y - yhat) if LOSSES[name] == "absolute" else (y - yhat) ** 2
+            self.models[name] = HistGradientBoostingRegressor(
+                random_state=0, categorical_features=categorical
+            ).fit(x, target)
+        self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
+        ref = Outcomes(y_true=y, y_pred=yhat)
+        self.reference_value = {n: REALISED["regression"][n](ref) for n in cfg.metrics}
+        self.sigma = {n: self._sigma(y, yhat, n) for n in cfg.metrics}
+        self.about = {
+            name: {
+                "type": "HistGradientBoostingRegressor",
+                "iterations": int(model.n_iter_),
+                "trained_rows": self.n_reference,
+                "seed": 0,
+                "target": f"{LOSSES[name]} error",
+                "fingerprint": hashlib.sha256(model.predict(x).tobytes()).hexdigest(),
+            }
+            for name, model in self.models.items()
+        }
+
+    def _table(self, cols: Any) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Features (categorical codes as numbers, missing as NaN) and the prediction, the
+        label, the prediction."""
+
+        def feature(c: Any) -> FloatArray:
+            v = np.asarray(cols[c.name], dtype=np.float64)
+            return np.where(v < 0, np.nan, v) if c.kind == "categorical" else v
+
+        yhat = np.asarray(cols[self.prediction], dtype=np.float64)
+        x = np.column_stack([*(feature(c) for c in self.features), yhat])
+        label = cols.get(self.label)
+        y = np.full(len(yhat), np.nan) if label is None else np.asarray(label, dtype=np.float64)
+        return x, y, yhat
+
+    def _sigma(self, y: FloatArray, yhat: FloatArray, name: str) -> float:
+        fn = REALISED["regression"][name]
+        values = [
+            fn(Outcomes(y_true=y[i : i + self.chunk], y_pred=yhat[i : i + self.chunk]))
+            for i in range(0, len(y) - self.chunk + 1, self.chunk)
+        ]
+        return float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan
+
+    def estimate(self, name: str, x: FloatArray) -> float:
+        if not len(x):
+            return math.nan
+        loss = np.clip(self.models[name].predict(x), 0.0, None)
+        return float(np.mean(loss)) if LOSSES[name] == "absolute" else math.sqrt(np.mean(loss))
+
+    def run(self, window: WindowData) -> list[Measurement]:
+        from aims_agent.checks.kinds.estimated_performance import PREFIX, band_threshold, finite
+
+        x, y, yhat = self._table(window.columns)
+        scored = ~np.isnan(yhat)
+        x = x[scored]
+        labelled = scored & ~np.isnan(y)
+        realised = Outcomes(y_true=y[labelled], y_pred=yhat[labelled])
+        out = []
+        for name, limit in self.cfg.metrics.items():
+            value = self.estimate(name, x)
+            with np.errstate(all="ignore"):
+                actual = REALISED["regression"][name](realised)
+            n = len(x)
+            sigma = self.sigma[name] * math.sqrt(self.chunk / n) if n else math.nan
+            half = self.cfg.band_sigmas * sigma
+            threshold, bound = band_threshold(
+                limit, value, half, self.reference_value[name], self.cfg.min_samples
+            )
+            params: dict[str, Any] = {
+                "band_low": finite(value - half),
+                "band_high": finite(value + half),
+                "sigma": finite(sigma),
+                "limit": finite(bound),
+                "loss_model": self.about[name],
+                "reference_value": finite(self.reference_value[name]),
+                "reference_rows": self.n_reference,
+                "chunk_size": self.chunk,
+                "labelled_rows": int(labelled.sum()),
+                "realised_value": finite(actual),
+                "estimate_error": finite(value - actual),
+            }
+            out.append(
+                Measurement(
+                    check_id=self.id,
+                    kind=self.kind,
+                    metric=PREFIX + name,
+                    value=value,
+                    method=METHODS[name],
+                    params=params,
+                    n_reference=self.n_reference,
+                    n_current=n,
+                    threshold=threshold,
+                    headline=True,
+                )
+            )
+        return out
