@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aims_agent.checks.base import Reference
+from aims_agent.checks.kinds.estimates import PREFIX, band_threshold, finite
 from aims_agent.checks.kinds.performance import METRICS as REALISED
 from aims_agent.checks.kinds.performance import Outcomes
 from aims_agent.config import EstimatedPerformanceCheckConfig
@@ -113,8 +114,6 @@ class LossEstimate:
         return float(np.mean(loss)) if LOSSES[name] == "absolute" else math.sqrt(np.mean(loss))
 
     def run(self, window: WindowData) -> list[Measurement]:
-        from aims_agent.checks.kinds.estimated_performance import PREFIX, band_threshold, finite
-
         x, y, yhat = self._table(window.columns)
         scored = ~np.isnan(yhat)
         x = x[scored]
