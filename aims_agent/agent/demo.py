@@ -121,13 +121,14 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
     seen = _Seen()
     drift_at = duration * 0.4
-    labels_stop_at = duration * 0.6  # ground truth stops coming, as it does for many models
+    labels_stop_at = duration * 0.5  # ground truth stops coming, as it does for many models
+    borderline_at = duration * 0.6  # then a broker sends applicants near the decision boundary
     sent, tick = 0, 0.25
     try:
         with httpx.Client(base_url=url, headers=headers, timeout=10) as client:
             start = time.monotonic()
             next_report = start + 2
-            drifting, labelled = False, True
+            drifting, labelled, borderline = False, True, False
             while (now := time.monotonic()) - start < duration:
                 if not drifting and now - start >= drift_at:
                     drifting = True
@@ -143,9 +144,21 @@ def run_demo(*, duration: float, evidence_dir: Path, rate: int, seed: int) -> in
                         ">>> labels stop arriving: the performance check runs out of labelled "
                         "records, the estimated performance (no labels needed) goes on",
                     )
-                batch = demo_data.applicants(rng, max(1, int(rate * tick)), drift=drifting)
+                if not borderline and now - start >= borderline_at:
+                    borderline = True
+                    say(
+                        t0,
+                        ">>> a broker sends borderline applicants (scores 0.35-0.65): the model "
+                        "decides them worse; without labels, only the estimate can tell",
+                    )
+                n = max(1, int(rate * tick))
+                batch = demo_data.applicants(rng, n * (6 if borderline else 1), drift=drifting)
+                scores = model.score(batch)
+                if borderline:
+                    keep = np.flatnonzero((scores >= 0.35) & (scores <= 0.65))[:n]
+                    batch, scores = demo_data.subset(batch, keep), scores[keep]
                 recs = demo_data.records(
-                    batch, model.score(batch), start_id=sent, now=time.time(), labelled=labelled
+                    batch, scores, start_id=sent, now=time.time(), labelled=labelled
                 )
                 body = "\n".join(json.dumps(r) for r in recs)
                 resp = client.post(f"/v1/models/{MODEL}/records", content=body)

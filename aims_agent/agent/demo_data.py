@@ -30,6 +30,16 @@ class Batch:
     label: np.ndarray  # (n,) int, 1 = default
 
 
+def subset(b: Batch, rows: np.ndarray) -> Batch:
+    """The batch's rows at these positions."""
+    return Batch(
+        numeric=b.numeric[rows],
+        categorical=b.categorical[rows],
+        gender=b.gender[rows],
+        label=b.label[rows],
+    )
+
+
 def applicants(rng: np.random.Generator, n: int, *, drift: bool = False) -> Batch:
     gender = rng.choice(np.array(["F", "M"], dtype=object), size=n, p=[0.48, 0.52])
     age = np.clip(rng.normal(34 if drift else 42, 12, n), 18, 90).round()
