@@ -386,6 +386,7 @@ def test_dashboard_uses_only_metrics_the_agent_exports():
 def test_dashboard_metric_label_values_are_real_check_metrics():
     from aims_agent.checks.kinds import (
         estimated_performance,
+        estimates,
         fairness,
         intended_use,
         oversight,
@@ -397,8 +398,7 @@ def test_dashboard_metric_label_values_are_real_check_metrics():
     known |= {m for task in performance.METRICS.values() for m in task}
     known |= set(fairness.METRICS) | set(fairness.RATES) | {"group_size"}
     known |= set(intended_use.METRICS)
-    known |= {estimated_performance.PREFIX + m for m in estimated_performance.ESTIMATORS}
-    known |= {estimated_performance.PREFIX + m for m in ("mae", "rmse")}
+    known |= {estimates.PREFIX + m for m in [*estimated_performance.ESTIMATORS, "mae", "rmse"]}
     known |= set(oversight.METRICS)
     used = set()
     for q in queries():

@@ -37,7 +37,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from aims_agent.agent.console import views
 from aims_agent.agent.console.chart import history_chart
 from aims_agent.config import Config
-from aims_agent.errors import LedgerTamperedError, StorageError
+from aims_agent.errors import LedgerTamperedError, PeriodError, StorageError
 from aims_agent.storage.store import Store
 
 CSP = (
@@ -47,6 +47,12 @@ CSP = (
 # a page reuses the ledger verification of the last few seconds (the page states when it was
 # done): re-checking 10,000 nonconformities' digests costs ~100 ms, the whole page budget
 VERIFIED_FOR = 5.0
+# what a page says when it cannot show what was asked (the error pages' status and title)
+FAILURES: dict[type[Exception], tuple[int, str]] = {
+    PeriodError: (422, "Period not understood"),
+    LedgerTamperedError: (409, "Evidence ledger does not verify"),
+    StorageError: (503, "Evidence store unavailable"),
+}
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -82,12 +88,9 @@ def create_console(cfg: Config, store: Store, *, clock: Callable[[], float] = ti
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         if not _loopback(request.client.host if request.client else None):
-            response: Response = HTMLResponse(
-                page("error.html", request, status=403, title="Loopback only", message=(
-                    "No identity provider is configured: the console answers this machine "
-                    "only (open it through a port-forward or an SSH tunnel)."
-                ), ledger=None),
-                status_code=403,
+            response: Response = error_page(
+                request, 403, "Loopback only", "No identity provider is configured: the console "
+                "answers this machine only (open it through a port-forward or an SSH tunnel).",
             )  # fmt: skip
         else:
             response = await call_next(request)
@@ -112,25 +115,26 @@ def create_console(cfg: Config, store: Store, *, clock: Callable[[], float] = ti
                 )  # fmt: skip
                 verified[allow] = (state, time.monotonic())
             data = await asyncio.to_thread(store.read, fn)
-        except LedgerTamperedError as exc:
-            return HTMLResponse(
-                page("error.html", request, status=409, title="Evidence ledger does not verify",
-                     message=str(exc), ledger=None, unverified_link=True),
-                status_code=409,
-            )  # fmt: skip
-        except StorageError as exc:
-            return HTMLResponse(
-                page("error.html", request, status=503, title="Evidence store unavailable",
-                     message=str(exc), ledger=None),
-                status_code=503, headers={"Retry-After": "5"},
-            )  # fmt: skip
+        except (LedgerTamperedError, StorageError) as exc:
+            return failure(request, exc)
         return data, state.statement()
 
+    def error_page(
+        request: Request, status: int, title: str, message: str, **headers: str
+    ) -> HTMLResponse:
+        body = page(
+            "error.html", request, status=status, title=title, message=message, ledger=None,
+            unverified_link=status == 409,
+        )  # fmt: skip
+        return HTMLResponse(body, status_code=status, headers=headers)
+
+    def failure(request: Request, exc: Exception) -> HTMLResponse:
+        status, title = next(v for kind, v in FAILURES.items() if isinstance(exc, kind))
+        headers = {"Retry-After": "5"} if status == 503 else {}
+        return error_page(request, status, title, str(exc), **headers)
+
     def not_found(request: Request, what: str) -> HTMLResponse:
-        return HTMLResponse(
-            page("error.html", request, status=404, title="Not found", message=what, ledger=None),
-            status_code=404,
-        )
+        return error_page(request, 404, "Not found", what)
 
     @app.get("/static/console.css", include_in_schema=False)
     async def stylesheet() -> Response:
@@ -214,7 +218,6 @@ def create_console(cfg: Config, store: Store, *, clock: Callable[[], float] = ti
 
     @app.get("/audit-pack.zip", response_model=None)
     async def audit_zip(request: Request, period: str = "") -> Response:
-        from aims_agent.errors import PeriodError
         from aims_agent.exporters.audit_pack import audit_pack
 
         allow = request.query_params.get("allow_unverified") == "true"
@@ -222,24 +225,8 @@ def create_console(cfg: Config, store: Store, *, clock: Callable[[], float] = ti
             name, body = await asyncio.to_thread(
                 audit_pack, store, cfg, period, now=clock(), allow_unverified=allow
             )
-        except PeriodError as exc:
-            return HTMLResponse(
-                page("error.html", request, status=422, title="Period not understood",
-                     message=f"period: {exc}", ledger=None),
-                status_code=422,
-            )  # fmt: skip
-        except LedgerTamperedError as exc:
-            return HTMLResponse(
-                page("error.html", request, status=409, title="Evidence ledger does not verify",
-                     message=str(exc), ledger=None, unverified_link=True),
-                status_code=409,
-            )  # fmt: skip
-        except StorageError as exc:
-            return HTMLResponse(
-                page("error.html", request, status=503, title="Evidence store unavailable",
-                     message=str(exc), ledger=None),
-                status_code=503, headers={"Retry-After": "5"},
-            )  # fmt: skip
+        except (PeriodError, LedgerTamperedError, StorageError) as exc:
+            return failure(request, exc)
         return Response(
             body,
             media_type="application/zip",

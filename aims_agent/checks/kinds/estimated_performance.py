@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aims_agent.checks.base import Reference, register, unknown_metrics
-from aims_agent.checks.kinds.estimates import PREFIX, band_threshold, finite
+from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement
 from aims_agent.checks.kinds.performance import METRICS as REALISED
 from aims_agent.checks.kinds.performance import Outcomes, _classification, _Roles
 from aims_agent.config import EstimatedPerformanceCheckConfig, SchemaConfig
@@ -241,38 +241,23 @@ class EstimatedPerformanceCheck:
             with np.errstate(all="ignore"):
                 value = fn(scored) if n else math.nan
                 actual = REALISED["classification"][name](realised)
-            sigma = self.sigma[name] * math.sqrt(self.chunk / n) if n else math.nan
-            half = self.cfg.band_sigmas * sigma
-            limit = self.cfg.metrics[name]
-            params: dict[str, Any] = {
-                "band_low": finite(value - half),
-                "band_high": finite(value + half),
-                "sigma": finite(sigma),
-                "calibration": "isotonic regression of the reference's labels on its scores",
-                "reference_value": finite(self.reference_value[name]),
-                "reference_rows": self.n_reference,
-                "chunk_size": self.chunk,
-                "positive_label": self.cfg.positive_label,
-                "labelled_rows": len(realised.score_true if name == "roc_auc" else realised.y_true),
-                "realised_value": finite(actual),
-                "estimate_error": finite(value - actual),
-            }
-            threshold, bound = band_threshold(
-                limit, value, half, self.reference_value[name], self.cfg.min_samples
+            rows = realised.score_true if name == "roc_auc" else realised.y_true
+            est = Estimate(
+                metric=name,
+                value=value,
+                realised=actual,
+                labelled_rows=len(rows),
+                scored_rows=n,
+                method=METHODS[name],
+                about={
+                    "calibration": "isotonic regression of the reference's labels on its scores",
+                    "positive_label": self.cfg.positive_label,
+                },
             )
-            params["limit"] = finite(bound)
             out.append(
-                Measurement(
-                    check_id=self.id,
-                    kind=self.kind,
-                    metric=PREFIX + name,
-                    value=value,
-                    method=METHODS[name],
-                    params=params,
-                    n_reference=self.n_reference,
-                    n_current=n,
-                    threshold=threshold,
-                    headline=True,
+                estimate_measurement(
+                    self.id, self.cfg, est, chunk_sigma=self.sigma[name], chunk=self.chunk,
+                    reference_value=self.reference_value[name], n_reference=self.n_reference,
                 )
-            )
+            )  # fmt: skip
         return out

@@ -4,9 +4,11 @@ threshold that breaches only when the whole band is beyond the limit."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
-from aims_agent.config import Limit
-from aims_agent.records import Threshold
+from aims_agent.config import EstimatedPerformanceCheckConfig, Limit
+from aims_agent.records import Measurement, Threshold
 
 PREFIX = "estimated_"  # records and series name the metric estimated_<metric>
 
@@ -39,3 +41,62 @@ def band_threshold(
     return Threshold(
         breach=hi + half, direction="above", inclusive=False, warn=hi, min_samples=min_samples
     ), hi
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Estimate:
+    """One metric of a window, estimated, with what its record states."""
+
+    metric: str  # as configured: roc_auc, mae, ...
+    value: float
+    realised: float  # on the window's labelled rows; NaN without
+    labelled_rows: int
+    scored_rows: int
+    method: str
+    about: dict[str, Any]  # how it was estimated (calibration, loss model)
+
+
+def estimate_measurement(
+    check_id: str,
+    cfg: EstimatedPerformanceCheckConfig,
+    est: Estimate,
+    *,
+    chunk_sigma: float,
+    chunk: int,
+    reference_value: float,
+    n_reference: int,
+) -> Measurement:
+    """The record of an estimate: its band (`band_sigmas` x the reference's chunk-to-chunk
+    spread scaled to the window), the threshold that breaches only with the whole band beyond
+    the limit, the realised value and the estimate's error."""
+    n = est.scored_rows
+    sigma = chunk_sigma * math.sqrt(chunk / n) if n else math.nan
+    half = cfg.band_sigmas * sigma
+    threshold, bound = band_threshold(
+        cfg.metrics[est.metric], est.value, half, reference_value, cfg.min_samples
+    )
+    params: dict[str, Any] = {
+        "band_low": finite(est.value - half),
+        "band_high": finite(est.value + half),
+        "sigma": finite(sigma),
+        "limit": finite(bound),
+        **est.about,
+        "reference_value": finite(reference_value),
+        "reference_rows": n_reference,
+        "chunk_size": chunk,
+        "labelled_rows": est.labelled_rows,
+        "realised_value": finite(est.realised),
+        "estimate_error": finite(est.value - est.realised),
+    }
+    return Measurement(
+        check_id=check_id,
+        kind="estimated_performance",
+        metric=PREFIX + est.metric,
+        value=est.value,
+        method=est.method,
+        params=params,
+        n_reference=n_reference,
+        n_current=n,
+        threshold=threshold,
+        headline=True,
+    )

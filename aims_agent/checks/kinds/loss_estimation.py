@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aims_agent.checks.base import Reference
-from aims_agent.checks.kinds.estimates import PREFIX, band_threshold, finite
+from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement
 from aims_agent.checks.kinds.performance import METRICS as REALISED
 from aims_agent.checks.kinds.performance import Outcomes
 from aims_agent.config import EstimatedPerformanceCheckConfig
@@ -120,41 +120,23 @@ class LossEstimate:
         labelled = scored & ~np.isnan(y)
         realised = Outcomes(y_true=y[labelled], y_pred=yhat[labelled])
         out = []
-        for name, limit in self.cfg.metrics.items():
+        for name in self.cfg.metrics:
             value = self.estimate(name, x)
             with np.errstate(all="ignore"):
                 actual = REALISED["regression"][name](realised)
-            n = len(x)
-            sigma = self.sigma[name] * math.sqrt(self.chunk / n) if n else math.nan
-            half = self.cfg.band_sigmas * sigma
-            threshold, bound = band_threshold(
-                limit, value, half, self.reference_value[name], self.cfg.min_samples
+            est = Estimate(
+                metric=name,
+                value=value,
+                realised=actual,
+                labelled_rows=int(labelled.sum()),
+                scored_rows=len(x),
+                method=METHODS[name],
+                about={"loss_model": self.about[name]},
             )
-            params: dict[str, Any] = {
-                "band_low": finite(value - half),
-                "band_high": finite(value + half),
-                "sigma": finite(sigma),
-                "limit": finite(bound),
-                "loss_model": self.about[name],
-                "reference_value": finite(self.reference_value[name]),
-                "reference_rows": self.n_reference,
-                "chunk_size": self.chunk,
-                "labelled_rows": int(labelled.sum()),
-                "realised_value": finite(actual),
-                "estimate_error": finite(value - actual),
-            }
             out.append(
-                Measurement(
-                    check_id=self.id,
-                    kind=self.kind,
-                    metric=PREFIX + name,
-                    value=value,
-                    method=METHODS[name],
-                    params=params,
-                    n_reference=self.n_reference,
-                    n_current=n,
-                    threshold=threshold,
-                    headline=True,
+                estimate_measurement(
+                    self.id, self.cfg, est, chunk_sigma=self.sigma[name], chunk=self.chunk,
+                    reference_value=self.reference_value[name], n_reference=self.n_reference,
                 )
-            )
+            )  # fmt: skip
         return out
