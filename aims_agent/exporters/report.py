@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from aims_agent import __version__
 from aims_agent.errors import ReportWriteError, UnknownAliasError, UnknownModelError
+from aims_agent.exporters import kind_sections, reviews
 from aims_agent.exporters import report_findings as findings
 from aims_agent.exporters import report_sections as sections
-from aims_agent.exporters import reviews
 from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.evidence import save_attachment
 from aims_agent.exporters.not_run import coverage_gaps, gap_dict
@@ -122,6 +122,7 @@ def build(
     for m in models:
         for c in m["checks"]:
             c["breaches"] = found.get((m["name"], c["id"]), {"total": 0, "items": []})
+    _kind_sections(conn, models, t0, as_of)
     nc_keys = ("opened", "closed", "rejected", "open_at_end", "recurrences")
     return {
         "schema_version": REPORT_SCHEMA,
@@ -187,6 +188,18 @@ def _coverage(
                 "gaps": [gap_dict(g) for g in gaps],
                 "uncovered_seconds": round(sum(g.seconds for g in gaps), 3),
             }
+
+
+def _kind_sections(conn: Connection, models: list[JsonDict], t0: float, as_of: float) -> None:
+    """Per check of a kind with a section (`kind_sections`): its windows over the period."""
+    for m in models:
+        for c in m["checks"]:
+            c["section"] = None
+            if c["kind"] not in kind_sections.KINDS:
+                continue
+            bodies = queries.check_bodies(conn, m["name"], c["id"], t0, as_of)
+            rows = [w for b in bodies if (w := kind_sections.window(c["kind"], b)) is not None]
+            c["section"] = kind_sections.period(c["kind"], rows)
 
 
 # --- writing ---------------------------------------------------------------------------------

@@ -78,6 +78,26 @@ def bodies_of(conn: Connection, record_ids: Sequence[str]) -> dict[str, Any]:
     return {r.record_id: r.body for r in rows}
 
 
+def check_bodies(
+    conn: Connection, model: str, check_id: str, t0: float, t1: float
+) -> Iterable[Any]:
+    """One check's record bodies executed in [t0, t1), oldest first, read as they stream
+    (ix_monitoring_model_check_time): a year of a check's runs is never held at once."""
+    query = (
+        select(_mr.body)
+        .where(
+            _mr.model == model,
+            _mr.check_id == check_id,
+            _mr.executed_at >= t0,
+            _mr.executed_at < t1,
+            _mr.outcome != NOT_RUN,
+        )
+        .order_by(_mr.executed_at, _mr.record_id)
+        .execution_options(yield_per=500)
+    )
+    return conn.execute(query).scalars()
+
+
 def first_runs(conn: Connection, model: str | None) -> dict[tuple[str, str], float]:
     """(model, check id) -> when its first monitoring record was made."""
     query = select(_mr.model, _mr.check_id, func.min(_mr.executed_at)).group_by(

@@ -26,7 +26,7 @@ from aims_agent.exporters.oscal.common import (
     uuid_of,
 )
 from aims_agent.exporters.oscal.findings import as_of, compact, finding_and_risk
-from aims_agent.exporters.oscal.observations import observation
+from aims_agent.exporters.oscal.observations import kind_props, observation
 from aims_agent.storage import queries
 
 if TYPE_CHECKING:
@@ -174,6 +174,12 @@ def assessment_results(
         linked = by_nc.get(n.nc_id, set()) | {position[r] for r in effective if r in position}
         observed = [{"observation-uuid": observations[i]["uuid"]} for i in sorted(linked)]
         finding, risk = finding_and_risk(n, ev.events[n.nc_id], t1, observed, agent, party)
+        # the figures of the latest run that opened or recurred it (kinds with a section)
+        runs = [ev.records[i] for i in sorted(by_nc.get(n.nc_id, ()))]
+        for r in reversed(runs):
+            if figures := kind_props((r.body.get("check") or {}).get("kind"), r.body):
+                finding["props"] = [*finding["props"], *figures]
+                break
         findings.append(finding)
         risks.append(risk)
 
