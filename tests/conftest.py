@@ -287,3 +287,24 @@ def persist(
     rolled = s.window_start != before
     drop_before = s.window_start - window.horizon if rolled else None
     store.submit(append_batch("m", contents, drop_before=drop_before)).result()
+
+
+# the people of the test identity provider: console roles from the `roles` claim
+PEOPLE: dict[str, dict[str, Any]] = {
+    "alice": {"name": "Alice Auditor", "email": "alice@example.org", "roles": ["aims-governance"]},
+    "bob": {"name": "Bob Reviewer", "email": "bob@example.org", "roles": ["aims-governance"]},
+    "vera": {"name": "Vera Viewer", "email": "vera@example.org", "roles": ["aims-viewer"]},
+    "ada": {"name": "Ada Admin", "email": "ada@example.org", "roles": "aims-admin aims-viewer"},
+    "nora": {"name": "Nora Nobody", "email": "nora@example.org", "roles": []},
+}
+
+
+@pytest.fixture(scope="session")
+def identity_provider() -> Any:
+    """A real OpenID provider (oidc-provider-mock: Authlib's authorization server behind a
+    login form that takes a subject) on a loopback port, with PEOPLE; its issuer URL."""
+    from oidc_provider_mock import User, run_server_in_thread
+
+    users = [User(sub=sub, claims=claims) for sub, claims in PEOPLE.items()]
+    with run_server_in_thread(user_claims=users, require_nonce=True) as server:
+        yield f"http://localhost:{server.server_port}"

@@ -52,9 +52,36 @@ def token_problems(cfg: Config, environ: Mapping[str, str]) -> list[str]:
     return found
 
 
+MIN_SESSION_SECRET = 32  # characters of the key that signs the console's session cookies
+
+
+def console_problems(cfg: Config, environ: Mapping[str, str]) -> list[str]:
+    """The console's sign-in secrets, set in the environment (values never shown)."""
+    auth = cfg.console.sign_in
+    if auth is None:
+        return []
+    found = []
+    secret = environ.get(auth.session_secret_env, "")
+    if len(secret) < MIN_SESSION_SECRET:
+        state = "is not set" if not secret else f"holds fewer than {MIN_SESSION_SECRET} characters"
+        found.append(
+            f"console.sign_in.session_secret_env: environment variable {auth.session_secret_env} "
+            f"{state} (the key that signs session cookies: at least {MIN_SESSION_SECRET})"
+        )
+    if auth.client_secret_env is not None and not environ.get(auth.client_secret_env):
+        found.append(
+            f"console.sign_in.client_secret_env: environment variable {auth.client_secret_env} "
+            "is not set"
+        )
+    return found
+
+
 def daemon_problems(cfg: Config, environ: Mapping[str, str]) -> list[str]:
-    """What only the daemon needs: its tokens, and Evidently where a breach renders a report."""
+    """What only the daemon needs: its tokens, the console's secrets if it serves the console,
+    and Evidently where a breach renders a report."""
     found = token_problems(cfg, environ)
+    if cfg.console.enabled:
+        found += console_problems(cfg, environ)
     if importlib.util.find_spec("evidently") is None:
         for i, model in enumerate(cfg.models):
             for j, check in enumerate(model.checks):

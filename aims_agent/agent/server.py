@@ -297,10 +297,16 @@ def serve(
             log.info("aims-agent stopped; storage closed")
 
     app = create_app(runtime, tokens, ready=lambda: ready["value"])
-    if cfg.console.enabled:  # the governance console at /console (read-only, loopback only)
+    if cfg.console.enabled:  # the governance console at /console
         from aims_agent.agent.console import create_console
 
-        app.mount("/console", create_console(cfg, runtime.store, clock=runtime.clock))
+        console = create_console(
+            cfg,
+            runtime.store,
+            clock=runtime.clock,
+            on_change=runtime.runner.refresh_open_nonconformities,
+        )
+        app.mount("/console", console)
     # what start-up built (modules, config, references) lives as long as the process: keep it
     # out of the cyclic collector, whose full passes would otherwise stall proxied requests
     gc.collect()

@@ -72,6 +72,15 @@ def field_of(message: str) -> tuple[str, str]:
     return field or "record", reason
 
 
+def problem_of(message: str) -> tuple[str, str]:
+    """`field_of`, with a missing required field named as the field itself ("is required")."""
+    field, reason = field_of(message)
+    if reason.startswith("Object missing required field `"):
+        name = reason.split("`")[1]
+        return (name if field == "record" else f"{field}.{name}"), "is required"
+    return field, reason
+
+
 def _id_of(raw: bytes) -> str | None:
     try:
         doc = _ID_ONLY.decode(raw)

@@ -47,7 +47,13 @@ from aims_agent.config.collectors import (
     TapConfig,
     TrustyAIConfig,
 )
-from aims_agent.config.identity import OidcConfig, Scope, SegregationConfig
+from aims_agent.config.identity import (
+    ConsoleRole,
+    ConsoleSignInConfig,
+    OidcConfig,
+    Scope,
+    SegregationConfig,
+)
 from aims_agent.config.load import load_config, parse_config
 from aims_agent.config.model import (
     Config,
@@ -64,6 +70,8 @@ __all__ = [
     "CheckConfig",
     "ColumnTest",
     "ConsoleConfig",
+    "ConsoleRole",
+    "ConsoleSignInConfig",
     "Config",
     "DecodeConfig",
     "DriftCheckConfig",

@@ -7,9 +7,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from aims_agent.config._base import Strict
+from aims_agent.config._base import EnvName, Strict
 
 Scope = Literal["ingest", "read", "write"]
+ConsoleRole = Literal["viewer", "governance", "admin"]
 
 
 def _default_scopes() -> dict[Scope, str]:
@@ -53,6 +54,57 @@ class OidcConfig(Strict):
     )
     leeway_seconds: float = Field(30.0, ge=0, le=300, description="clock skew allowed on exp/nbf")
     timeout_seconds: float = Field(5.0, gt=0, description="fetching the discovery document / JWKS")
+
+
+def _default_roles() -> dict[ConsoleRole, str]:
+    return {"viewer": "aims-viewer", "governance": "aims-governance", "admin": "aims-admin"}
+
+
+class ConsoleSignInConfig(Strict):
+    """People sign in to the governance console through an OpenID Connect provider:
+    authorization code flow with PKCE (S256), the ID token's signature, `iss`, `aud`, `exp` and
+    nonce checked; the person's roles come from a claim. Sessions live in a signed cookie
+    (`Secure`, `HttpOnly`, `SameSite=Lax`) that expires after `session_hours`.
+
+    viewer: every page and the audit pack; governance: also works nonconformities through the
+    lifecycle forms; admin: also reads pages of a ledger that does not verify."""
+
+    issuer: str = Field(pattern=r"^https?://", description="the provider's issuer URL, exactly")
+    client_id: str = Field(min_length=1, description="the console's client at the provider")
+    client_secret_env: EnvName | None = Field(
+        None,
+        description="environment variable holding the client secret; none: a public client "
+        "(PKCE alone)",
+    )
+    session_secret_env: EnvName = Field(
+        "AIMS_CONSOLE_SESSION_SECRET",
+        description="environment variable holding the key that signs session cookies "
+        "(at least 32 characters)",
+    )
+    scope: str = Field("openid profile email", pattern=r"(^|\s)openid(\s|$)")
+    roles_claim: str = Field(
+        "roles",
+        min_length=1,
+        description="the ID token claim holding the person's roles (a list or a "
+        "space-separated string; a dotted path such as realm_access.roles reaches into objects)",
+    )
+    roles: dict[ConsoleRole, str] = Field(
+        default_factory=_default_roles,
+        description="the claim value that gives each console role",
+    )
+    session_hours: float = Field(8.0, gt=0, le=24 * 7)
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://",
+        description="the console's address as browsers reach it (behind a proxy); default: "
+        "the address of the request",
+    )
+    secure_cookie: bool = Field(
+        True,
+        description="mark the session cookie Secure (browsers send it over HTTPS and to "
+        "localhost only); turn off only for a trial over plain HTTP on another host",
+    )
+    timeout_seconds: float = Field(5.0, gt=0, description="calls to the provider")
 
 
 class SegregationConfig(Strict):

@@ -20,6 +20,7 @@ from aims_agent.config.collectors import (
     TapConfig,
     TrustyAIConfig,
 )
+from aims_agent.config.identity import ConsoleSignInConfig
 
 
 class SchemaConfig(Strict):
@@ -151,6 +152,11 @@ class ConsoleConfig(Strict):
     enabled: bool = Field(False, description="serve the console at /console of the agent's port")
     freshness_hours: float = Field(
         24.0, gt=0, le=24 * 366, description="evidence of a control older than this is stale"
+    )
+    sign_in: ConsoleSignInConfig | None = Field(
+        None,
+        description="OpenID Connect sign-in; without it the console is read-only and answers "
+        "loopback clients only",
     )
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from aims_agent.agent.api.common import json_response, ledger_headers, read_body, verified_read
-from aims_agent.collectors.push import field_of
+from aims_agent.collectors.push import problem_of
 from aims_agent.errors import HttpError, PayloadError
 from aims_agent.exporters import lifecycle, register
 from aims_agent.exporters.ledger_check import LedgerState
@@ -38,11 +38,7 @@ def _decode(decode: Any, body: bytes) -> Any:
     try:
         return decode(body)
     except msgspec.ValidationError as exc:
-        field, reason = field_of(str(exc))
-        if reason.startswith("Object missing required field `"):
-            name = reason.split("`")[1]
-            field = name if field == "record" else f"{field}.{name}"
-            reason = "is required"
+        field, reason = problem_of(str(exc))
         raise HttpError(422, f"{field}: {reason}", field=field) from None
     except msgspec.DecodeError as exc:
         raise PayloadError(f"body is not a JSON object: {exc}") from None
@@ -129,7 +125,7 @@ def router(runtime: Runtime, auth: Auth) -> APIRouter:
         try:
             change = lifecycle.decode_change(body, now=runtime.clock())
         except msgspec.ValidationError as exc:
-            field, reason = field_of(str(exc))
+            field, reason = problem_of(str(exc))
             raise HttpError(422, f"{field}: {reason}", field=field) from None
         except msgspec.DecodeError as exc:
             raise PayloadError(f"body is not a JSON object: {exc}") from None

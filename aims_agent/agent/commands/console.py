@@ -1,9 +1,10 @@
 """`aims-agent console`: the governance console over the evidence store the config names.
 
 Serves the pages of `aims_agent.agent.console` until interrupted (Ctrl-C / SIGTERM). Reads
-committed evidence only: the agent may keep running, and one console can read the shared
-PostgreSQL store of several agents. Without an identity provider the console is read-only and
-answers loopback clients only.
+committed evidence and writes only the nonconformity steps people record: the agent may keep
+running, and one console can serve the shared PostgreSQL store of several agents. With
+`console.sign_in` people sign in through the identity provider and work nonconformities by
+role; without it the console is read-only and answers loopback clients only.
 """
 
 from __future__ import annotations
@@ -45,10 +46,16 @@ def run(args: argparse.Namespace) -> int:
         store.close()
         print(f"--host / --port: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
+    try:
+        app = create_console(cfg, store)
+    except AimsError as exc:
+        sock.close()
+        store.close()
+        print(exc, file=sys.stderr)
+        return 2
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(f"aims-agent console listening on http://{shown}:{port}/", flush=True)
-    app = create_console(cfg, store)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     try:
         server.run(sockets=[sock])

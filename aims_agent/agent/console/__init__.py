@@ -16,28 +16,43 @@ Each page verifies the evidence ledger first, as the API's reads do (a broken ch
 page naming the first bad entry; `?allow_unverified=true` shows it stamped UNVERIFIED) and
 states the ledger head, its signature and when it was verified. Jinja2 templates with
 autoescaping, one stylesheet served by the app, no script, no request leaving the page: the
-Content-Security-Policy allows nothing else. This version is read-only and, without an identity
-provider to sign people in, answers loopback clients only, and says so on every page.
+Content-Security-Policy allows nothing else.
+
+With `console.sign_in` people sign in through an OpenID Connect provider (`signin`): viewers
+read, governance works nonconformities through the lifecycle forms (`forms`: the API's rules
+and refusals, a CSRF token on every form), admins also read an unverified ledger. Without it
+the console is read-only, answers loopback clients only, and says so on every page.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+import msgspec
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, Response
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from aims_agent.agent.console import views
+from aims_agent.agent.api.common import read_body
+from aims_agent.agent.console import forms, signin, views
 from aims_agent.agent.console.chart import history_chart
+from aims_agent.agent.console.pages import ENV
 from aims_agent.config import Config
-from aims_agent.errors import LedgerTamperedError, PeriodError, StorageError
+from aims_agent.errors import (
+    AimsError,
+    LedgerTamperedError,
+    PayloadError,
+    PayloadTooLargeError,
+    PeriodError,
+    StorageError,
+)
+from aims_agent.exporters import lifecycle
 from aims_agent.storage.store import Store
 
 CSP = (
@@ -52,22 +67,17 @@ FAILURES: dict[type[Exception], tuple[int, str]] = {
     PeriodError: (422, "Period not understood"),
     LedgerTamperedError: (409, "Evidence ledger does not verify"),
     StorageError: (503, "Evidence store unavailable"),
+    PayloadError: (400, "Form not understood"),
+    PayloadTooLargeError: (413, "Form too large"),
 }
+# what anybody may open without signing in, when people sign in
+OPEN = frozenset({"/login", "/auth/callback", "/signed-out", "/static/console.css"})
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-ENV = Environment(
-    loader=PackageLoader("aims_agent.agent.console", "templates"),
-    autoescape=select_autoescape(enabled_extensions=("html", "svg"), default=True),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-ENV.filters["words"] = lambda v: "-" if v is None else str(v).replace("_", " ")
-ENV.filters["num"] = lambda v: f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else v)
 
 
 def _loopback(host: str | None) -> bool:
@@ -77,29 +87,87 @@ def _loopback(host: str | None) -> bool:
         return False
 
 
-def create_console(cfg: Config, store: Store, *, clock: Callable[[], float] = time.time) -> FastAPI:
-    """The console as an ASGI app (mount it, or serve it alone)."""
+def create_console(
+    cfg: Config,
+    store: Store,
+    *,
+    clock: Callable[[], float] = time.time,
+    environ: Mapping[str, str] | None = None,
+    on_change: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The console as an ASGI app (mount it, or serve it alone). `environ` holds the sign-in
+    secrets (default: the process's environment); `on_change` runs after a record closes."""
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     verified: dict[bool, tuple[Any, float]] = {}  # last verification, monotonic time
     css = resources.files("aims_agent.agent.console").joinpath("static/console.css").read_bytes()
+    auth = cfg.console.sign_in
+    env = os.environ if environ is None else environ
+    provider, session_key = None, ""
+    if auth is not None:
+        session_key, client_secret = signin.secrets_of(cfg, env)
+        provider = signin.oauth_client(auth, client_secret)
+
+    def refuse(request: Request) -> Response | None:
+        """Who may not have this page: without sign-in, anyone not on this machine and every
+        change; with it, anyone not signed in (sent to sign in) or without a console role."""
+        root = request.scope.get("root_path", "")
+        path = request.url.path.removeprefix(root) or "/"
+        if auth is None:
+            if not _loopback(request.client.host if request.client else None):
+                return error_page(
+                    request, 403, "Loopback only", "No identity provider is configured: the "
+                    "console answers this machine only (open it through a port-forward or an "
+                    "SSH tunnel).",
+                )  # fmt: skip
+            if request.method not in ("GET", "HEAD"):
+                return error_page(request, 403, "Read-only", "Nobody signs in here, so nothing "
+                                  "can be changed.")  # fmt: skip
+            return None
+        if path in OPEN:
+            return None
+        found = signin.person(request)
+        if found is None:
+            if request.method in ("GET", "HEAD"):
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"{root}/login?next={quote(target)}", status_code=303)
+            return error_page(request, 401, "Not signed in", "Sign in, then try again.")
+        request.state.person = found
+        if not found.roles:
+            return error_page(
+                request, 403, "No console role", f"{found.actor.label} is signed in, but the "
+                f"identity provider gives no console role (claim {auth.roles_claim!r}).",
+            )  # fmt: skip
+        wants = request.query_params.get("allow_unverified") == "true"
+        if wants and not found.may("unverified"):
+            return error_page(request, 403, "Admins only", "Reading a ledger that does not "
+                              "verify needs the admin role.")  # fmt: skip
+        return None
 
     @app.middleware("http")
     async def guard(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if not _loopback(request.client.host if request.client else None):
-            response: Response = error_page(
-                request, 403, "Loopback only", "No identity provider is configured: the console "
-                "answers this machine only (open it through a port-forward or an SSH tunnel).",
-            )  # fmt: skip
-        else:
-            response = await call_next(request)
+        response = refuse(request) or await call_next(request)
         response.headers.update(HEADERS)
         return response
 
+    if auth is not None:
+        from starlette.middleware.sessions import SessionMiddleware
+
+        app.add_middleware(
+            SessionMiddleware,
+            secret_key=session_key,
+            session_cookie=signin.SESSION_COOKIE,
+            max_age=int(auth.session_hours * 3600),
+            same_site="lax",
+            https_only=auth.secure_cookie,
+        )
+
     def page(name: str, request: Request, **context: Any) -> str:
         root = request.scope.get("root_path", "")
-        return ENV.get_template(name).render(root=root, **context)
+        who = getattr(request.state, "person", None)
+        return ENV.get_template(name).render(root=root, person=who, signin=auth is not None,
+                                             **context)  # fmt: skip
 
     async def read(request: Request, fn: Callable[[Any], Any]) -> tuple[Any, Any] | Response:
         """Verify the ledger, then read; a broken chain or a failing store is a page saying so."""
@@ -135,6 +203,11 @@ def create_console(cfg: Config, store: Store, *, clock: Callable[[], float] = ti
 
     def not_found(request: Request, what: str) -> HTMLResponse:
         return error_page(request, 404, "Not found", what)
+
+    if auth is not None and provider is not None:
+        from aims_agent.agent.console.routes import sign_in_routes
+
+        sign_in_routes(app, auth, provider, error_page=error_page, page=page)
 
     @app.get("/static/console.css", include_in_schema=False)
     async def stylesheet() -> Response:
@@ -201,15 +274,69 @@ def create_console(cfg: Config, store: Store, *, clock: Callable[[], float] = ti
                  pages=pages, query=query)
         )  # fmt: skip
 
-    @app.get("/nonconformities/{nc_id}", response_class=HTMLResponse)
-    async def record(request: Request, nc_id: str) -> Response:
+    async def show_record(
+        request: Request, nc_id: str, problem: forms.Problem | None = None,
+        values: Mapping[str, str] | None = None,
+    ) -> Response:  # fmt: skip
         got = await read(request, lambda conn: views.nonconformity(conn, nc_id))
         if isinstance(got, Response):
             return got
         data, ledger = got
         if data is None:
             return not_found(request, f"no nonconformity {nc_id!r}")
-        return HTMLResponse(page("nc.html", request, ledger=ledger, **data))
+        who: signin.Person | None = getattr(request.state, "person", None)
+        status = data["nc"]["status"]
+        form = who is not None and who.may("work") and status not in lifecycle.TERMINAL
+        body = page(
+            "nc.html", request, ledger=ledger, form=form, csrf=who.csrf if who else "",
+            allowed=lifecycle.TRANSITIONS[status],
+            steps=[(a, a.replace("_", " ")) for a in lifecycle.TRANSITIONS[status]],
+            problem=problem, values=forms.current(data["nc"]) if values is None else values,
+            done=request.query_params.get("done"), **data,
+        )  # fmt: skip
+        return HTMLResponse(body, status_code=problem.status if problem else 200)
+
+    @app.get("/nonconformities/{nc_id}", response_class=HTMLResponse)
+    async def record(request: Request, nc_id: str) -> Response:
+        return await show_record(request, nc_id)
+
+    @app.post("/nonconformities/{nc_id}", response_class=HTMLResponse)
+    async def work(request: Request, nc_id: str) -> Response:
+        """One lifecycle step from the record's form, as the API's PATCH makes it."""
+        who: signin.Person = request.state.person
+        try:
+            values = forms.parse(await read_body(request, forms.FORM_BYTES))
+        except AimsError as exc:
+            return failure(request, exc)
+        if not signin.csrf_ok(who, values.get("csrf")):
+            return error_page(request, 403, "Form refused", "The form did not come from this "
+                              "session (it expired, or another site sent it): reload the "
+                              "record and try again.")  # fmt: skip
+        if not who.may("work"):
+            why = f"{who.actor.label} ({who.role_names}) may read but not work nonconformities."
+            return error_page(request, 403, "Not allowed", why)
+        try:
+            found = await asyncio.to_thread(store.read, lambda c: views.nonconformity(c, nc_id))
+            record = forms.current(found["nc"]) if found else {}
+            change = forms.change_of(values, record, reviewer=who.actor.label, now=clock())
+            done = await store.write(
+                lifecycle.apply(
+                    nc_id, change, actor=who.actor, now=clock(),
+                    duties=cfg.agent.segregation_of_duties,
+                )
+            )  # fmt: skip
+        except msgspec.ValidationError as exc:
+            return await show_record(request, nc_id, forms.invalid(exc), values)
+        except tuple(forms.REFUSALS) as exc:
+            return await show_record(request, nc_id, forms.refused(exc), values)
+        except StorageError as exc:
+            return failure(request, exc)
+        verified.clear()  # the ledger moved on: state the new head
+        if done.status in lifecycle.TERMINAL and on_change is not None:
+            await asyncio.to_thread(on_change)
+        events = quote(",".join(done.events))
+        root = request.scope.get("root_path", "")
+        return RedirectResponse(f"{root}/nonconformities/{nc_id}?done={events}", status_code=303)
 
     @app.get("/audit-pack", response_class=HTMLResponse)
     async def audit(request: Request) -> Response:

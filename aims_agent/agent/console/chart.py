@@ -10,6 +10,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from aims_agent.agent.console.pages import ENV
 from aims_agent.exporters.report_svg import COLOURS
 
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 760, 220, 56, 12, 12, 28
@@ -20,8 +21,6 @@ def _finite(v: Any) -> float | None:
 
 
 def history_chart(runs: Sequence[Mapping[str, Any]], *, label: str) -> Markup:
-    from aims_agent.agent.console import ENV
-
     values = [_finite(r["value"]) for r in runs]
     lines = {k: [_finite(r[k]) for r in runs] for k in ("breach", "warn")}
     known = [v for v in (*values, *lines["breach"], *lines["warn"]) if v is not None]
