@@ -14,3 +14,4 @@ ENV = Environment(
 )
 ENV.filters["words"] = lambda v: "-" if v is None else str(v).replace("_", " ")
 ENV.filters["num"] = lambda v: f"{v:.4g}" if isinstance(v, float) else ("-" if v is None else v)
+ENV.filters["shown"] = lambda v: ("yes" if v else "no") if isinstance(v, bool) else v
