@@ -8,9 +8,12 @@ page is requested `--rounds` times after a first request (which verifies the who
 as a console's first page after start does) and its p50 / p95 server time is printed.
 
 Goal (issue 15): every page under 200 ms at p95 with 10,000 nonconformities and 1,000,000
-monitoring records. This bench uses SQLite; the goal names PostgreSQL (not measured here yet).
+monitoring records in PostgreSQL. `--backend postgresql` builds the store in SQLite (fast, the
+same bytes and chain), copies every table into a throwaway PostgreSQL server (tests/pg.py,
+Debian's binaries) or the database `--url` names, and serves the console from there.
 
-    python bench/console.py [--records 1000000] [--ncs 10000] [--db FILE] [--rounds 20]
+    python bench/console.py [--backend sqlite|postgresql] [--url URL] [--records 1000000]
+                            [--ncs 10000] [--db FILE] [--rounds 20]
 """
 
 from __future__ import annotations
@@ -52,7 +55,56 @@ def add_ncs(db: Path, n: int) -> None:
     store.close()
 
 
-def config(tmp: Path, db: Path):  # type: ignore[no-untyped-def]
+# the evidence tables, in the order they are copied (columns as the schema declares them)
+TABLES = (
+    "monitoring_records",
+    "nonconformities",
+    "nonconformity_events",
+    "attachments",
+    "evidence_ledger",
+    "ledger_head",
+    "ledger_verified",
+)
+
+
+def copy_to_postgres(db: Path, url: str) -> None:
+    """Every evidence table of the SQLite store into the (migrated, empty) PostgreSQL `url`
+    with COPY: the same rows, so the same chain and digests."""
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from aims_agent.storage.schema import metadata
+    from aims_agent.storage.store import Store
+
+    Store(url).close()  # the schema, by the agent's own migrations
+    u = make_url(url)
+    src = sqlite3.connect(db)
+    with psycopg.connect(
+        host=u.host, port=u.port, user=u.username, password=u.password, dbname=u.database
+    ) as dst:
+        for name in TABLES:
+            cols = [c.name for c in metadata.tables[name].columns]
+            t0, n = time.perf_counter(), 0
+            quoted = ", ".join(f'"{c}"' for c in cols)
+            with dst.cursor() as cur, cur.copy(f"COPY {name} ({quoted}) FROM STDIN") as copy:
+                for row in src.execute(f"SELECT {quoted} FROM {name}"):  # noqa: S608
+                    copy.write_row(row)
+                    n += 1
+            dst.commit()
+            print(f"  copied {n:,} rows of {name} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        for table, column in (("nonconformity_events", "event_id"), ("evidence_ledger", "seq")):
+            dst.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'), "
+                f"(SELECT COALESCE(MAX({column}), 1) FROM {table}))"
+            )
+        dst.execute("ANALYZE")
+        dst.commit()
+    src.close()
+
+
+def config(tmp: Path, db: Path, url: str | None = None):  # type: ignore[no-untyped-def]
     from aims_agent.config import parse_config
 
     ref = tmp / "reference.csv"
@@ -67,7 +119,7 @@ def config(tmp: Path, db: Path):  # type: ignore[no-untyped-def]
     data = {
         "agent": {
             "evidence_dir": str(tmp),
-            "storage_url": f"sqlite:///{db}",
+            "storage_url": url or f"sqlite:///{db}",
             "tokens": [{"name": "r", "env": "AIMS_BENCH_TOKEN", "scopes": ["read"]}],
         },
         "models": [{"name": "m", **model}, {"name": "m2", **model}],
@@ -87,6 +139,8 @@ def main() -> int:
     ap.add_argument("--ncs", type=int, default=10_000)
     ap.add_argument("--db", type=Path, help="keep the store here and reuse it next time")
     ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    ap.add_argument("--url", help="an empty PostgreSQL database (default: a throwaway server)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="aims-console-bench-"))
     db = args.db or tmp / "aims.db"
@@ -95,7 +149,18 @@ def main() -> int:
         build(db, args.records, nc_every=10**12)
         add_ncs(db, args.ncs)
         print(f"built the store in {time.perf_counter() - t0:.0f} s", flush=True)
-    cfg = config(tmp, db)
+    server, url = None, None
+    if args.backend == "postgresql":
+        url = args.url
+        if url is None:
+            from tests.pg import PostgresServer
+
+            server = PostgresServer.start()
+            url = server.url(server.create_database())
+        t0 = time.perf_counter()
+        copy_to_postgres(db, url)
+        print(f"copied the store to PostgreSQL in {time.perf_counter() - t0:.0f} s", flush=True)
+    cfg = config(tmp, db, url)
     store = Store(cfg.storage_url)
     app = create_console(cfg, store)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
@@ -127,9 +192,14 @@ def main() -> int:
                     times[p].append(ms)
             return times
 
-    times = asyncio.run(run())
-    store.close()
-    print(f"{args.records:,} monitoring records, {args.ncs:,} nonconformities (SQLite)")
+    try:
+        times = asyncio.run(run())
+    finally:
+        store.close()
+        if server is not None:
+            server.stop()
+    backend = "PostgreSQL" if url else "SQLite"
+    print(f"{args.records:,} monitoring records, {args.ncs:,} nonconformities ({backend})")
     ok = True
     for page, ms in times.items():
         ms.sort()

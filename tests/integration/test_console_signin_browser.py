@@ -170,9 +170,17 @@ def test_people_work_a_breach_from_open_to_closed_in_the_browser(
         assert hashlib.sha256(files[name]).hexdigest() == digest, name
     assert nc.encode() in files[next(n for n in files if n.endswith(".json") and "report" in n)]
 
+    # readable on a tablet: nothing wider than the screen but the chart and wide tables
+    bob.page.set_viewport_size({"width": 768, "height": 1024})
+    for name, path in {"tablet-overview": "/", "tablet-record": f"/nonconformities/{nc}"}.items():
+        bob.open(path)
+        assert bob.page.evaluate("document.body.scrollWidth <= window.innerWidth"), name
+        bob.check(name)
+
     # signing out ends the session
     bob.page.click("button:has-text('Sign out')")
     assert "Signed out" in bob.page.inner_text("h1")
+    bob.check("signed-out")
     bob.open("/nonconformities")
     assert bob.page.url.startswith(identity_provider)
     for person in (alice, bob):

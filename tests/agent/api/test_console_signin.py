@@ -244,3 +244,28 @@ def test_missing_secrets_are_named(breach, identity_provider):
     assert "console.sign_in.session_secret_env" in text and "fewer than 32" in text
     assert "console.sign_in.client_secret_env: environment variable AIMS_CONSOLE_CLIENT" in text
     assert "short" not in text.replace("fewer", "")
+
+
+def test_validate_and_the_console_command_name_a_missing_secret(
+    tmp_path, reference_csv, identity_provider, monkeypatch, capsys
+):
+    import yaml
+
+    from aims_agent.agent.cli import main
+    from aims_agent.storage.store import Store
+    from tests.conftest import READ_TOKEN_ENV, TOKEN_ENV, base_config
+
+    data = base_config(reference_csv, tmp_path / "ev")
+    data["console"] = {"enabled": True, "sign_in": {"issuer": identity_provider, "client_id": "c"}}
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(data))
+    (tmp_path / "ev").mkdir()
+    Store(f"sqlite:///{tmp_path / 'ev' / 'aims.db'}").close()
+    monkeypatch.setenv(TOKEN_ENV, "a-writer-token-value")
+    monkeypatch.setenv(READ_TOKEN_ENV, "a-reader-token-value")
+    monkeypatch.delenv("AIMS_CONSOLE_SESSION_SECRET", raising=False)
+    for args in (["validate", str(path)], ["console", "--config", str(path), "--port", "0"]):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert "console.sign_in.session_secret_env: environment variable " in err, args
+        assert "AIMS_CONSOLE_SESSION_SECRET is not set" in err, args
