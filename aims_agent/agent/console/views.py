@@ -20,6 +20,7 @@ from aims_agent.storage import queries
 from aims_agent.storage.schema import monitoring_records
 
 HISTORY = 200  # runs shown on a check's page
+STRIP = 30  # runs in the per-feature heat strip
 _mr = monitoring_records.c
 
 
@@ -168,8 +169,26 @@ def check_history(conn: Connection, model: ModelConfig, check_id: str) -> dict[s
     return {
         "runs": runs,
         "features": features,
+        "strip": heat_strip(rows[-STRIP:], [str(f["feature"]) for f in features]),
         "attachments": [dict(a._mapping) for recs in attachments.values() for a in recs],
     }
+
+
+def heat_strip(rows: Sequence[Any], names: Sequence[str]) -> dict[str, Any]:
+    """Each feature's verdict in each of these runs (oldest first; None where the run did not
+    measure it), for the heat strip under a check's chart."""
+    cells: dict[str, list[dict[str, Any] | None]] = {name: [] for name in names}
+    for r in rows:
+        measured = {
+            str(m["feature"]): m
+            for m in ((r.body.get("result") or {}).get("measurements") or [])
+            if m.get("feature") and not m.get("headline")
+        }
+        for name in names:
+            m = measured.get(name)
+            cells[name].append(None if m is None else {"verdict": m.get("verdict"),
+                                                       "value": m.get("value")})  # fmt: skip
+    return {"at": [iso(r.executed_at) for r in rows], "cells": cells}
 
 
 PAGE = 100  # register rows per page

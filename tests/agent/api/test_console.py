@@ -51,7 +51,13 @@ def test_every_page_shows_the_evidence(evidence):
     pages = {
         "/": ["m1", "drift", "breach", "1 open nonconformity"],
         "/controls": ["A.6.2.6", "AI system operation and monitoring", "drift"],
-        "/models/m1/checks/drift": ["drift_share", "breach", "<svg", "Runs, newest first"],
+        "/models/m1/checks/drift": [
+            "drift_share",
+            "breach",
+            "<svg",
+            "Runs, newest first",
+            "Per feature, last 2 runs",
+        ],
         "/nonconformities": [nc, "drift_share", "1 nonconformity"],
         f"/nonconformities/{nc}": [nc, "opened", "recurred", "commented"],
         "/nonconformities?status=closed": ["0 nonconformities"],
