@@ -32,7 +32,7 @@ from aims_agent.checks.stattests import (
     get_stattest,
     prepare_reference,
 )
-from aims_agent.checks.stattests._counts import hist_counts, sturges_edges
+from aims_agent.checks.stattests._counts import hist_counts, sturges_edges, w1_sorted
 from aims_agent.errors import ReferenceDataError, UnknownAliasError
 from aims_agent.records import ColumnKind
 
@@ -421,6 +421,14 @@ def test_wasserstein_equals_scipy(ref: np.ndarray, cur: np.ndarray) -> None:
     ours = STATTESTS["wasserstein"].compute(prepare_reference(ref, kind="numeric"), cur)
     expected = stats.wasserstein_distance(ref, cur) / max(float(np.std(ref)), 0.001)
     assert ours.value == pytest.approx(expected, rel=REL, abs=ABS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_float_arrays(), _float_arrays())
+def test_w1_of_sorted_samples_is_scipys_bit_for_bit(ref: np.ndarray, cur: np.ndarray) -> None:
+    """The integral `wasserstein` and the robust-scale tests share: scipy's own floats, ties
+    and all (the pooled order differs from scipy's only where the gap is zero)."""
+    assert w1_sorted(np.sort(ref), np.sort(cur)) == stats.wasserstein_distance(ref, cur)
 
 
 @settings(max_examples=150, deadline=None)

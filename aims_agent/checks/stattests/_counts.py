@@ -7,10 +7,9 @@ columns (value counts over the union of values, `np.histogram_bin_edges(..., "st
 
 from __future__ import annotations
 
-from typing import NamedTuple, TypeAlias
+from typing import NamedTuple
 
 import numpy as np
-import numpy.typing as npt
 
 from aims_agent.checks.stattests._core import (
     CategoricalStats,
@@ -18,8 +17,6 @@ from aims_agent.checks.stattests._core import (
     IntArray,
     NumericStats,
 )
-
-BoolArray: TypeAlias = npt.NDArray[np.bool_]
 
 
 class Aligned(NamedTuple):
@@ -58,18 +55,26 @@ def align_numeric(ref: NumericStats, cur_sorted: FloatArray) -> Aligned:
     return Aligned(ref_counts, cur_counts, np.arange(values.size), values)
 
 
-def merge_sorted(ref_sorted: FloatArray, cur_sorted: FloatArray) -> tuple[FloatArray, BoolArray]:
-    """The pooled sample in order (current after equal reference values) and a current mask.
+def w1_sorted(ref_sorted: FloatArray, cur_sorted: FloatArray) -> float:
+    """W1 between two sorted samples: the integral of |F - G| over the pooled sample, as scipy's
+    `wasserstein_distance` takes it (the CDFs at each pooled value times the gap to the next,
+    summed by `np.vecdot`).
 
-    O(m log n + n): current values are placed by binary search, the reference is copied.
+    The pooled order comes from one stable argsort of the two sorted runs (current after
+    equal reference values; the CDFs differ from scipy's only inside runs of equal values,
+    where the gap is zero), and the reference's count at each value is its position minus
+    the current's count: about 2x faster than placing the current by binary search.
     """
-    at = ref_sorted.searchsorted(cur_sorted, "right") + np.arange(cur_sorted.size)
-    is_cur = np.zeros(ref_sorted.size + cur_sorted.size, np.bool_)
-    is_cur[at] = True
-    merged = np.empty(is_cur.size, np.float64)
-    merged[at] = cur_sorted
-    merged[~is_cur] = ref_sorted
-    return merged, is_cur
+    n, m = ref_sorted.size, cur_sorted.size
+    pooled = np.concatenate((ref_sorted, cur_sorted))
+    order = pooled.argsort(kind="stable")
+    # counts in int32 where they fit: numpy's cumsum of booleans into int32 is 3x faster
+    cur_count: IntArray = np.cumsum(order[:-1] >= n, dtype=np.int32 if n + m < 2**31 else np.intp)
+    position: IntArray = np.arange(1, pooled.size, dtype=cur_count.dtype)
+    cdf_gap: FloatArray = (position - cur_count) / n
+    cdf_gap -= cur_count / m
+    np.abs(cdf_gap, out=cdf_gap)
+    return float(np.vecdot(cdf_gap, np.diff(pooled[order])))
 
 
 def align_categorical(ref: CategoricalStats, cur: IntArray) -> Aligned:

@@ -16,8 +16,8 @@ from aims_agent.checks.stattests._core import FloatArray, IntArray, NumericStats
 from aims_agent.checks.stattests._counts import (
     Aligned,
     align_numeric,
-    merge_sorted,
     unique_sorted,
+    w1_sorted,
 )
 
 _KS_MAX_EXACT_N = 10000  # ks_2samp(method="auto") is exact up to this sample size
@@ -61,15 +61,11 @@ def ks(ref: NumericStats, cur: FloatArray) -> float:
 def wasserstein(ref: NumericStats, cur: FloatArray) -> float:
     """Evidently `wasserstein`: W1(reference, current) / max(std(reference), 0.001).
 
-    The pooled sample is merged from the presorted reference (O(m log n + n)); the CDF
+    The pooled sample is merged from the presorted reference (`w1_sorted`); the CDF
     arrays may differ from scipy's only inside runs of equal values, where they are
     multiplied by a zero gap, and the integral uses scipy's `np.vecdot`: bit-equal.
     """
-    merged, is_cur = merge_sorted(ref.sorted, np.sort(cur))
-    u_cdf = np.cumsum(~is_cur)[:-1] / ref.n
-    v_cdf = np.cumsum(is_cur)[:-1] / cur.size
-    distance = np.vecdot(np.abs(u_cdf - v_cdf), np.diff(merged))
-    return float(distance / max(ref.std, 0.001))
+    return w1_sorted(ref.sorted, np.sort(cur)) / max(ref.std, 0.001)
 
 
 @lru_cache(maxsize=64)

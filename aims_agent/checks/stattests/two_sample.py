@@ -38,7 +38,7 @@ from aims_agent.checks.stattests._counts import (
     Aligned,
     align_categorical,
     align_numeric,
-    merge_sorted,
+    w1_sorted,
 )
 
 _NORMAL_IQR = 1.3489795003921634  # 2 * sqrt(2) * erfinv(0.5): IQR of the standard normal
@@ -94,10 +94,7 @@ def g_test_categorical(ref: CategoricalStats, cur: IntArray, labels: Labels) -> 
 
 
 def _w1(ref: NumericStats, cur: FloatArray) -> float:
-    merged, is_cur = merge_sorted(ref.sorted, np.sort(cur))
-    u_cdf = np.cumsum(~is_cur)[:-1] / ref.n
-    v_cdf = np.cumsum(is_cur)[:-1] / cur.size
-    return float(np.vecdot(np.abs(u_cdf - v_cdf), np.diff(merged)))
+    return w1_sorted(ref.sorted, np.sort(cur))
 
 
 def w1_prefix(ref: NumericStats, cur_sorted: FloatArray) -> float:
