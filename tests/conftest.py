@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -299,12 +300,37 @@ PEOPLE: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass
+class IdentityProvider:
+    """A running test OpenID provider: its issuer URL and the token requests it received."""
+
+    url: str
+    token_requests: list[dict[str, str]]
+
+
 @pytest.fixture(scope="session")
 def identity_provider() -> Any:
     """A real OpenID provider (oidc-provider-mock: Authlib's authorization server behind a
-    login form that takes a subject) on a loopback port, with PEOPLE; its issuer URL."""
-    from oidc_provider_mock import User, run_server_in_thread
+    login form that takes a subject) on a loopback port, with PEOPLE. It records each token
+    request's form, so a test can check what the client sent (the PKCE verifier)."""
+    import threading
+
+    import flask
+    import werkzeug.serving
+    from oidc_provider_mock import User, app
 
     users = [User(sub=sub, claims=claims) for sub, claims in PEOPLE.items()]
-    with run_server_in_thread(user_claims=users, require_nonce=True) as server:
-        yield f"http://localhost:{server.server_port}"
+    provider = app(user_claims=users, require_nonce=True)
+    seen: list[dict[str, str]] = []
+
+    @provider.before_request
+    def record() -> None:
+        if flask.request.path == "/oauth2/token":
+            seen.append(flask.request.form.to_dict())
+
+    server = werkzeug.serving.make_server("localhost", 0, provider, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield IdentityProvider(f"http://localhost:{server.server_port}", seen)
+    server.shutdown()
+    thread.join(10)

@@ -90,7 +90,7 @@ def test_people_work_a_breach_from_open_to_closed_in_the_browser(
     cfg["console"] = {
         "enabled": True,
         "sign_in": {
-            "issuer": identity_provider,
+            "issuer": identity_provider.url,
             "client_id": "aims-console",
             "client_secret_env": "AIMS_CONSOLE_CLIENT_SECRET",
         },
@@ -182,6 +182,6 @@ def test_people_work_a_breach_from_open_to_closed_in_the_browser(
     assert "Signed out" in bob.page.inner_text("h1")
     bob.check("signed-out")
     bob.open("/nonconformities")
-    assert bob.page.url.startswith(identity_provider)
+    assert bob.page.url.startswith(identity_provider.url)
     for person in (alice, bob):
         person.context.close()

@@ -5,6 +5,8 @@ the lifecycle forms: the API's rules and refusals, a CSRF token on every form, r
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +23,7 @@ from tests.conftest import as_records, make_rows
 
 # a confidential client (secret at the token endpoint) that also sends PKCE: the test provider
 # takes any client secret but, unlike most, neither checks the PKCE verifier nor serves public
-# clients; the authorization request is checked for the S256 challenge instead
+# clients, so the test checks the verifier the token request carried against the challenge
 SECRET = {"AIMS_CONSOLE_SESSION_SECRET": "s" * 40, "AIMS_CONSOLE_CLIENT_SECRET": "c" * 24}
 CONSOLE = "https://console.test"
 
@@ -61,7 +63,7 @@ def console(breach, identity_provider) -> Callable[[], Client]:
     """`console()`: a browser-like client of the console (its own cookie jar) over that store."""
     api, _ = breach
     auth = ConsoleSignInConfig(
-        issuer=identity_provider,
+        issuer=identity_provider.url,
         client_id="aims-console",
         client_secret_env="AIMS_CONSOLE_CLIENT_SECRET",
     )
@@ -109,7 +111,7 @@ def step(client: Client, nc: str, **fields: str) -> httpx.Response:
     return client.post(f"/nonconformities/{nc}", data={"csrf": token, **data})
 
 
-def test_sign_in_is_code_flow_with_pkce_and_a_hardened_session_cookie(console):
+def test_sign_in_is_code_flow_with_pkce_and_a_hardened_session_cookie(console, identity_provider):
     client = console()
     first = client.get("/nonconformities?status=open")
     assert first.status_code == 303
@@ -121,10 +123,17 @@ def test_sign_in_is_code_flow_with_pkce_and_a_hardened_session_cookie(console):
     assert query["nonce"] and query["state"]
     assert query["redirect_uri"] == [f"{CONSOLE}/auth/callback"]
     client.cookies.clear()
-    landed = sign_in(client, "alice", "/nonconformities?status=open")
-    assert (
-        landed.status_code == 303 and landed.headers["location"] == "/nonconformities?status=open"
-    )
+    before = len(identity_provider.token_requests)
+    login = client.get(client.get("/nonconformities?status=open").headers["location"])
+    challenge = parse_qs(urlsplit(login.headers["location"]).query)["code_challenge"][0]
+    landed = through_provider(client, login, "alice")
+    assert landed.status_code == 303
+    assert landed.headers["location"] == "/nonconformities?status=open"
+    # the token request carried the verifier of that challenge (S256), the secret in its header
+    (sent,) = identity_provider.token_requests[before:]
+    assert sent["grant_type"] == "authorization_code" and "client_secret" not in sent
+    digest = hashlib.sha256(sent["code_verifier"].encode()).digest()
+    assert base64.urlsafe_b64encode(digest).rstrip(b"=").decode() == challenge
     cookie = landed.headers["set-cookie"].lower()
     for attribute in ("httponly", "secure", "samesite=lax", "max-age=28800"):
         assert attribute in cookie, attribute
@@ -235,7 +244,7 @@ def test_a_forged_callback_and_an_open_redirect_are_refused(console):
 def test_missing_secrets_are_named(breach, identity_provider):
     api, _ = breach
     auth = ConsoleSignInConfig(
-        issuer=identity_provider, client_id="c", client_secret_env="AIMS_CONSOLE_CLIENT"
+        issuer=identity_provider.url, client_id="c", client_secret_env="AIMS_CONSOLE_CLIENT"
     )
     cfg = api.runtime.cfg.model_copy(update={"console": ConsoleConfig(sign_in=auth)})
     with pytest.raises(ConfigError) as caught:
@@ -256,7 +265,10 @@ def test_validate_and_the_console_command_name_a_missing_secret(
     from tests.conftest import READ_TOKEN_ENV, TOKEN_ENV, base_config
 
     data = base_config(reference_csv, tmp_path / "ev")
-    data["console"] = {"enabled": True, "sign_in": {"issuer": identity_provider, "client_id": "c"}}
+    data["console"] = {
+        "enabled": True,
+        "sign_in": {"issuer": identity_provider.url, "client_id": "c"},
+    }
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(data))
     (tmp_path / "ev").mkdir()
