@@ -25,7 +25,7 @@ from aims_agent.records import Cell, ColumnKind, Row
 if TYPE_CHECKING:
     from aims_agent.privacy import Privacy
 
-Source = Literal["feature", "prediction", "score", "label", "attribute", "oversight"]
+Source = Literal["feature", "prediction", "score", "class_score", "label", "attribute", "oversight"]
 
 # what human review said of a decision (POST /v1/models/{model}/feedback), as window columns
 # after the attributes, for models with an oversight check: 1 / 0 flags, and the seconds from
@@ -128,6 +128,11 @@ class ModelSchema:
         outputs = [Column(name=cfg.prediction, kind=cfg.prediction_type, source="prediction")]
         if cfg.score:
             outputs.append(Column(name=cfg.score, kind="numeric", source="score"))
+        # a multiclass model's probability per class (`scores: {class: column}`)
+        outputs += [
+            Column(name=n, kind="numeric", source="class_score") for n in cfg.scores.values()
+        ]
+        self.class_scores: dict[str, str] = dict(cfg.scores)
         if cfg.label:
             outputs.append(Column(name=cfg.label, kind=cfg.prediction_type, source="label"))
         attrs = [Column(name=n, kind="categorical", source="attribute") for n in cfg.sensitive]
@@ -137,9 +142,17 @@ class ModelSchema:
         self.features = tuple(cols)
         self.index = {c.name: i for i, c in enumerate(self.columns)}
         self._has_score = cfg.score is not None
+        self._has_scores = bool(cfg.scores)
         self._has_label = cfg.label is not None
 
         features = _struct("Features", cols)
+        scores = msgspec.defstruct(
+            "Scores",
+            [(f"c{i}", float | None, None) for i in range(len(cfg.scores))],
+            rename={f"c{i}": label for i, label in enumerate(cfg.scores)},
+            forbid_unknown_fields=True,  # a class the model does not have is an error
+            frozen=True,
+        )
         attributes = _struct("Attributes", attrs)
         label_type = _TYPES[cfg.prediction_type]
         self.privacy = privacy
@@ -153,6 +166,7 @@ class ModelSchema:
                 ("prediction", _REQUIRED[cfg.prediction_type]),
                 ("timestamp", datetime | float | None, None),
                 ("score", float | None, None),
+                ("scores", scores, msgspec.field(default_factory=scores)),
                 ("label", label_type, None),
                 ("attributes", attributes, msgspec.field(default_factory=attributes)),
                 *dropped,  # accepted so that they can be discarded: never read
@@ -218,6 +232,8 @@ class ModelSchema:
         out = msgspec.structs.astuple(record.features) + (record.prediction,)
         if self._has_score:
             out += (record.score,)
+        if self._has_scores:
+            out += msgspec.structs.astuple(record.scores)
         if self._has_label:
             out += (record.label,)
         out += msgspec.structs.astuple(record.attributes) + self._blank_review

@@ -140,6 +140,48 @@ def make(n: int, seed: int, current: bool) -> Any:
     return pd.DataFrame(cols)
 
 
+CLASSES = ("approve", "refer", "decline")
+SCORE_COLS = tuple(f"p_{c}" for c in CLASSES)
+
+
+@cache
+def _class_weights() -> tuple[Any, Any]:
+    """A three-class model's weights: one logit per class from the same features."""
+    rng = np.random.default_rng(PARAMS_SEED + 99)
+    informative = rng.random((N_NUM, len(CLASSES))) < 0.6
+    return rng.normal(0, 0.7, (N_NUM, len(CLASSES))) * informative, rng.normal(0, 0.3, 3)
+
+
+def make_multiclass(n: int, seed: int, current: bool) -> Any:
+    """`make`'s features and groups with a three-class outcome: `label` (approve / refer /
+    decline, drawn from a softmax of per-class logits), the model's probability per class
+    `p_approve`, `p_refer`, `p_decline` (a noisy, over-confident softmax; summing to 1) and
+    `prediction`, the most probable class. `current` drifts the features as `make` does, and
+    the model degrades for group C (noisier)."""
+    pop = _population()
+    df = make(n, seed, current)
+    rng = np.random.default_rng(seed + 7)
+    z = (df[NUM_COLS].to_numpy() - pop["mean"]) / pop["sd"]
+    weights, bias = _class_weights()
+    logits = z @ weights + bias
+    truth = np.exp(logits - logits.max(axis=1, keepdims=True))
+    truth /= truth.sum(axis=1, keepdims=True)
+    label = (rng.random(n)[:, None] > np.cumsum(truth, axis=1)).sum(axis=1)
+    model = 1.3 * logits + rng.normal(0, 0.8, (n, len(CLASSES)))
+    if current:
+        c = (df["group"] == "C").to_numpy()
+        model[c] = 0.6 * logits[c] + rng.normal(0, 2.0, (int(c.sum()), len(CLASSES)))
+    probs = np.exp(model - model.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    names = np.array(CLASSES, dtype=object)
+    out = df.drop(columns=["target", "score", "prediction"])
+    out["label"] = names[np.minimum(label, len(CLASSES) - 1)]
+    for j, col in enumerate(SCORE_COLS):
+        out[col] = probs[:, j]
+    out["prediction"] = names[probs.argmax(axis=1)]
+    return out
+
+
 def write(n: int, outdir: Path, *, seed: int = 42, csv: bool = True) -> dict[str, Path]:
     """reference.parquet (seed) and current.parquet (seed + 1, drifted) under `outdir`, and
     their CSV twins unless `csv` is false. Returns the Parquet paths by name."""

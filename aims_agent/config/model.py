@@ -29,6 +29,11 @@ class SchemaConfig(Strict):
     prediction: str = "prediction"
     prediction_type: Literal["categorical", "numeric"] = "categorical"
     score: str | None = None
+    scores: dict[str, str] = Field(
+        {},
+        description="a multiclass classifier's probability per class: {class label: column}; "
+        "records carry them as scores: {class label: probability}",
+    )
     label: str | None = None
     sensitive: tuple[str, ...] = ()
 
@@ -36,9 +41,15 @@ class SchemaConfig(Strict):
     def _names(self) -> Self:
         if not self.numeric and not self.categorical:
             raise ValueError("numeric, categorical: at least one feature is required")
+        if self.scores and self.score:
+            raise ValueError("scores: a binary score or per-class scores, not both")
+        if self.scores and len(self.scores) < 2:
+            raise ValueError(f"scores: at least two classes, got {len(self.scores)}")
+        if self.scores and self.prediction_type != "categorical":
+            raise ValueError("scores: per-class scores need prediction_type categorical")
         names = [*self.numeric, *self.categorical, self.prediction, *self.sensitive]
         names += [n for n in (self.score, self.label) if n]
-        unique("column names", names)
+        unique("column names", [*names, *self.scores.values()])
         return self
 
 
@@ -134,7 +145,10 @@ class ModelConfig(Strict):
             raise ValueError(
                 f"privacy.hash: only id and categorical columns can be hashed, not {', '.join(bad)}"
             )
-        fields = {"id", "features", "prediction", "timestamp", "score", "label", "attributes"}
+        fields = {
+            *("id", "features", "prediction", "timestamp"),
+            *("score", "scores", "label", "attributes"),
+        }
         clash = [n for n in self.privacy.drop if n in fields]
         if clash:
             raise ValueError(f"privacy.drop: record fields cannot be dropped: {', '.join(clash)}")

@@ -142,7 +142,8 @@ def test_config_problems_are_named():
         "models[0].checks[0].metrics.mae: unknown metric; known: accuracy, f1, precision, "
         "recall, roc_auc",
         "models[0].checks[0]: needs schema.label (the reference's labels calibrate it)",
-        "models[0].checks[0]: needs schema.score (the estimate is built on it)",
+        "models[0].checks[0]: needs schema.score, or schema.scores for a multiclass model (the "
+        "estimate is built on them)",
         "models[0].checks[0]: needs a classifier (schema.prediction_type categorical)",
     ]
 

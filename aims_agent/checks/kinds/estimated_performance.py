@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aims_agent.checks.base import Reference, register, unknown_metrics
-from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement
+from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement, weighted_roc_auc
 from aims_agent.checks.kinds.performance import METRICS as REALISED
 from aims_agent.checks.kinds.performance import Outcomes, _classification, _Roles
 from aims_agent.config import EstimatedPerformanceCheckConfig, SchemaConfig
@@ -84,16 +84,7 @@ def _f1(s: Scored) -> float:
 
 
 def _roc_auc(s: Scored) -> float:
-    """The weighted Mann-Whitney statistic: each record positive with weight p and negative
-    with weight 1 - p, ties in score counted half (the trapezoidal area of the expected ROC)."""
-    pos, neg = float(s.p.sum()), float((1 - s.p).sum())
-    if not pos or not neg:
-        return math.nan
-    uniq, inverse = np.unique(s.score, return_inverse=True)
-    w_pos = np.bincount(inverse, weights=s.p, minlength=len(uniq))
-    w_neg = np.bincount(inverse, weights=1 - s.p, minlength=len(uniq))
-    below = np.cumsum(w_neg) - w_neg  # negative weight strictly below each score
-    return float((w_pos @ below + 0.5 * (w_pos @ w_neg)) / (pos * neg))
+    return weighted_roc_auc(s.score, s.p)
 
 
 ESTIMATORS: dict[str, Callable[[Scored], float]] = {  # config names; metric: PREFIX + name
@@ -128,8 +119,11 @@ def _problems(
     problems = unknown_metrics(where, check.metrics, ESTIMATORS)
     if not schema.label:
         problems.append(f"{where}: needs schema.label (the reference's labels calibrate it)")
-    if not schema.score:
-        problems.append(f"{where}: needs schema.score (the estimate is built on it)")
+    if not schema.score and not schema.scores:
+        problems.append(
+            f"{where}: needs schema.score, or schema.scores for a multiclass model (the "
+            "estimate is built on them)"
+        )
     if schema.prediction_type != "categorical":
         problems.append(f"{where}: needs a classifier (schema.prediction_type categorical)")
     return problems
@@ -148,11 +142,16 @@ def _roles(cfg: EstimatedPerformanceCheckConfig, schema: ModelSchema) -> _Roles:
 def estimated_performance(
     cfg: EstimatedPerformanceCheckConfig, reference: Reference, schema: ModelSchema
 ) -> Any:
-    """CBPE for a classifier, direct loss estimation (loss_estimation.py) for a regressor."""
+    """CBPE for a binary classifier, for a multiclass one (multiclass_estimation.py), direct
+    loss estimation (loss_estimation.py) for a regressor."""
     if cfg.task == "regression":
         from aims_agent.checks.kinds.loss_estimation import LossEstimate
 
         return LossEstimate(cfg, reference, schema)
+    if schema.class_scores:
+        from aims_agent.checks.kinds.multiclass_estimation import MulticlassEstimate
+
+        return MulticlassEstimate(cfg, reference, schema)
     return EstimatedPerformanceCheck(cfg, reference, schema)
 
 

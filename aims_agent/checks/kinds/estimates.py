@@ -7,6 +7,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from aims_agent.config import EstimatedPerformanceCheckConfig, Limit
 from aims_agent.records import Measurement, Threshold
 
@@ -15,6 +18,20 @@ PREFIX = "estimated_"  # records and series name the metric estimated_<metric>
 
 def finite(x: float) -> float | None:
     return x if math.isfinite(x) else None
+
+
+def weighted_roc_auc(score: npt.NDArray[np.float64], p: npt.NDArray[np.float64]) -> float:
+    """The expected ROC AUC: the weighted Mann-Whitney statistic with each record positive
+    with weight p and negative with weight 1 - p, ties in score counted half (the trapezoidal
+    area of the expected ROC curve)."""
+    pos, neg = float(p.sum()), float((1 - p).sum())
+    if not pos or not neg:
+        return math.nan
+    uniq, inverse = np.unique(score, return_inverse=True)
+    w_pos = np.bincount(inverse, weights=p, minlength=len(uniq))
+    w_neg = np.bincount(inverse, weights=1 - p, minlength=len(uniq))
+    below = np.cumsum(w_neg) - w_neg  # negative weight strictly below each score
+    return float((w_pos @ below + 0.5 * (w_pos @ w_neg)) / (pos * neg))
 
 
 def band_threshold(
