@@ -35,9 +35,27 @@ def arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _reuse_freed_memory() -> None:
+    """Keep freed memory in the process for reuse. glibc hands blocks freed above a few MB
+    back to the system at once, so each column's temporary arrays are mapped and zeroed
+    afresh (page faults: half the drift check's time at 100k rows); this process exits
+    soon after anyway. Nothing changes off glibc."""
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # no C library by that name, or not glibc's
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3  # malloc.h
+    mallopt(m_trim_threshold, 1 << 30)
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest: blocks above it still mmap
+
+
 def run(args: argparse.Namespace) -> int:
     if "numpy" not in sys.modules:  # one BLAS thread, set before numpy loads: free here
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if sys.platform == "linux":
+        _reuse_freed_memory()
     from aims_agent.agent.oneshot import run_checks
     from aims_agent.errors import AimsError
 
