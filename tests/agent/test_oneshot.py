@@ -185,7 +185,7 @@ def test_second_run_reads_the_reference_from_its_cache(
     cfg = write_config(preset="calibrated", threshold=0.3)
     cur = current(1.5)
     first = oneshot.run_checks(cfg, cur, cache_reference=True)
-    (cached,) = (tmp_path / "evidence" / "cache").glob("reference-*.npz")
+    (cached,) = (tmp_path / "evidence" / "cache").glob("reference-*.arrays")
 
     def no_read(*_a, **_k):
         raise AssertionError("the reference was read again")
@@ -202,10 +202,10 @@ def test_second_run_reads_the_reference_from_its_cache(
 
     assert [body(o) for o in second] == [body(o) for o in first]
     monkeypatch.undo()
-    cached.write_bytes(b"not a zip file")
+    cached.write_bytes(b"not a cache")
     third = oneshot.run_checks(cfg, cur, cache_reference=True)
     assert [body(o) for o in third] == [body(o) for o in first]
-    assert cached.read_bytes()[:2] == b"PK"  # rewritten
+    assert cached.read_bytes()[:8] == b"AIMSREF2"  # rewritten
 
 
 def test_dry_run_loads_no_database_layer_pandas_or_evidently(write_config, current):
