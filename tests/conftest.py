@@ -334,3 +334,20 @@ def identity_provider() -> Any:
     yield IdentityProvider(f"http://localhost:{server.server_port}", seen)
     server.shutdown()
     thread.join(10)
+
+
+def audit_pack_files(body: bytes) -> dict[str, bytes]:
+    """The files of an audit pack ZIP by name (without its folder), each checked against its
+    line in SHA256SUMS, which must list every other file."""
+    import hashlib
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(body)) as z:
+        files = {n.split("/", 1)[1]: z.read(n) for n in z.namelist()}
+    lines = files.pop("SHA256SUMS").decode().splitlines()
+    assert len(lines) == len(files), (lines, sorted(files))
+    for line in lines:
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256(files[name]).hexdigest() == digest, name
+    return files

@@ -26,14 +26,20 @@ def _words(value: object) -> str:
     return "none" if value is None else str(value).replace("_", " ")
 
 
-ENV = Environment(
-    loader=PackageLoader("aims_agent.exporters", "templates"),
-    autoescape=select_autoescape(enabled_extensions=("html", "svg"), default=False),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
+def environment(package: str, *, escape_by_default: bool) -> Environment:
+    """A package's `templates/`: HTML and SVG autoescaped (other names as `escape_by_default`
+    says), undefined names an error, block tags leaving no blank lines."""
+    return Environment(
+        loader=PackageLoader(package, "templates"),
+        autoescape=select_autoescape(enabled_extensions=("html", "svg"), default=escape_by_default),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+ENV = environment("aims_agent.exporters", escape_by_default=False)
 ENV.filters.update(cell=_cell, num=_num, words=_words)
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 from aims_agent.agent.api import create_app
 from aims_agent.agent.runtime import Runtime
 from aims_agent.config import TokenConfig, parse_config
-from tests.conftest import base_config
+from tests.conftest import as_records, base_config, make_rows
 
 SCOPES = ("ingest", "read", "write")
 TOKENS = {scope: f"{scope}-token-" + "z" * 20 for scope in SCOPES}
@@ -84,3 +85,12 @@ def make_api(tmp_path: Path, reference_csv: Path) -> Iterator[Callable[..., Api]
 @pytest.fixture
 def api(make_api: Callable[..., Api]) -> Api:
     return make_api()
+
+
+@pytest.fixture
+def drifted_api(make_api: Callable[..., Api]) -> Api:
+    """The app holding 600 records shifted far enough from the reference that drift breaches."""
+    api = make_api()
+    rows = as_records(make_rows(np.random.default_rng(2), 600, shift=2.0))
+    assert api.post("/v1/models/m1/records", json=rows).status_code == 200
+    return api

@@ -11,23 +11,19 @@ import json
 import zipfile
 
 import httpx
-import numpy as np
 import pytest
 from sqlalchemy import select, update
 
 from aims_agent.agent.console import create_console
 from aims_agent.storage.schema import nonconformities
-from tests.conftest import as_records, make_rows
 
 XSS = "<script>document.title='X'</script>"
 
 
 @pytest.fixture
-def evidence(make_api):
+def evidence(drifted_api):
     """A store with drifted records, two breaching drift runs and a worked nonconformity."""
-    api = make_api()
-    rows = as_records(make_rows(np.random.default_rng(2), 600, shift=2.0))
-    assert api.post("/v1/models/m1/records", json=rows).status_code == 200
+    api = drifted_api
     runs = [api.post("/v1/models/m1/checks/drift/run", scope="write").json() for _ in range(2)]
     nc = runs[0]["nonconformity_id"]
     r = api.request("PATCH", f"/v1/nonconformities/{nc}", json={"comment": XSS})

@@ -13,13 +13,11 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import numpy as np
 import pytest
 
 from aims_agent.agent.console import create_console
 from aims_agent.config import ConsoleConfig, ConsoleSignInConfig
 from aims_agent.errors import ConfigError
-from tests.conftest import as_records, make_rows
 
 # a confidential client (secret at the token endpoint) that also sends PKCE: the test provider
 # takes any client secret but, unlike most, neither checks the PKCE verifier nor serves public
@@ -29,11 +27,9 @@ CONSOLE = "https://console.test"
 
 
 @pytest.fixture
-def breach(make_api):
+def breach(drifted_api):
     """An agent's store with a breaching drift run and the nonconformity it opened."""
-    api = make_api()
-    rows = as_records(make_rows(np.random.default_rng(2), 600, shift=2.0))
-    assert api.post("/v1/models/m1/records", json=rows).status_code == 200
+    api = drifted_api
     run = api.post("/v1/models/m1/checks/drift/run", scope="write").json()
     return api, run["nonconformity_id"]
 
