@@ -5,12 +5,16 @@ inputs shifted towards where the model errs more, the estimate follows the reali
 from __future__ import annotations
 
 import math
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
+from aims_agent.agent.judge import assess
 from aims_agent.checks.base import build_check, config_problems
 from aims_agent.config import EstimatedPerformanceCheckConfig, Limit, SchemaConfig
 from aims_agent.schema import ModelSchema
@@ -91,3 +95,75 @@ def test_config_problems_for_a_regressor():
     ]
     default = EstimatedPerformanceCheckConfig(id="e", task="regression")
     assert default.metrics == {"mae": Limit(max=0.1, relative=True)}
+
+
+class Held:
+    """An executor whose work waits until the test says: the agent's child still training."""
+
+    def __init__(self):
+        self.future = Future()
+        self.calls = []
+
+    def submit(self, fn, *args):
+        self.calls.append((fn, args))
+        return self.future
+
+
+def test_runs_before_the_loss_model_arrives_report_insufficient_data():
+    ref, cur = frame(4000, 1), frame(1000, 2)
+    schema = ModelSchema(SCHEMA)
+    reference, window = encode(schema, ref, cur)
+    cfg = EstimatedPerformanceCheckConfig(
+        id="dle", task="regression", metrics={"mae": Limit(max=10.0), "rmse": Limit(max=10.0)}
+    )
+    est = build_check(cfg, reference, schema)
+    held = Held()
+    est.train_in(held)
+    waiting = assess(est.run(window))
+    assert [a.verdict for a in waiting] == ["insufficient_data"] * 2
+    for a in waiting:
+        assert math.isnan(a.measurement.value) and a.measurement.n_current == 1000
+        assert a.measurement.params["loss_model"] == {
+            "status": "training in a child process: not ready yet"
+        }
+        assert a.measurement.params["realised_value"] is not None  # labels still count
+    ((fn, args),) = held.calls
+    held.future.set_result(fn(*args))  # the training done
+    ready = {m.metric: m for m in est.run(window)}
+    alone, _, _ = check(ref, cur)  # trained in this process at its first run
+    for name, m in ready.items():
+        assert m.value == alone[name].value and not math.isnan(m.value)
+        assert m.params["loss_model"] == alone[name].params["loss_model"]
+
+
+def test_a_failed_training_fails_each_run_with_its_error():
+    ref, cur = frame(400, 1), frame(100, 2)
+    schema = ModelSchema(SCHEMA)
+    reference, window = encode(schema, ref, cur)
+    est = build_check(
+        EstimatedPerformanceCheckConfig(id="dle", task="regression"), reference, schema
+    )
+    held = Held()
+    est.train_in(held)
+    held.future.set_exception(MemoryError("the child ran out of memory"))
+    for _ in range(2):
+        with pytest.raises(MemoryError, match="ran out of memory"):
+            est.run(window)
+
+
+def test_the_loss_model_trained_in_a_spawned_child_is_the_same():
+    ref, cur = frame(4000, 1), frame(1000, 2)
+    schema = ModelSchema(SCHEMA)
+    reference, window = encode(schema, ref, cur)
+    cfg = EstimatedPerformanceCheckConfig(id="dle", task="regression")
+    est = build_check(cfg, reference, schema)
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        trained = est.train_in(pool).result(timeout=120)
+    assert trained.pid != os.getpid()
+    (m,) = est.run(window)
+    alone, _, _ = check(ref, cur, metrics={"mae": Limit(max=0.1, relative=True)})
+    assert m.value == alone["estimated_mae"].value
+    assert (
+        m.params["loss_model"]["fingerprint"]
+        == (alone["estimated_mae"].params["loss_model"]["fingerprint"])
+    )

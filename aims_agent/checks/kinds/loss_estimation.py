@@ -10,12 +10,20 @@ change of the outcome given the inputs. The band and the breach rule are those o
 classifier's estimate (estimated_performance.py); where labels arrived, the realised value
 and the estimate's error are recorded. The record names the loss model (its type, iterations,
 training rows, seed and a fingerprint of its predictions on the reference).
+
+Training is `train_loss_models`, a pure function of the reference's table. The agent runs it
+in a child process of its own at start (`train_in(executor)`): until the model arrives, runs
+report insufficient data and say so, and ingest and the other checks go on. A check nobody
+handed an executor (a one-shot run, a test) trains in its own process at its first run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +46,41 @@ METHODS = {
     "reference (DLE)",
 }
 MIN_CHUNKS = 4
+SEED = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedLoss:
+    """The fitted loss models by metric, what the record says of each, and the process that
+    fitted them."""
+
+    models: dict[str, Any]
+    about: dict[str, dict[str, Any]]
+    pid: int
+
+
+def train_loss_models(
+    x: FloatArray, targets: dict[str, FloatArray], categorical: list[bool]
+) -> TrainedLoss:
+    """One seeded HistGradientBoostingRegressor per metric from the reference's features and
+    prediction `x` to that metric's loss; each named with a SHA-256 of its predictions on `x`."""
+    from sklearn.ensemble import HistGradientBoostingRegressor  # lazy: this kind only
+
+    models, about = {}, {}
+    for name, target in targets.items():
+        model = HistGradientBoostingRegressor(
+            random_state=SEED, categorical_features=categorical
+        ).fit(x, target)
+        models[name] = model
+        about[name] = {
+            "type": "HistGradientBoostingRegressor",
+            "iterations": int(model.n_iter_),
+            "trained_rows": len(target),
+            "seed": SEED,
+            "target": f"{LOSSES[name]} error",
+            "fingerprint": hashlib.sha256(model.predict(x).tobytes()).hexdigest(),
+        }
+    return TrainedLoss(models=models, about=about, pid=os.getpid())
 
 
 class LossEstimate:
@@ -48,8 +91,6 @@ class LossEstimate:
     def __init__(
         self, cfg: EstimatedPerformanceCheckConfig, reference: Reference, schema: ModelSchema
     ) -> None:
-        from sklearn.ensemble import HistGradientBoostingRegressor  # lazy: this kind only
-
         self.id, self.cfg = cfg.id, cfg
         roles = {c.source: c.name for c in schema.columns if c.source in ("label", "prediction")}
         if "label" not in roles or roles["label"] not in reference.columns:
@@ -63,27 +104,43 @@ class LossEstimate:
         if self.n_reference < 20:
             raise ConfigError([f"checks.{cfg.id}: the reference needs labelled rows (>= 20)"])
         categorical = [c.kind == "categorical" for c in self.features] + [False]
-        self.models = {}
-        for name in cfg.metrics:
-            target = np.abs(y - yhat) if LOSSES[name] == "absolute" else (y - yhat) ** 2
-            self.models[name] = HistGradientBoostingRegressor(
-                random_state=0, categorical_features=categorical
-            ).fit(x, target)
+        targets = {
+            name: np.abs(y - yhat) if LOSSES[name] == "absolute" else (y - yhat) ** 2
+            for name in cfg.metrics
+        }
+        # what training needs, until it is done
+        self._job: tuple[FloatArray, dict[str, FloatArray], list[bool]] | None = (
+            x,
+            targets,
+            categorical,
+        )
+        self.training: Future[TrainedLoss] | None = None
+        self.trained: TrainedLoss | None = None
         self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
         ref = Outcomes(y_true=y, y_pred=yhat)
         self.reference_value = {n: REALISED["regression"][n](ref) for n in cfg.metrics}
         self.sigma = {n: self._sigma(y, yhat, n) for n in cfg.metrics}
-        self.about = {
-            name: {
-                "type": "HistGradientBoostingRegressor",
-                "iterations": int(model.n_iter_),
-                "trained_rows": self.n_reference,
-                "seed": 0,
-                "target": f"{LOSSES[name]} error",
-                "fingerprint": hashlib.sha256(model.predict(x).tobytes()).hexdigest(),
-            }
-            for name, model in self.models.items()
-        }
+
+    def train_in(self, executor: Executor) -> Future[TrainedLoss]:
+        """Train the loss models in `executor` (the agent's child process); runs before they
+        arrive report insufficient data."""
+        assert self._job is not None, "trained already"
+        self.training = executor.submit(train_loss_models, *self._job)
+        return self.training
+
+    def _model(self) -> TrainedLoss | None:
+        """The trained models: trained here if no executor was given; None while training
+        elsewhere; a failed training raises its error (the run records it)."""
+        if self.trained is None:
+            if self.training is None:
+                assert self._job is not None
+                self.trained = train_loss_models(*self._job)
+            elif self.training.done():
+                self.trained = self.training.result()
+            else:
+                return None
+            self._job = None  # the table is not needed any more
+        return self.trained
 
     def _table(self, cols: Any) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Features (categorical codes as numbers, missing as NaN) and the prediction, the
@@ -107,10 +164,10 @@ class LossEstimate:
         ]
         return float(np.std(values, ddof=1)) if len(values) >= 2 else math.nan
 
-    def estimate(self, name: str, x: FloatArray) -> float:
+    def estimate(self, name: str, x: FloatArray, trained: TrainedLoss) -> float:
         if not len(x):
             return math.nan
-        loss = np.clip(self.models[name].predict(x), 0.0, None)
+        loss = np.clip(trained.models[name].predict(x), 0.0, None)
         return float(np.mean(loss)) if LOSSES[name] == "absolute" else math.sqrt(np.mean(loss))
 
     def run(self, window: WindowData) -> list[Measurement]:
@@ -119,9 +176,10 @@ class LossEstimate:
         x = x[scored]
         labelled = scored & ~np.isnan(y)
         realised = Outcomes(y_true=y[labelled], y_pred=yhat[labelled])
+        trained = self._model()
         out = []
         for name in self.cfg.metrics:
-            value = self.estimate(name, x)
+            value = math.nan if trained is None else self.estimate(name, x, trained)
             with np.errstate(all="ignore"):
                 actual = REALISED["regression"][name](realised)
             est = Estimate(
@@ -131,7 +189,11 @@ class LossEstimate:
                 labelled_rows=int(labelled.sum()),
                 scored_rows=len(x),
                 method=METHODS[name],
-                about={"loss_model": self.about[name]},
+                about={
+                    "loss_model": trained.about[name]
+                    if trained is not None
+                    else {"status": "training in a child process: not ready yet"}
+                },
             )
             out.append(
                 estimate_measurement(

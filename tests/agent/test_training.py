@@ -1,0 +1,66 @@
+"""The agent trains the loss model of a regressor's estimated performance in a child process at
+start, and serves meanwhile: a record ingested while it trains is taken, and once the model
+arrives the check's run carries its estimate and the model's fingerprint."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from aims_agent.agent.runtime import Runtime
+from aims_agent.collectors.push import decode_records
+from aims_agent.config import parse_config
+from tests.checks.test_loss_estimation import frame
+from tests.conftest import base_config
+
+
+def test_the_loss_model_trains_in_a_child_while_the_agent_serves(tmp_path):
+    ref = tmp_path / "regression.csv"
+    frame(4000, 1).to_csv(ref, index=False)
+    data = base_config(ref, tmp_path / "ev")
+    m = data["models"][0]
+    m["schema"] = {
+        "numeric": ["x1", "x2"],
+        "categorical": ["c"],
+        "prediction": "yhat",
+        "prediction_type": "numeric",
+        "label": "y",
+    }
+    m["checks"] = [
+        {
+            "id": "dle",
+            "kind": "estimated_performance",
+            "task": "regression",
+            "schedule_seconds": 3600,
+            "min_samples": 20,
+            "metrics": {"mae": {"max": 5.0}},
+        }
+    ]
+    runtime = Runtime(parse_config(data, base_dir=tmp_path))
+    try:
+        check = runtime.model("m1").checks["dle"]
+        assert check.training is not None  # handed to the child at start
+        cur = frame(500, 2)
+        rows = [
+            {
+                "id": f"r{i}",
+                "features": {"x1": r.x1, "x2": r.x2, "c": r.c},
+                "prediction": r.yhat,
+            }
+            for i, r in enumerate(cur.itertuples())
+        ]
+        decoded = decode_records(
+            json.dumps(rows).encode(), "application/json", runtime.model("m1").schema, now=0
+        )
+        assert asyncio.run(runtime.ingest.ingest("m1", decoded)) == 500
+        trained = check.training.result(timeout=120)
+        assert trained.pid != os.getpid()
+        out = runtime.runner.run_check("m1", "dle")
+        assert out.run.verdict == "pass"
+        (a,) = out.run.assessments
+        assert a.measurement.n_current == 500 and a.measurement.value > 0
+        fingerprint = a.measurement.params["loss_model"]["fingerprint"]
+        assert fingerprint == trained.about["mae"]["fingerprint"]
+    finally:
+        runtime.close()
