@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Write the next Alembic revision of the evidence store: what aims_agent/storage/schema.py has
 # that an empty SQLite database upgraded to the current head lacks (Alembic autogenerate), as
-# aims_agent/storage/migrations/versions/<NNNN>_<message>.py, and move migrate.HEAD to it.
+# aims_agent/storage/migrations/versions/<NNNN>_<message>.py, and move HEAD (storage/revision.py) to it.
 # Read the result before committing: autogenerate does not see renames.
 # With --initial, rewrite 0001_initial from the whole schema instead (only while 0001 is the
 # only revision, and no database that matters has been migrated by it yet).
@@ -40,7 +40,7 @@ with tempfile.TemporaryDirectory() as tmp:
         script = command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
     engine.dispose()
 assert script is not None and not isinstance(script, list)
-source = Path(migrate.__file__)
+source = Path(migrate.__file__).with_name("revision.py")
 source.write_text(
     re.sub(r'^HEAD = "\d+"', f'HEAD = "{rev_id}"', source.read_text(), count=1, flags=re.M)
 )

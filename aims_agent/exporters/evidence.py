@@ -14,11 +14,11 @@ from sqlalchemy import Connection, insert, select
 
 from aims_agent.errors import StorageError
 from aims_agent.exporters import ledger, nc_record
-from aims_agent.exporters.canonical import iso, json_safe
+from aims_agent.exporters.canonical import iso
 from aims_agent.exporters.lifecycle import note_effectiveness
 from aims_agent.exporters.monitoring import MONITORING_SCHEMA as MONITORING_SCHEMA
 from aims_agent.exporters.monitoring import EvidenceContext as EvidenceContext
-from aims_agent.exporters.monitoring import _threshold
+from aims_agent.exporters.monitoring import _threshold, stored_record
 from aims_agent.exporters.monitoring import monitoring_record as monitoring_record
 from aims_agent.records import AGENT, Attachment, BreachRule, CheckRun
 from aims_agent.storage import queries
@@ -165,9 +165,7 @@ def record_run(run: CheckRun, ctx: EvidenceContext, decide: BreachRule) -> Any:
                 windows=ctx.effectiveness_windows,
                 now=run.finished_at,
             )
-        body = monitoring_record(run, ctx, record_id=mon_id, nc_id=nc_id)
-        body["result"]["breach_streak"] = {"runs": streak, "to_open": ctx.consecutive_breaches}
-        body = json_safe(body)
+        body = stored_record(run, ctx, record_id=mon_id, nc_id=nc_id, streak=streak)
         conn.execute(
             insert(monitoring_records).values(
                 record_id=mon_id,

@@ -37,8 +37,6 @@ A seq primary-key collision with retry was the alternative: it would rerun the w
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
@@ -47,7 +45,12 @@ from sqlalchemy import Connection, String, Table, cast, insert, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from aims_agent.errors import CanonicalJSONError, LedgerError
-from aims_agent.exporters.canonical import _dumps, canonical, number, sha256_hex
+from aims_agent.exporters.ledger_hash import GENESIS as GENESIS
+from aims_agent.exporters.ledger_hash import MONITORING_EXPAND, chain_entry, digest_content
+from aims_agent.exporters.ledger_hash import LedgerEntry as LedgerEntry
+from aims_agent.exporters.ledger_hash import as_stored as as_stored
+from aims_agent.exporters.ledger_hash import entry_hash as entry_hash
+from aims_agent.exporters.ledger_hash import field_digests as field_digests
 from aims_agent.records import Actor
 from aims_agent.storage.schema import (
     attachments,
@@ -62,44 +65,8 @@ from aims_agent.storage.store import UPSERT
 
 Kind = Literal["monitoring_record", "nonconformity", "nonconformity_event", "attachment", "report"]
 KINDS: tuple[str, ...] = get_args(Kind)
-GENESIS = "0" * 64
 HEAD_ID = 1
 _L = evidence_ledger
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LedgerEntry:
-    seq: int
-    kind: str
-    ref_id: str
-    at: float
-    content_sha256: str
-    prev_hash: str
-    hash: str
-
-
-def entry_hash(
-    *, seq: int, kind: str, ref_id: str, at: float, content_sha256: str, prev_hash: str
-) -> str:
-    """The hash of an entry: SHA-256 over the previous hash and the entry's canonical JSON
-    (written out directly: the keys in their sorted order, the same bytes as `canonical`)."""
-    if type(seq) is not int or type(at) not in (float, int):
-        entry = {
-            "seq": seq,
-            "kind": kind,
-            "ref_id": ref_id,
-            "at": at,
-            "content_sha256": content_sha256,
-            "prev_hash": prev_hash,
-        }
-        return hashlib.sha256(prev_hash.encode() + canonical(entry)).hexdigest()
-    text = (
-        f"{prev_hash}"
-        f'{{"at":{number(float(at))},"content_sha256":{_dumps(content_sha256)},'
-        f'"kind":{_dumps(kind)},"prev_hash":{_dumps(prev_hash)},'
-        f'"ref_id":{_dumps(ref_id)},"seq":{seq}}}'
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _fields(*names: str) -> Callable[[Mapping[str, Any]], object]:
@@ -127,7 +94,7 @@ CONTENT: dict[str, Source] = {
         tuple(c.name for c in monitoring_records.c),
         lambda row: row["body"],
         ("body",),
-        ("result",),  # the content is the body itself
+        MONITORING_EXPAND,  # the content is the body itself
         "body",
     ),
     "nonconformity": Source(
@@ -152,20 +119,6 @@ ENTRY_COLUMNS = tuple(
 )
 
 
-def field_digests(content: object, expand: tuple[str, ...] = ()) -> dict[str, str] | None:
-    """Each field's digest (8 hex digits of its canonical JSON's SHA-256); the keys of the
-    `expand` fields each on their own as "field.key". None for content that is not an object."""
-    if not isinstance(content, Mapping):
-        return None
-    out: dict[str, str] = {}
-    for k, v in content.items():
-        if k in expand and isinstance(v, Mapping):
-            for kk, vv in v.items():
-                out[f"{k}.{kk}"] = hashlib.sha256(canonical(vv)).hexdigest()[:8]
-        out[str(k)] = hashlib.sha256(canonical(v)).hexdigest()[:8]
-    return out
-
-
 def differing_fields(content: object, stored: object, expand: tuple[str, ...] = ()) -> list[str]:
     """The fields whose digest differs from the stored ones (a key of an expanded field rather
     than the field itself when that says which), or [] if none can be named."""
@@ -174,11 +127,6 @@ def differing_fields(content: object, stored: object, expand: tuple[str, ...] = 
         return []
     wrong = sorted(k for k in now.keys() | stored.keys() if now.get(k) != stored.get(k))
     return [k for k in wrong if not any(w.startswith(k + ".") for w in wrong)]
-
-
-def _as_stored(value: Any) -> Any:
-    """A JSON column's value as it reads back (tuples as lists, keys as strings)."""
-    return json.loads(json.dumps(value))
 
 
 # --- appending -------------------------------------------------------------------------------
@@ -207,22 +155,15 @@ def append(conn: Connection, kind: Kind, ref_id: str, content: object, at: float
     """Chain one evidence record in the caller's transaction, so both commit together."""
     if kind not in KINDS:
         raise LedgerError(f"unknown ledger kind {kind!r}; known: {', '.join(KINDS)}")
+    source = CONTENT.get(kind)
     try:
-        content_sha256 = sha256_hex(content)
-        source = CONTENT.get(kind)
-        digests = field_digests(content, source.expand) if source else None
+        content_sha256, digests = digest_content(content, source.expand if source else None)
     except CanonicalJSONError as exc:
         raise LedgerError(f"{kind} {ref_id}: {exc}") from exc
     seq, prev = _take_head(conn)
-    fields: dict[str, Any] = {
-        "seq": seq,
-        "kind": kind,
-        "ref_id": str(ref_id),
-        "at": float(at),
-        "content_sha256": content_sha256,
-        "prev_hash": prev,
-    }
-    entry = LedgerEntry(**fields, hash=entry_hash(**fields))
+    entry = chain_entry(
+        seq=seq, kind=kind, ref_id=ref_id, at=at, content_sha256=content_sha256, prev_hash=prev
+    )
     conn.execute(insert(_L).values(**asdict(entry), fields=digests))
     conn.execute(update(ledger_head).where(ledger_head.c.id == HEAD_ID).values(hash=entry.hash))
     return entry
@@ -230,7 +171,7 @@ def append(conn: Connection, kind: Kind, ref_id: str, content: object, at: float
 
 def append_record(conn: Connection, body: Mapping[str, Any], *, at: float) -> LedgerEntry:
     """Chain a monitoring record by its body (as inserted into monitoring_records)."""
-    return append(conn, "monitoring_record", str(body["record_id"]), _as_stored(body), at)
+    return append(conn, "monitoring_record", str(body["record_id"]), as_stored(body), at)
 
 
 def append_nonconformity(conn: Connection, row: Mapping[str, Any]) -> LedgerEntry:
@@ -242,7 +183,7 @@ def append_nonconformity(conn: Connection, row: Mapping[str, Any]) -> LedgerEntr
 
 def append_event(conn: Connection, row: Mapping[str, Any]) -> LedgerEntry:
     """Chain a nonconformity event: `row` is every column, event_id included."""
-    content = CONTENT["nonconformity_event"].content({**row, "body": _as_stored(row["body"])})
+    content = CONTENT["nonconformity_event"].content({**row, "body": as_stored(row["body"])})
     return append(conn, "nonconformity_event", str(row["event_id"]), content, float(row["at"]))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aims_agent.exporters.canonical import iso
+from aims_agent.exporters.canonical import iso, json_safe
 from aims_agent.records import Assessment, CheckRun, Threshold
 
 MONITORING_SCHEMA = "aims.monitoring-record/1"
@@ -137,3 +137,14 @@ def monitoring_record(
         },
         "nonconformity_id": nc_id,
     }
+
+
+def stored_record(
+    run: CheckRun, ctx: EvidenceContext, *, record_id: str, nc_id: str | None, streak: int
+) -> dict[str, Any]:
+    """The record as the store keeps it: with the breach streak it was part of (0 when it did
+    not breach), JSON-safe."""
+    body = monitoring_record(run, ctx, record_id=record_id, nc_id=nc_id)
+    body["result"]["breach_streak"] = {"runs": streak, "to_open": ctx.consecutive_breaches}
+    safe: dict[str, Any] = json_safe(body)
+    return safe

@@ -37,7 +37,7 @@ _N = nonconformities
 
 def state_of(row: Mapping[str, Any] | Any) -> dict[str, Any]:
     """The projected fields of a nonconformity row (its columns and body), JSON as stored."""
-    return {k: ledger._as_stored(row[k]) if k == "body" else row[k] for k in STATE}
+    return {k: ledger.as_stored(row[k]) if k == "body" else row[k] for k in STATE}
 
 
 def get(state: Mapping[str, Any], field: str) -> Any:
@@ -105,7 +105,7 @@ def change(
     state = dict(current)
     written: list[tuple[Pending, dict[str, Any], dict[str, Any]]] = []
     for p in events:
-        sets = {k: ledger._as_stored(v) for k, v in p.sets.items()}
+        sets = {k: ledger.as_stored(v) for k, v in p.sets.items()}
         old = {k: get(state, k) for k in sets}
         for k, v in sets.items():
             put(state, k, v)

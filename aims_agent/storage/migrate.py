@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, func, inspect, select, text
 
 from aims_agent.errors import StorageError
+from aims_agent.storage.revision import HEAD as HEAD
 from aims_agent.storage.schema import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-HEAD = "0005"  # the newest revision in migrations/versions (tests/storage/test_migrations.py)
 MIGRATIONS = Path(__file__).with_name("migrations")
 _LOCK = 0x61696D73  # pg_advisory_xact_lock key, "aims"
 
