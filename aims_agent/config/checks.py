@@ -197,6 +197,13 @@ class EstimatedPerformanceCheckConfig(_CheckBase):
         "classification", description="classification: CBPE; regression: direct loss estimation"
     )
     positive_label: str = "1"
+    estimate_from: Literal["scores", "inputs"] = Field(
+        "scores",
+        description="a binary classifier's probabilities: scores (CBPE: its scores calibrated on "
+        "the reference; holds while the scores stay calibrated) or inputs (a logistic "
+        "regression of the label on its inputs fitted on the reference; holds while P(label | "
+        "inputs) does, also when the model itself degrades)",
+    )
     metrics: dict[str, Limit] = Field(
         default_factory=lambda: {
             "roc_auc": Limit(min=-0.05, relative=True),

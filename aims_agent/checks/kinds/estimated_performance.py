@@ -31,6 +31,7 @@ import numpy.typing as npt
 
 from aims_agent.checks.base import Reference, register, unknown_metrics
 from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement, weighted_roc_auc
+from aims_agent.checks.kinds.label_model import LabelModel, fit_label_model
 from aims_agent.checks.kinds.performance import METRICS as REALISED
 from aims_agent.checks.kinds.performance import Outcomes, _classification, _Roles
 from aims_agent.config import EstimatedPerformanceCheckConfig, SchemaConfig
@@ -126,6 +127,10 @@ def _problems(
         )
     if schema.prediction_type != "categorical":
         problems.append(f"{where}: needs a classifier (schema.prediction_type categorical)")
+    if check.estimate_from == "inputs" and schema.scores:
+        problems.append(f"{where}.estimate_from: inputs is for a binary classifier (schema.score)")
+    if check.estimate_from == "inputs" and not (schema.numeric or schema.categorical):
+        problems.append(f"{where}.estimate_from: inputs needs the model's features in the schema")
     return problems
 
 
@@ -166,16 +171,27 @@ class EstimatedPerformanceCheck:
         self.roles = _roles(cfg, schema)
         self.score_column = str(self.roles.score)  # _roles makes sure there is one
         self.metrics = {name: ESTIMATORS[name] for name in cfg.metrics}
-        ref = self._scored_reference(reference)
+        ref, sub = self._scored_reference(reference)
         self.n_reference = len(ref.score_true)
         if self.n_reference < 2 or len(np.unique(ref.score_true)) < 2:
             raise ConfigError(
                 [f"checks.{cfg.id}: the reference needs labelled rows of both classes"]
             )
+        self.label_model: LabelModel | None = None
+        if cfg.estimate_from == "inputs":
+            numeric = [c.name for c in schema.features if c.kind == "numeric"]
+            categorical = [
+                c.name for c in schema.columns
+                if c.kind == "categorical" and c.source in ("feature", "attribute")
+            ]  # fmt: skip
+            self.label_model = fit_label_model(
+                sub, reference.vocabularies, numeric, categorical, ref.score_true
+            )
         from sklearn.isotonic import IsotonicRegression  # lazy: only this kind loads it
 
         self.calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         self.calibrator.fit(ref.score, ref.score_true)
+        self.about = self._about()
         self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
         self.sigma = {name: self._chunk_sigma(ref, name) for name in self.metrics}
         with np.errstate(all="ignore"):
@@ -183,8 +199,9 @@ class EstimatedPerformanceCheck:
                 name: REALISED["classification"][name](ref) for name in self.metrics
             }
 
-    def _scored_reference(self, reference: Reference) -> Outcomes:
-        """The reference's rows with label, prediction and a usable score, in file order."""
+    def _scored_reference(self, reference: Reference) -> tuple[Outcomes, dict[str, Any]]:
+        """The reference's rows with label, prediction and a usable score, in file order, and
+        those rows' columns."""
         cols, vocabs = reference.columns, reference.vocabularies
         if self.roles.label not in cols:
             raise ConfigError([f"checks.{self.cfg.id}: the reference has no label column"])
@@ -194,7 +211,26 @@ class EstimatedPerformanceCheck:
         s = np.asarray(cols[self.score_column], dtype=np.float64)
         rows = (label >= 0) & (pred >= 0) & (s >= 0.0) & (s <= 1.0)
         sub = {k: np.asarray(v)[rows] for k, v in cols.items()}
-        return _classification(sub, vocabs, self.roles, self.cfg.positive_label)
+        return _classification(sub, vocabs, self.roles, self.cfg.positive_label), sub
+
+    def _about(self) -> dict[str, Any]:
+        """How the probabilities were made, for the evidence."""
+        if self.label_model is None:
+            return {
+                "estimate_from": "scores",
+                "calibration": "isotonic regression of the reference's labels on its scores",
+                "positive_label": self.cfg.positive_label,
+            }
+        m = self.label_model
+        return {
+            "estimate_from": "inputs",
+            "calibration": "logistic regression of the reference's labels on the model's "
+            "inputs (numeric standardised, categorical one-hot); holds while P(label | inputs) "
+            "does",
+            "label_model_inputs": list(m.inputs),
+            "label_model_fingerprint": m.fingerprint,
+            "positive_label": self.cfg.positive_label,
+        }
 
     def _chunk_sigma(self, ref: Outcomes, name: str) -> float:
         """Standard deviation of the realised metric over the reference's chunks."""
@@ -227,7 +263,12 @@ class EstimatedPerformanceCheck:
         s = np.asarray(cols[self.score_column], dtype=np.float64)
         rows = (pred >= 0) & (s >= 0.0) & (s <= 1.0)
         score = s[rows]
-        p = np.asarray(self.calibrator.predict(score), dtype=np.float64) if len(score) else score
+        if self.label_model is not None:
+            p = self.label_model.probability(cols, vocabs)[rows]
+        elif len(score):
+            p = np.asarray(self.calibrator.predict(score), dtype=np.float64)
+        else:
+            p = score
         scored = Scored(predicted=(pred[rows] == pos).astype(np.float64), score=score, p=p)
         realised = _classification(cols, vocabs, self.roles, self.cfg.positive_label)
         return scored, realised
@@ -248,10 +289,7 @@ class EstimatedPerformanceCheck:
                 labelled_rows=len(rows),
                 scored_rows=n,
                 method=METHODS[name],
-                about={
-                    "calibration": "isotonic regression of the reference's labels on its scores",
-                    "positive_label": self.cfg.positive_label,
-                },
+                about=self.about,
             )
             out.append(
                 estimate_measurement(
