@@ -208,6 +208,8 @@ def test_forms_need_the_sessions_csrf_token_and_the_governance_role(console, bre
     sign_in(nora, "nora")
     r = nora.get("/")
     assert r.status_code == 403 and "no console role" in r.text
+    out = nora.post("/logout", data={"csrf": csrf(r.text)})
+    assert out.status_code == 303 and out.headers["location"] == "/signed-out"
 
 
 def test_sessions_end_and_cannot_be_forged(console):
