@@ -99,20 +99,89 @@ def numeric(column: Any, name: str) -> np.ndarray:
     """A column as float64, missing values NaN."""
     import pyarrow as pa
 
-    try:
-        arr = _whole(column).cast(pa.float64())
-    except (ValueError, TypeError, NotImplementedError) as exc:  # pyarrow's errors
-        raise ReferenceDataError(f"column {name!r} is not numeric") from exc
+    arr = _whole(column)
+    if arr.type != pa.float64():  # a cast loads pyarrow.compute (a twentieth of a `check`)
+        try:
+            arr = arr.cast(pa.float64())
+        except (ValueError, TypeError, NotImplementedError) as exc:  # pyarrow's errors
+            raise ReferenceDataError(f"column {name!r} is not numeric") from exc
     return _values(arr, np.float64, np.nan)
+
+
+def _int_dtype(t: Any) -> np.dtype[Any] | None:
+    """numpy's dtype for an arrow integer type (None for any other type)."""
+    import pyarrow as pa
+
+    if not pa.types.is_integer(t):
+        return None
+    return np.dtype(f"{'i' if pa.types.is_signed_integer(t) else 'u'}{t.bit_width // 8}")
+
+
+def _first_seen(indices: np.ndarray) -> np.ndarray:
+    """The distinct non-negative values of `indices` in order of first appearance."""
+    present = indices[indices >= 0]
+    values, first = np.unique(present, return_index=True)
+    return np.asarray(values[np.argsort(first)])
+
+
+def _from_dictionaries(chunks: Sequence[Any]) -> tuple[np.ndarray, list[str | None]] | None:
+    """`_dictionary` of dictionary-encoded text (a Parquet file's categorical columns as read)
+    from the dictionaries and indices: no decoding, no hashing. None for other value types."""
+    import pyarrow as pa
+
+    labels: list[str | None] = []
+    seen: dict[str, int] = {}
+    parts = []
+    for chunk in chunks:
+        idx_dtype = _int_dtype(chunk.indices.type)
+        if idx_dtype is None or not pa.types.is_string(chunk.dictionary.type):
+            return None
+        idx = _values(chunk.indices, idx_dtype, -1).astype(np.int64, copy=False)
+        names = chunk.dictionary.to_pylist()
+        lookup = np.full(len(names) + 1, -1, dtype=np.int32)  # [-1] -> -1: missing
+        for code in _first_seen(idx).tolist():
+            label = names[code]
+            if label is not None:
+                lookup[code] = seen.setdefault(label, len(seen))
+                if lookup[code] == len(labels):
+                    labels.append(label)
+        parts.append(lookup[idx])
+    if not parts:
+        return np.zeros(0, np.int32), labels
+    return np.concatenate(parts), labels
+
+
+def _from_integers(column: Any, dtype: np.dtype[Any]) -> tuple[np.ndarray, list[str | None]]:
+    """`_dictionary` of an integer column: labels are the numbers as decimal text."""
+    values = _values(column, dtype, 0)
+    valid = _valid(column)
+    present = values if valid is None else values[valid]
+    distinct, first, inverse = np.unique(present, return_index=True, return_inverse=True)
+    order = np.argsort(first)
+    rank = np.empty(order.size, dtype=np.int32)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    indices = np.full(values.size, -1, dtype=np.int32)
+    indices[slice(None) if valid is None else valid] = rank[inverse.ravel()]
+    return indices, [str(v) for v in distinct[order].tolist()]
 
 
 def _dictionary(column: Any) -> tuple[np.ndarray, list[str | None]]:
     """Indices into the column's distinct values (in order of first appearance; -1 missing)
-    and those values as labels: each distinct value is turned into text once."""
+    and those values as labels: each distinct value is turned into text once.
+
+    Dictionary-encoded text and integers are counted here; other types by pyarrow.compute,
+    which takes a twentieth of a one-shot `check` to load."""
     import pyarrow as pa
+
+    if pa.types.is_dictionary(column.type):
+        chunks = column.chunks if hasattr(column, "chunks") else [column]
+        if (done := _from_dictionaries(chunks)) is not None:
+            return done
+    column = _whole(column)
+    if (dtype := _int_dtype(column.type)) is not None:
+        return _from_integers(column, dtype)
     import pyarrow.compute as pc
 
-    column = _whole(column)
     if pa.types.is_dictionary(column.type):
         column = column.dictionary_decode()
     encoded = pc.dictionary_encode(column)
