@@ -71,15 +71,15 @@ def _trained(model: str, check_id: str, future: Future[Any]) -> None:
 
 
 def _train_off_process(models: list[ModelRuntime]) -> ProcessPoolExecutor | None:
-    """Checks that train a model on their reference (direct loss estimation) train it in one
-    child process (spawned: no copy of the agent's threads or locks), while the agent serves;
-    their runs report insufficient data until it is done. The child exits when the queue of
-    training is."""
+    """Checks that train a model on their reference (the loss model of direct loss estimation,
+    the label model of `estimate_from: inputs`) train it in one child process (spawned: no
+    copy of the agent's threads or locks), while the agent serves; their runs report
+    insufficient data until it is done. The child exits when the queue of training is."""
     trainees = [
         (mr.cfg.name, check)
         for mr in models
         for check in mr.checks.values()
-        if getattr(check, "train_in", None) is not None
+        if getattr(check, "trains", False)
     ]
     if not trainees:
         return None

@@ -8,11 +8,13 @@ import asyncio
 import json
 import os
 
+import numpy as np
+
 from aims_agent.agent.runtime import Runtime
 from aims_agent.collectors.push import decode_records
 from aims_agent.config import parse_config
 from tests.checks.test_loss_estimation import frame
-from tests.conftest import base_config
+from tests.conftest import as_records, base_config, make_rows
 
 
 def test_the_loss_model_trains_in_a_child_while_the_agent_serves(tmp_path):
@@ -40,7 +42,7 @@ def test_the_loss_model_trains_in_a_child_while_the_agent_serves(tmp_path):
     runtime = Runtime(parse_config(data, base_dir=tmp_path))
     try:
         check = runtime.model("m1").checks["dle"]
-        assert check.training is not None  # handed to the child at start
+        assert check.model.future is not None  # handed to the child at start
         cur = frame(500, 2)
         rows = [
             {
@@ -54,7 +56,7 @@ def test_the_loss_model_trains_in_a_child_while_the_agent_serves(tmp_path):
             json.dumps(rows).encode(), "application/json", runtime.model("m1").schema, now=0
         )
         assert asyncio.run(runtime.ingest.ingest("m1", decoded)) == 500
-        trained = check.training.result(timeout=120)
+        trained = check.model.future.result(timeout=120)
         assert trained.pid != os.getpid()
         out = runtime.runner.run_check("m1", "dle")
         assert out.run.verdict == "pass"
@@ -62,5 +64,34 @@ def test_the_loss_model_trains_in_a_child_while_the_agent_serves(tmp_path):
         assert a.measurement.n_current == 500 and a.measurement.value > 0
         fingerprint = a.measurement.params["loss_model"]["fingerprint"]
         assert fingerprint == trained.about["mae"]["fingerprint"]
+    finally:
+        runtime.close()
+
+
+def test_the_label_model_of_a_classifier_is_fitted_in_the_child_too(tmp_path, reference_csv):
+    data = base_config(reference_csv, tmp_path / "ev")
+    data["models"][0]["checks"] = [
+        {
+            "id": "estimate",
+            "kind": "estimated_performance",
+            "estimate_from": "inputs",
+            "schedule_seconds": 3600,
+            "min_samples": 20,
+        }
+    ]
+    runtime = Runtime(parse_config(data, base_dir=tmp_path))
+    try:
+        check = runtime.model("m1").checks["estimate"]
+        fitted = check.label_model.future.result(timeout=120)  # pickled back from the child
+        rows = as_records(make_rows(np.random.default_rng(4), 300))
+        decoded = decode_records(
+            json.dumps(rows).encode(), "application/json", runtime.model("m1").schema, now=0
+        )
+        asyncio.run(runtime.ingest.ingest("m1", decoded))
+        out = runtime.runner.run_check("m1", "estimate")
+        heads = {a.measurement.metric: a.measurement for a in out.run.assessments}
+        params = heads["estimated_roc_auc"].params
+        assert params["label_model_fingerprint"] == fitted.fingerprint
+        assert heads["estimated_roc_auc"].n_current == 300
     finally:
         runtime.close()

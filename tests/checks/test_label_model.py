@@ -8,12 +8,16 @@ group: the estimate from the inputs tracks the realised value, the one from the 
 
 from __future__ import annotations
 
+import math
+from concurrent.futures import Future
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn import metrics as skm
 from sklearn.linear_model import LogisticRegression
 
+from aims_agent.agent.judge import assess
 from aims_agent.checks.base import build_check, config_problems
 from aims_agent.config import EstimatedPerformanceCheckConfig, Limit, SchemaConfig
 from aims_agent.schema import ModelSchema
@@ -100,3 +104,39 @@ def test_inputs_are_for_a_binary_classifier():
     cfg = EstimatedPerformanceCheckConfig(id="est", estimate_from="inputs")
     problems = config_problems("checks[0]", cfg, multi)
     assert "checks[0].estimate_from: inputs is for a binary classifier (schema.score)" in problems
+
+
+class Held:
+    """An executor whose work waits until the test says: the agent's child still fitting."""
+
+    def __init__(self):
+        self.future = Future()
+        self.calls = []
+
+    def submit(self, fn, *args):
+        self.calls.append((fn, args))
+        return self.future
+
+
+def test_runs_before_the_label_model_arrives_report_insufficient_data():
+    ref, cur = workload.make(4000, 42, False), workload.make(1000, 43, True)
+    schema = ModelSchema(SCHEMA)
+    reference, window = encode(schema, ref, cur)
+    cfg = EstimatedPerformanceCheckConfig(
+        id="est", estimate_from="inputs", metrics={"roc_auc": Limit(min=0.0)}
+    )
+    check = build_check(cfg, reference, schema)
+    assert check.trains
+    held = Held()
+    check.train_in(held)
+    (waiting,) = assess(check.run(window))
+    assert waiting.verdict == "insufficient_data" and math.isnan(waiting.measurement.value)
+    assert waiting.measurement.params["label_model"]["status"].endswith("not ready yet")
+    assert waiting.measurement.params["realised_value"] is not None  # labels still count
+    ((fn, args),) = held.calls
+    held.future.set_result(fn(*args))  # fitted
+    (ready,) = check.run(window)
+    alone = build_check(cfg, reference, schema)  # fitted in this process at its first run
+    (same,) = alone.run(window)
+    assert ready.value == same.value and not math.isnan(ready.value)
+    assert ready.params["label_model_fingerprint"] == same.params["label_model_fingerprint"]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -30,7 +31,13 @@ import numpy as np
 import numpy.typing as npt
 
 from aims_agent.checks.base import Reference, register, unknown_metrics
-from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement, weighted_roc_auc
+from aims_agent.checks.kinds.estimates import (
+    NOT_READY,
+    Estimate,
+    Training,
+    estimate_measurement,
+    weighted_roc_auc,
+)
 from aims_agent.checks.kinds.label_model import LabelModel, fit_label_model
 from aims_agent.checks.kinds.performance import METRICS as REALISED
 from aims_agent.checks.kinds.performance import Outcomes, _classification, _Roles
@@ -177,21 +184,23 @@ class EstimatedPerformanceCheck:
             raise ConfigError(
                 [f"checks.{cfg.id}: the reference needs labelled rows of both classes"]
             )
-        self.label_model: LabelModel | None = None
+        self.label_model: Training[LabelModel] | None = None
         if cfg.estimate_from == "inputs":
             numeric = [c.name for c in schema.features if c.kind == "numeric"]
             categorical = [
                 c.name for c in schema.columns
                 if c.kind == "categorical" and c.source in ("feature", "attribute")
             ]  # fmt: skip
-            self.label_model = fit_label_model(
-                sub, reference.vocabularies, numeric, categorical, ref.score_true
+            inputs = {n: sub[n] for n in (*numeric, *categorical)}
+            vocabs = {n: tuple(reference.vocabularies.get(n, ())) for n in categorical}
+            self.label_model = Training(
+                fit_label_model, inputs, vocabs, numeric, categorical, ref.score_true
             )
+        self.trains = self.label_model is not None  # the agent fits it in its child process
         from sklearn.isotonic import IsotonicRegression  # lazy: only this kind loads it
 
         self.calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         self.calibrator.fit(ref.score, ref.score_true)
-        self.about = self._about()
         self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
         self.sigma = {name: self._chunk_sigma(ref, name) for name in self.metrics}
         with np.errstate(all="ignore"):
@@ -213,7 +222,13 @@ class EstimatedPerformanceCheck:
         sub = {k: np.asarray(v)[rows] for k, v in cols.items()}
         return _classification(sub, vocabs, self.roles, self.cfg.positive_label), sub
 
-    def _about(self) -> dict[str, Any]:
+    def train_in(self, executor: Executor) -> Future[LabelModel]:
+        """Fit the label model (`estimate_from: inputs`) in `executor`, the agent's child
+        process; runs before it arrives report insufficient data."""
+        assert self.label_model is not None
+        return self.label_model.submit(executor)
+
+    def _about(self, m: LabelModel | None) -> dict[str, Any]:
         """How the probabilities were made, for the evidence."""
         if self.label_model is None:
             return {
@@ -221,7 +236,12 @@ class EstimatedPerformanceCheck:
                 "calibration": "isotonic regression of the reference's labels on its scores",
                 "positive_label": self.cfg.positive_label,
             }
-        m = self.label_model
+        if m is None:
+            return {
+                "estimate_from": "inputs",
+                "label_model": NOT_READY,
+                "positive_label": self.cfg.positive_label,
+            }
         return {
             "estimate_from": "inputs",
             "calibration": "logistic regression of the reference's labels on the model's "
@@ -251,7 +271,11 @@ class EstimatedPerformanceCheck:
         finite = [v for v in values if math.isfinite(v)]
         return float(np.std(finite, ddof=1)) if len(finite) >= 2 else math.nan
 
-    def _scored(self, window: WindowData) -> tuple[Scored, Outcomes]:
+    def _scored(
+        self, window: WindowData, model: LabelModel | None
+    ) -> tuple[Scored | None, int, Outcomes]:
+        """The scored rows with their probabilities (None while the label model is fitted
+        elsewhere), how many, and the labelled rows' outcomes."""
         cols, vocabs = window.columns, window.vocabularies
         pred_vocab = vocabs.get(self.roles.prediction, ())
         pos = (
@@ -263,23 +287,26 @@ class EstimatedPerformanceCheck:
         s = np.asarray(cols[self.score_column], dtype=np.float64)
         rows = (pred >= 0) & (s >= 0.0) & (s <= 1.0)
         score = s[rows]
-        if self.label_model is not None:
-            p = self.label_model.probability(cols, vocabs)[rows]
+        realised = _classification(cols, vocabs, self.roles, self.cfg.positive_label)
+        if model is not None:
+            p = model.probability(cols, vocabs)[rows]
+        elif self.label_model is not None:
+            return None, len(score), realised  # the label model is still being fitted
         elif len(score):
             p = np.asarray(self.calibrator.predict(score), dtype=np.float64)
         else:
             p = score
         scored = Scored(predicted=(pred[rows] == pos).astype(np.float64), score=score, p=p)
-        realised = _classification(cols, vocabs, self.roles, self.cfg.positive_label)
-        return scored, realised
+        return scored, len(score), realised
 
     def run(self, window: WindowData) -> list[Measurement]:
-        scored, realised = self._scored(window)
-        n = len(scored.p)
+        model = self.label_model.get() if self.label_model is not None else None
+        scored, n, realised = self._scored(window, model)
+        about = self._about(model)
         out = []
         for name, fn in self.metrics.items():
             with np.errstate(all="ignore"):
-                value = fn(scored) if n else math.nan
+                value = fn(scored) if scored is not None and n else math.nan
                 actual = REALISED["classification"][name](realised)
             rows = realised.score_true if name == "roc_auc" else realised.y_true
             est = Estimate(
@@ -289,7 +316,7 @@ class EstimatedPerformanceCheck:
                 labelled_rows=len(rows),
                 scored_rows=n,
                 method=METHODS[name],
-                about=self.about,
+                about=about,
             )
             out.append(
                 estimate_measurement(

@@ -4,8 +4,10 @@ threshold that breaches only when the whole band is beyond the limit."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +16,39 @@ from aims_agent.config import EstimatedPerformanceCheckConfig, Limit
 from aims_agent.records import Measurement, Threshold
 
 PREFIX = "estimated_"  # records and series name the metric estimated_<metric>
+NOT_READY = {"status": "training in a child process: not ready yet"}
+T = TypeVar("T")
+
+
+class Training(Generic[T]):
+    """A model an estimate trains once on its reference: in the agent's child process (the
+    agent calls `submit` at start), or in this process at first use when nobody did (one-shot
+    runs, tests). `get()` is None while the child trains; a failed training raises its error
+    at every call (each run records it)."""
+
+    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
+        self._call: tuple[Callable[..., T], tuple[Any, ...]] | None = (fn, args)
+        self.future: Future[T] | None = None
+        self._done: T | None = None
+
+    def submit(self, executor: Executor) -> Future[T]:
+        assert self._call is not None, "trained already"
+        fn, args = self._call
+        self.future = executor.submit(fn, *args)
+        return self.future
+
+    def get(self) -> T | None:
+        if self._done is None:
+            if self.future is None:
+                assert self._call is not None
+                fn, args = self._call
+                self._done = fn(*args)
+            elif self.future.done():
+                self._done = self.future.result()
+            else:
+                return None
+            self._call = None  # the reference's table is not needed any more
+        return self._done
 
 
 def finite(x: float) -> float | None:

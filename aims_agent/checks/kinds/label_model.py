@@ -10,7 +10,8 @@ trees, calibrated or not, under-estimated the workload's drifted windows by 0.03
 outside the band in every window; the logistic regression stayed inside in 40 of 40). The
 estimate holds while P(label | inputs) does, also when the model itself degrades (its scores
 lose their calibration), which scores alone cannot show. Fitted once at start (about 0.2 s for
-20,000 rows); applied in numpy, so a run loads no scikit-learn.
+20,000 rows; the agent does it in its child process, `estimates.Training`); applied in numpy, so
+a run loads no scikit-learn.
 """
 
 from __future__ import annotations

@@ -30,7 +30,12 @@ import numpy as np
 import numpy.typing as npt
 
 from aims_agent.checks.base import Reference
-from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement
+from aims_agent.checks.kinds.estimates import (
+    NOT_READY,
+    Estimate,
+    Training,
+    estimate_measurement,
+)
 from aims_agent.checks.kinds.performance import METRICS as REALISED
 from aims_agent.checks.kinds.performance import Outcomes
 from aims_agent.config import EstimatedPerformanceCheckConfig
@@ -108,39 +113,18 @@ class LossEstimate:
             name: np.abs(y - yhat) if LOSSES[name] == "absolute" else (y - yhat) ** 2
             for name in cfg.metrics
         }
-        # what training needs, until it is done
-        self._job: tuple[FloatArray, dict[str, FloatArray], list[bool]] | None = (
-            x,
-            targets,
-            categorical,
-        )
-        self.training: Future[TrainedLoss] | None = None
-        self.trained: TrainedLoss | None = None
+        self.model = Training(train_loss_models, x, targets, categorical)
         self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
         ref = Outcomes(y_true=y, y_pred=yhat)
         self.reference_value = {n: REALISED["regression"][n](ref) for n in cfg.metrics}
         self.sigma = {n: self._sigma(y, yhat, n) for n in cfg.metrics}
 
+    trains = True  # the agent hands it an executor at start
+
     def train_in(self, executor: Executor) -> Future[TrainedLoss]:
         """Train the loss models in `executor` (the agent's child process); runs before they
         arrive report insufficient data."""
-        assert self._job is not None, "trained already"
-        self.training = executor.submit(train_loss_models, *self._job)
-        return self.training
-
-    def _model(self) -> TrainedLoss | None:
-        """The trained models: trained here if no executor was given; None while training
-        elsewhere; a failed training raises its error (the run records it)."""
-        if self.trained is None:
-            if self.training is None:
-                assert self._job is not None
-                self.trained = train_loss_models(*self._job)
-            elif self.training.done():
-                self.trained = self.training.result()
-            else:
-                return None
-            self._job = None  # the table is not needed any more
-        return self.trained
+        return self.model.submit(executor)
 
     def _table(self, cols: Any) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Features (categorical codes as numbers, missing as NaN) and the prediction, the
@@ -176,7 +160,7 @@ class LossEstimate:
         x = x[scored]
         labelled = scored & ~np.isnan(y)
         realised = Outcomes(y_true=y[labelled], y_pred=yhat[labelled])
-        trained = self._model()
+        trained = self.model.get()
         out = []
         for name in self.cfg.metrics:
             value = math.nan if trained is None else self.estimate(name, x, trained)
@@ -189,11 +173,7 @@ class LossEstimate:
                 labelled_rows=int(labelled.sum()),
                 scored_rows=len(x),
                 method=METHODS[name],
-                about={
-                    "loss_model": trained.about[name]
-                    if trained is not None
-                    else {"status": "training in a child process: not ready yet"}
-                },
+                about={"loss_model": trained.about[name] if trained is not None else NOT_READY},
             )
             out.append(
                 estimate_measurement(
