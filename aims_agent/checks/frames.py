@@ -117,9 +117,18 @@ def _int_dtype(t: Any) -> np.dtype[Any] | None:
     return np.dtype(f"{'i' if pa.types.is_signed_integer(t) else 'u'}{t.bit_width // 8}")
 
 
-def _first_seen(indices: np.ndarray) -> np.ndarray:
-    """The distinct non-negative values of `indices` in order of first appearance."""
+def _first_seen(indices: np.ndarray, size: int) -> np.ndarray:
+    """The distinct non-negative values of `indices` (all below `size`) in order of first
+    appearance."""
     present = indices[indices >= 0]
+    if not present.size:
+        return present
+    # a file's writer builds its dictionary in order of appearance, so the codes usually first
+    # appear in ascending order: then exactly where their running maximum rises (no sort)
+    running = np.maximum.accumulate(present)
+    rises = running[np.flatnonzero(np.concatenate(([True], running[1:] != running[:-1])))]
+    if rises.size == np.count_nonzero(np.bincount(present, minlength=size)):
+        return rises
     values, first = np.unique(present, return_index=True)
     return np.asarray(values[np.argsort(first)])
 
@@ -139,7 +148,7 @@ def _from_dictionaries(chunks: Sequence[Any]) -> tuple[np.ndarray, list[str | No
         idx = _values(chunk.indices, idx_dtype, -1).astype(np.int64, copy=False)
         names = chunk.dictionary.to_pylist()
         lookup = np.full(len(names) + 1, -1, dtype=np.int32)  # [-1] -> -1: missing
-        for code in _first_seen(idx).tolist():
+        for code in _first_seen(idx, len(names)).tolist():
             label = names[code]
             if label is not None:
                 lookup[code] = seen.setdefault(label, len(seen))
@@ -156,12 +165,22 @@ def _from_integers(column: Any, dtype: np.dtype[Any]) -> tuple[np.ndarray, list[
     values = _values(column, dtype, 0)
     valid = _valid(column)
     present = values if valid is None else values[valid]
+    indices = np.full(values.size, -1, dtype=np.int32)
+    where = slice(None) if valid is None else valid
+    if present.size and int(present.max()) - (lo := int(present.min())) < 1 << 20:
+        # a few classes or levels: the values less the smallest are codes already
+        shifted = np.full(values.size, -1, dtype=np.int64)
+        wide = present.astype(np.uint64 if dtype.kind == "u" else np.int64)  # no overflow
+        shifted[where] = (wide - wide.dtype.type(lo)).astype(np.int64)
+        order = _first_seen(shifted, int(shifted.max()) + 1)
+        lookup = np.full(int(shifted.max()) + 2, -1, dtype=np.int32)  # [-1] -> -1: missing
+        lookup[order] = np.arange(order.size, dtype=np.int32)
+        return np.asarray(lookup[shifted]), [str(lo + v) for v in order.tolist()]
     distinct, first, inverse = np.unique(present, return_index=True, return_inverse=True)
     order = np.argsort(first)
     rank = np.empty(order.size, dtype=np.int32)
     rank[order] = np.arange(order.size, dtype=np.int32)
-    indices = np.full(values.size, -1, dtype=np.int32)
-    indices[slice(None) if valid is None else valid] = rank[inverse.ravel()]
+    indices[where] = rank[inverse.ravel()]
     return indices, [str(v) for v in distinct[order].tolist()]
 
 
