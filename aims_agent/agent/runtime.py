@@ -14,14 +14,10 @@ writer (agent.oneshot).
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
-from functools import partial
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection
@@ -31,6 +27,7 @@ from aims_agent.agent.ingest import Ingest
 from aims_agent.agent.models import ModelRuntime, build_model, model_of, privacies
 from aims_agent.agent.reference import load_references
 from aims_agent.agent.runner import Runner
+from aims_agent.agent.training import train_off_process
 from aims_agent.collectors.exchange import mapping_for
 from aims_agent.collectors.logger_pairs import Receiver
 from aims_agent.collectors.loggers import Event
@@ -61,36 +58,6 @@ def _calibrate(models: list[ModelRuntime]) -> None:
                     log.exception("calibrating %s/%s failed", mr.cfg.name, check.id)
 
 
-def _trained(model: str, check_id: str, future: Future[Any]) -> None:
-    if future.cancelled():
-        return
-    if (exc := future.exception()) is not None:  # the check's runs record it as their error
-        log.error("training %s/%s failed: %s", model, check_id, exc)
-    else:
-        log.info("trained %s/%s in a child process", model, check_id)
-
-
-def _train_off_process(models: list[ModelRuntime]) -> ProcessPoolExecutor | None:
-    """Checks that train a model on their reference (the loss model of direct loss estimation,
-    the label model of `estimate_from: inputs`) train it in one child process (spawned: no
-    copy of the agent's threads or locks), while the agent serves; their runs report
-    insufficient data until it is done. The child exits when the queue of training is."""
-    trainees = [
-        (mr.cfg.name, check)
-        for mr in models
-        for check in mr.checks.values()
-        if getattr(check, "trains", False)
-    ]
-    if not trainees:
-        return None
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    for model, check in trainees:
-        future = check.train_in(pool)  # type: ignore[attr-defined]
-        future.add_done_callback(partial(_trained, model, check.id))
-    pool.shutdown(wait=False)  # the queued training still runs; then the child exits
-    return pool
-
-
 class Runtime:
     """Everything a running agent holds. Build with `Runtime(cfg)`, release with `close()`."""
 
@@ -117,7 +84,9 @@ class Runtime:
             target=_calibrate, args=(list(self.models.values()),), name="calibrate", daemon=True
         )
         self._calibrating.start()
-        self._training = _train_off_process(list(self.models.values()))
+        self._training = train_off_process(
+            (mr.cfg.name, check) for mr in self.models.values() for check in mr.checks.values()
+        )
         for name, mr in self.models.items():
             for c in mr.cfg.checks:
                 self.metrics.schedule.labels(name, c.id).set(c.schedule_seconds)
@@ -217,7 +186,7 @@ class Runtime:
     def close(self, timeout: float = 10.0) -> None:
         """Wait for running checks (up to the deadline), then drain and close storage."""
         deadline = time.monotonic() + timeout
-        if self._training is not None:  # training not started yet is dropped
-            self._training.shutdown(wait=False, cancel_futures=True)
+        if self._training is not None:  # a training still running is killed
+            self._training.stop()
         self.runner.wait_idle(timeout)
         self.store.close(max(0.5, deadline - time.monotonic()))

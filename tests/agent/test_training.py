@@ -95,3 +95,35 @@ def test_the_label_model_of_a_classifier_is_fitted_in_the_child_too(tmp_path, re
         assert heads["estimated_roc_auc"].n_current == 300
     finally:
         runtime.close()
+
+
+def test_closing_the_agent_kills_a_training_still_running(tmp_path):
+    """A reference large enough that its loss model trains for seconds: closing right after
+    start kills the child rather than waiting for it (the future ends without a model)."""
+    ref = tmp_path / "large.csv"
+    frame(300_000, 1).to_csv(ref, index=False)
+    data = base_config(ref, tmp_path / "ev")
+    data["models"][0]["schema"] = {
+        "numeric": ["x1", "x2"],
+        "categorical": ["c"],
+        "prediction": "yhat",
+        "prediction_type": "numeric",
+        "label": "y",
+    }
+    data["models"][0]["checks"] = [
+        {
+            "id": "dle",
+            "kind": "estimated_performance",
+            "task": "regression",
+            "schedule_seconds": 3600,
+            "metrics": {"mae": {"max": 5.0}, "rmse": {"max": 5.0}},
+        }
+    ]
+    runtime = Runtime(parse_config(data, base_dir=tmp_path))
+    future = runtime.model("m1").checks["dle"].model.future
+    children = list(runtime._training._children)
+    runtime.close()
+    for child in children:
+        child.join(timeout=10)
+        assert not child.is_alive()
+    assert future.cancelled() or future.exception(timeout=10) is not None
