@@ -24,6 +24,7 @@ from aims_agent.exporters.oscal import assessment_results
 from aims_agent.storage import queries
 from tests.conftest import as_records, base_config, make_rows, write_reference_csv
 from tests.exporters.test_oscal import validate
+from tests.exporters.test_report import _Balanced
 
 CHECKS = [
     {
@@ -80,7 +81,7 @@ def evidence(tmp_path_factory):
             if not labels:
                 del r["label"]
             if shift and i % 10 == 0:
-                r["features"]["c1"] = "e"
+                r["features"]["c1"] = "<e&>"  # a category the report must escape
         body = json.dumps(rows).encode()
         decoded = decode_records(body, "application/json", schema, now=clock[0])
         asyncio.run(runtime.ingest.ingest("m1", decoded))
@@ -195,7 +196,7 @@ def test_the_intended_use_section_has_the_shares_and_the_worst_features(evidence
     worst = [f["feature"] for f in s["worst_features"]]
     assert worst == sorted((f for f in means if max(per_feature[f])), key=lambda f: -means[f])[:5]
     assert s["worst_features"][0]["mean"] == pytest.approx(max(means.values()), abs=1e-6)
-    assert s["unexpected_categories"] == ["e"]
+    assert s["unexpected_categories"] == ["<e&>"]
 
 
 def test_the_oversight_section_has_the_rates_and_the_time_to_review(evidence):
@@ -226,6 +227,11 @@ def test_every_format_shows_the_sections(evidence):
         assert "use: use within the intended-use envelope (A.9.4)" in text
         assert "review: human oversight of decisions (A.9.2, A.9.3)" in text
         assert "realised inside the band" in text
+    parser = _Balanced()  # every element the sections open they close
+    parser.feed(html)
+    assert parser.stack == []
+    assert "section-estimate" in html and "&nbsp;%" in html
+    assert "allow: &lt;e&amp;&gt;." in html and "<e&>" not in html
     acc = data["models"][0]["checks"][0]["section"]["metrics"]["accuracy"]
     assert f"| accuracy | 3 | {acc['estimate']['mean']:.4g} (" in md
     assert json.loads(report.to_json(data))["models"][0]["checks"][1]["section"]["kind"] == (
@@ -269,4 +275,4 @@ def test_the_oscal_observations_and_finding_carry_the_figures(evidence):
     assert float(share["value"]) == pytest.approx(heads(use)["outside_envelope_share"]["value"])
     worst = props(finding, "feature-outside-share")
     assert worst and worst == props(by_record[use["record_id"]], "feature-outside-share")
-    assert {p["value"] for p in props(finding, "unexpected-category")} == {"e"}
+    assert {p["value"] for p in props(finding, "unexpected-category")} == {"<e&>"}
