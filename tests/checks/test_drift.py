@@ -146,3 +146,22 @@ def test_multiple_testing_correction_of_p_value_tests(gen, tmp_path, method):
 def test_adjust_keeps_nan_out_of_the_family():
     out = adjust([0.01, math.nan, 0.04], "bonferroni")
     assert out[0] == pytest.approx(0.02) and math.isnan(out[1]) and out[2] == pytest.approx(0.08)
+
+
+def test_output_drift_tests_each_class_score_of_a_multiclass_model():
+    from bench.workload import SCORE_COLS, make_multiclass
+    from tests.checks.frames import encode
+
+    cfg = SchemaConfig(
+        numeric=("num_00",), categorical=("cat_0",), prediction="prediction", label="label",
+        scores={c.removeprefix("p_"): c for c in SCORE_COLS},
+    )  # fmt: skip
+    schema = ModelSchema(cfg)
+    reference, window = encode(
+        schema, make_multiclass(2000, 42, False), make_multiclass(800, 43, True)
+    )
+    check = DriftCheck(
+        DriftCheckConfig(id="d", include_prediction=True, preset="evidently"), reference, schema
+    )
+    tested = {m.feature for m in check.run(window) if m.feature}
+    assert {*SCORE_COLS, "prediction", "num_00", "cat_0"} <= tested

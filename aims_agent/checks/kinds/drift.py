@@ -32,7 +32,7 @@ from aims_agent.config import DriftCheckConfig, SchemaConfig
 from aims_agent.records import ColumnKind, Measurement, Threshold, WindowData
 from aims_agent.schema import ModelSchema
 
-_SOURCES = {"feature", "prediction", "score"}
+_SOURCES = {"feature", "prediction", "score", "class_score"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
