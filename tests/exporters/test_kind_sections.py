@@ -56,8 +56,8 @@ CHECKS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def evidence(tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def evidence(request, tmp_path_factory):
     """Three hourly windows (the agent's clock moved by the test): in-distribution traffic
     with labels; the same with half the decisions reviewed; then shifted traffic (values beyond
     the reference, an unknown category) without labels, which breaches the intended-use
@@ -65,6 +65,11 @@ def evidence(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sections")
     ref = write_reference_csv(tmp / "reference.csv")
     data = base_config(ref, tmp / "ev")
+    server, name = None, None
+    if request.param == "postgresql":  # the bodies are streamed from a server-side cursor
+        server = request.getfixturevalue("postgres")
+        name = server.create_database()
+        data["agent"]["storage_url"] = server.url(name)
     data["models"][0]["checks"] = CHECKS
     data["models"][0]["window"] = {"span_seconds": 3600, "max_sample": 5000}
     (tmp / "agent.yaml").write_text(yaml.safe_dump(data))
@@ -117,6 +122,8 @@ def evidence(tmp_path_factory):
         yield SimpleNamespace(runtime=runtime, cfg=cfg, t0=t0, now=clock[0])
     finally:
         runtime.close()
+        if server is not None:
+            server.drop_database(name)
 
 
 def bodies(ev, check: str) -> list[dict]:
