@@ -33,6 +33,9 @@ def mapping_for(cfg: DecodeConfig, schema: ModelSchema) -> protocols.Mapping:
         prediction=cfg.prediction,
         score=cfg.score,
         score_index=cfg.score_index,
+        # a multiclass model's probability vector: every class's score, in the schema's order
+        classes=tuple(schema.class_scores),
+        per_class=bool(schema.class_scores),
         input=cfg.input,
         id_field=cfg.id_field,
         **paths,

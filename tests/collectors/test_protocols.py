@@ -220,6 +220,53 @@ def test_oip_probability_output_argmax_and_score_index():
     assert "score" not in out[0]
 
 
+def test_a_multiclass_probability_output_is_every_classs_score():
+    """A model with `schema.scores`: the probability vector becomes the record's `scores` by
+    class (in the schema's order) and the prediction its most probable class; decoded by the
+    model's schema into the class-score columns."""
+    classes = ("setosa", "versicolor", "virginica")
+    mapping = Mapping(features=IRIS.features, classes=classes, per_class=True)
+    proba = tensor("predict_proba", [2, 3], "FP64", [0.1, 0.7, 0.2, 0.8, 0.15, 0.05])
+    out = run("oip-v2", IRIS_V2_REQUEST, {"outputs": [proba]}, mapping)
+    assert [(r["prediction"], r["scores"]) for r in out] == [
+        ("versicolor", {"setosa": 0.1, "versicolor": 0.7, "virginica": 0.2}),
+        ("setosa", {"setosa": 0.8, "versicolor": 0.15, "virginica": 0.05}),
+    ]
+    assert "score" not in out[0]
+    named = {
+        "outputs": [proba, tensor("predict", [2], "BYTES", ["virginica", "setosa"])],
+    }
+    both = Mapping(
+        features=IRIS.features, classes=classes, per_class=True, prediction="predict",
+        score="predict_proba",
+    )  # fmt: skip
+    out = run("oip-v2", IRIS_V2_REQUEST, named, both)
+    assert [r["prediction"] for r in out] == ["virginica", "setosa"]
+    assert out[1]["scores"]["versicolor"] == 0.15
+    v1 = run(
+        "kserve-v1",
+        {"instances": [[1.0, 2.0, 3.0, 4.0]]},
+        {"predictions": [[0.2, 0.5, 0.3]]},
+        mapping,
+    )
+    assert v1[0]["scores"] == {"setosa": 0.2, "versicolor": 0.5, "virginica": 0.3}
+    schema = ModelSchema(
+        SchemaConfig(
+            numeric=IRIS.features, prediction="species", label="label",
+            scores={c: f"p_{c}" for c in classes},
+        )
+    )  # fmt: skip
+    decoded = decode_records(body(out), "application/json", schema, now=0)
+    row = decoded.rows[1]
+    assert [row[schema.index[f"p_{c}"]] for c in classes] == [0.8, 0.15, 0.05]
+    with pytest.raises(ValueError, match="per_class needs the classes"):
+        Mapping(features=IRIS.features, per_class=True)
+    assert "3 class scores, but mapping.classes names 2" in fails(
+        "oip-v2", IRIS_V2_REQUEST, {"outputs": [proba]},
+        Mapping(features=IRIS.features, classes=("a", "b"), per_class=True),
+    )  # fmt: skip
+
+
 def test_mlserver_named_prediction_and_2d_score_outputs():
     response = {
         "model_name": "income",

@@ -128,3 +128,14 @@ def test_the_drain_hands_each_model_its_rows_with_their_aliases():
     samples = metrics.proxy_samples
     assert samples.labels("m1", "decoded")._value.get() == 2
     assert samples.labels("m3", "undecodable")._value.get() == 1
+
+
+def test_a_multiclass_model_reads_its_probability_vector_as_every_classs_score():
+    schema = ModelSchema(
+        SchemaConfig(
+            numeric=("a", "b"), prediction="p", label="y", scores={"lo": "p_lo", "hi": "p_hi"}
+        )
+    )
+    mapping = mapping_for(ProxyConfig(upstream=UP), schema)
+    assert mapping.classes == ("lo", "hi") and mapping.per_class
+    assert not mapping_for(ProxyConfig(upstream=UP), SCHEMA).per_class

@@ -22,7 +22,9 @@ from aims_agent.errors import InvalidPayload, ProtocolError
 
 Scalar = str | int | float | bool | None
 Features = dict[str, Scalar]
-Output = tuple[Scalar, float | None]  # prediction, score (None: no score)
+# a score: the positive class's probability, or every class's by label (`Mapping.per_class`)
+Score = float | dict[str, float] | None
+Output = tuple[Scalar, Score]  # prediction, score (None: no score)
 _JSON = msgspec.json.Decoder()
 _ROOTS = ("request", "response")
 
@@ -37,6 +39,8 @@ class Mapping:
     score_index: int | None = None  # column of a class-probability output taken as the score
     id_field: str = "id"  # body field (and, in plain JSON, row field) holding the request id
     classes: tuple[str | int, ...] = ()  # labels of class-probability columns; default: index
+    # a class-probability output read as every class's score, by `classes` (multiclass models)
+    per_class: bool = False
     input: str | None = None  # oip-v2: the input tensor holding positional features
     # plain JSON only: dot-separated paths; a non-numeric step into a list maps over its items
     records_path: str | None = None  # request: list of rows ("" = the body); None: body is a row
@@ -47,6 +51,8 @@ class Mapping:
     def __post_init__(self) -> None:
         if self.score_index is not None and self.score_index < 0:
             raise ValueError(f"score_index must be >= 0, got {self.score_index}")
+        if self.per_class and not self.classes:
+            raise ValueError("per_class needs the classes of the probability columns")
         dupes = sorted({n for n in self.features if self.features.count(n) > 1})
         if dupes:
             raise ValueError(f"features must be unique, repeated: {', '.join(dupes)}")
@@ -58,7 +64,7 @@ class Row:
 
     features: Features
     prediction: Scalar
-    score: float | None
+    score: Score
     id: str | None = None
 
 
@@ -138,7 +144,9 @@ def _record(row: Row, base: str, others: list[str], index: int, count: int) -> d
         "features": row.features,
         "prediction": row.prediction,
     }
-    if row.score is not None:
+    if isinstance(row.score, dict):
+        record["scores"] = row.score
+    elif row.score is not None:
         record["score"] = row.score
     if others and row.id is None:
         record["aliases"] = [other + suffix for other in others]

@@ -13,6 +13,7 @@ from aims_agent.collectors.protocols._core import (
     Output,
     Row,
     Scalar,
+    Score,
     at,
     describe,
     keys_of,
@@ -141,15 +142,20 @@ def class_scores(values: list[Any], mapping: Mapping, loc: str) -> Output:
             n = len(mapping.classes)
             raise InvalidPayload(loc, f"{len(probs)} class scores, but mapping.classes names {n}")
         prediction = mapping.classes[best]
+    if mapping.per_class:
+        return prediction, dict(zip(map(str, mapping.classes), probs, strict=True))
     score = None if mapping.score_index is None else pick(values, mapping.score_index, loc)
     return prediction, score
 
 
-def score_value(value: object, mapping: Mapping, loc: str) -> float | None:
-    """A score: a number, null (no score), or a class-probability vector read at score_index."""
+def score_value(value: object, mapping: Mapping, loc: str) -> Score:
+    """A score: a number, null (no score), or a class-probability vector read at score_index
+    (every class's, with `mapping.per_class`)."""
     value = unwrap(value)
     if value is None:
         return None
+    if isinstance(value, list) and mapping.per_class:
+        return class_scores(value, mapping, loc)[1]
     if isinstance(value, list):
         if mapping.score_index is None:
             raise InvalidPayload(loc, f"{describe(value)} as score; set mapping.score_index")
