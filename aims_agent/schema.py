@@ -166,7 +166,12 @@ class ModelSchema:
                 ("prediction", _REQUIRED[cfg.prediction_type]),
                 ("timestamp", datetime | float | None, None),
                 ("score", float | None, None),
-                ("scores", scores, msgspec.field(default_factory=scores)),
+                # only a multiclass model's records take `scores` (no cost to the others)
+                *(
+                    [("scores", scores, msgspec.field(default_factory=scores))]
+                    if cfg.scores
+                    else []
+                ),
                 ("label", label_type, None),
                 ("attributes", attributes, msgspec.field(default_factory=attributes)),
                 *dropped,  # accepted so that they can be discarded: never read
