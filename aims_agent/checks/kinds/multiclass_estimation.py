@@ -23,24 +23,26 @@ binary estimate (estimates.py). Rows need a prediction and every class's score i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from aims_agent.checks.base import Reference
 from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement, weighted_roc_auc
-from aims_agent.checks.kinds.performance import Outcomes
-from aims_agent.checks.kinds.performance import _roc_auc as realised_auc
+from aims_agent.checks.kinds.multiclass import (
+    PER_CLASS,
+    ClassColumns,
+    FloatArray,
+    Rows,
+    class_rows,
+    per_class,
+    realised,
+)
 from aims_agent.config import EstimatedPerformanceCheckConfig
 from aims_agent.errors import ConfigError
 from aims_agent.records import Measurement, WindowData
 from aims_agent.schema import ModelSchema
 
-FloatArray: TypeAlias = npt.NDArray[np.float64]
-IntArray: TypeAlias = npt.NDArray[np.int64]
 MIN_CHUNKS = 4
 METHODS = {
     "accuracy": "expected accuracy, the mean calibrated probability of the predicted class "
@@ -50,54 +52,6 @@ METHODS = {
     "f1": "macro average over classes of the expected 2 TP / (2 TP + FP + FN) (multiclass CBPE)",
     "roc_auc": "macro average over classes of the one-vs-rest expected ROC AUC (multiclass CBPE)",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Rows:
-    """Rows with a prediction and every class's score; `label` where known (-1 otherwise, or
-    -2 for a label outside the classes) and `p`, the calibrated probabilities, where estimated."""
-
-    predicted: IntArray  # index of the predicted class, -1 for a class the scores do not name
-    scores: FloatArray  # n x K, the model's own
-    label: IntArray
-    p: FloatArray  # n x K, calibrated and normalised (empty before calibration)
-
-
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else 0.0
-
-
-def _per_class(
-    predicted: IntArray, p: FloatArray, fn: Callable[[float, float, float], float]
-) -> float:
-    """The macro average of fn(TP, FP, FN) over the classes, from (expected or 0/1) P."""
-    values = []
-    for k in range(p.shape[1]):
-        mine = predicted == k
-        tp = float(p[mine, k].sum())
-        fp = float((1 - p[mine, k]).sum())
-        fn_ = float(p[~mine, k].sum())
-        values.append(fn(tp, fp, fn_))
-    return float(np.mean(values))
-
-
-def _precision(tp: float, fp: float, fn: float) -> float:
-    return _ratio(tp, tp + fp)
-
-
-def _recall(tp: float, fp: float, fn: float) -> float:
-    return _ratio(tp, tp + fn)
-
-
-def _f1(tp: float, fp: float, fn: float) -> float:
-    return _ratio(2 * tp, 2 * tp + fp + fn)
-
-
-def _one_hot(label: IntArray, k: int) -> FloatArray:
-    out = np.zeros((len(label), k))
-    known = label >= 0
-    out[np.flatnonzero(known), label[known]] = 1.0
-    return out
 
 
 def _auc_macro(scores: FloatArray, p: FloatArray) -> float:
@@ -113,39 +67,7 @@ def _estimated(name: str, r: Rows) -> float:
         return float(hit.mean())
     if name == "roc_auc":
         return _auc_macro(r.scores, r.p)
-    return _per_class(r.predicted, r.p, PER_CLASS[name])
-
-
-def _realised(name: str, r: Rows) -> float:
-    """On the rows with a label: what scikit-learn computes (macro over the classes)."""
-    known = r.label != -1
-    if not known.any():
-        return math.nan
-    predicted, label, k = r.predicted[known], r.label[known], r.scores.shape[1]
-    if name == "accuracy":
-        return float(np.mean(predicted == label))
-    if name == "roc_auc":
-        scores = r.scores[known]
-        per = [
-            realised_auc(
-                Outcomes(
-                    y_true=label,
-                    y_pred=predicted,
-                    score_true=(label == c) * 1.0,
-                    score=scores[:, c],
-                )
-            )
-            for c in range(k)
-        ]
-        return float(np.mean(per))
-    return _per_class(predicted, _one_hot(label, k), PER_CLASS[name])
-
-
-PER_CLASS: dict[str, Callable[[float, float, float], float]] = {
-    "precision": _precision,
-    "recall": _recall,
-    "f1": _f1,
-}
+    return per_class(r.predicted, r.p, PER_CLASS[name])
 
 
 class MulticlassEstimate:
@@ -163,8 +85,8 @@ class MulticlassEstimate:
         if "label" not in roles or roles["label"] not in reference.columns:
             raise ConfigError([f"checks.{cfg.id}: the reference needs its labels (schema.label)"])
         self.label, self.prediction = roles["label"], roles["prediction"]
-        self.classes = tuple(schema.class_scores)
-        self.columns = tuple(schema.class_scores.values())
+        self.columns = ClassColumns.of(schema)
+        self.classes = self.columns.classes
         ref = self._rows(reference.columns, reference.vocabularies, calibrated=False)
         labelled = ref.label >= 0
         ref = Rows(ref.predicted[labelled], ref.scores[labelled], ref.label[labelled], ref.p)
@@ -181,7 +103,7 @@ class MulticlassEstimate:
         ]
         self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
         with np.errstate(all="ignore"):
-            self.reference_value = {n: _realised(n, ref) for n in cfg.metrics}
+            self.reference_value = {n: realised(n, ref) for n in cfg.metrics}
             self.sigma = {n: self._sigma(ref, n) for n in cfg.metrics}
 
     def probabilities(self, scores: FloatArray) -> FloatArray:
@@ -195,32 +117,16 @@ class MulticlassEstimate:
         return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / k)
 
     def _rows(self, cols: Any, vocabs: Any, *, calibrated: bool = True) -> Rows:
-        index = {c: i for i, c in enumerate(self.classes)}
-
-        def as_class(name: str, missing: int, outside: int) -> IntArray:
-            vocab = vocabs.get(name, ())
-            table = np.array([index.get(t, outside) for t in vocab] + [missing], dtype=np.int64)
-            codes = np.asarray(cols[name], dtype=np.int64)
-            return table[np.where(codes >= 0, codes, len(vocab))]
-
-        scores = np.column_stack([np.asarray(cols[c], dtype=np.float64) for c in self.columns])
-        predicted = np.asarray(cols[self.prediction], dtype=np.int64) >= 0
-        usable = predicted & np.all((scores >= 0.0) & (scores <= 1.0), axis=1)  # NaN: not
-        label = (
-            as_class(self.label, -1, -2)[usable]
-            if self.label in cols
-            else np.full(int(usable.sum()), -1, dtype=np.int64)
-        )
-        scores = scores[usable]
-        p = self.probabilities(scores) if calibrated else np.empty((0, len(self.classes)))
-        return Rows(as_class(self.prediction, -1, -1)[usable], scores, label, p)
+        rows = class_rows(cols, vocabs, self.columns)
+        p = self.probabilities(rows.scores) if calibrated else rows.p
+        return Rows(rows.predicted, rows.scores, rows.label, p)
 
     def _sigma(self, ref: Rows, name: str) -> float:
         values = []
         for start in range(0, len(ref.label) - self.chunk + 1, self.chunk):
             part = slice(start, start + self.chunk)
             values.append(
-                _realised(name, Rows(ref.predicted[part], ref.scores[part], ref.label[part], ref.p))
+                realised(name, Rows(ref.predicted[part], ref.scores[part], ref.label[part], ref.p))
             )
         finite = [v for v in values if math.isfinite(v)]
         return float(np.std(finite, ddof=1)) if len(finite) >= 2 else math.nan
@@ -231,7 +137,7 @@ class MulticlassEstimate:
         for name in self.cfg.metrics:
             with np.errstate(all="ignore"):
                 value = _estimated(name, rows)
-                actual = _realised(name, rows)
+                actual = realised(name, rows)
             est = Estimate(
                 metric=name,
                 value=value,

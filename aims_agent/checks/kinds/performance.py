@@ -258,7 +258,16 @@ def _problems(where: str, check: PerformanceCheckConfig, schema: SchemaConfig) -
     problems = unknown_metrics(where, check.metrics, METRICS[check.task])
     if not schema.label:
         problems.append(f"{where}: a performance check needs schema.label")
-    if not schema.score:
+    if schema.scores and check.task == "classification":  # multiclass_performance.py
+        from aims_agent.checks.kinds.multiclass_performance import METRICS as MULTICLASS
+
+        problems += [
+            f"{where}.metrics.{m}: not for a multiclass model (schema.scores); known: "
+            f"{', '.join(MULTICLASS)}"
+            for m in check.metrics
+            if m in METRICS["classification"] and m not in MULTICLASS
+        ]
+    elif not schema.score:
         problems += [
             f"{where}.metrics.{m}: needs schema.score" for m in check.metrics if m in NEEDS_SCORE
         ]
@@ -266,6 +275,16 @@ def _problems(where: str, check: PerformanceCheckConfig, schema: SchemaConfig) -
 
 
 @register("performance", problems=_problems)
+def performance(cfg: PerformanceCheckConfig, reference: Reference, schema: ModelSchema) -> Any:
+    """Binary classification and regression here; a classifier with a score per class in
+    multiclass_performance.py."""
+    if schema.class_scores and cfg.task == "classification":
+        from aims_agent.checks.kinds.multiclass_performance import MulticlassPerformance
+
+        return MulticlassPerformance(cfg, reference, schema)
+    return PerformanceCheck(cfg, reference, schema)
+
+
 class PerformanceCheck:
     kind = "performance"
 
