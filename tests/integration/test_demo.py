@@ -37,7 +37,8 @@ def test_the_demo_opens_a_nonconformity_after_the_drift_and_leaves_signed_eviden
     stop = next(i for i, line in enumerate(lines) if "labels stop arriving" in line)
     after = lines[stop:]
     assert any("check performance: INSUFFICIENT_DATA" in line for line in after), out
-    assert any("opened" in line and "estimated_roc_auc" in line for line in after), out
+    # either estimate may cross its limit first (accuracy or ROC AUC)
+    assert any("opened" in line and ": estimated_" in line for line in after), out
 
     public_hex = re.search(r"Public key: ([0-9a-f]{64})", out)
     assert public_hex, out
