@@ -15,7 +15,7 @@ from typing import Any
 from markupsafe import Markup
 
 from aims_agent.exporters.report_sections import OUTCOMES
-from aims_agent.exporters.report_svg import COLOURS, chart
+from aims_agent.exporters.report_svg import COLOURS, band_chart, chart
 from aims_agent.exporters.templating import render
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -23,13 +23,18 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 def _charts(data: Mapping[str, Any]) -> dict[tuple[str, ...], Any]:
     """One trend chart per check and per control, keyed (model, check) / (model, "control",
-    control)."""
+    control); one per metric of an estimate, keyed (model, check, metric)."""
     out: dict[tuple[str, ...], Any] = {}
     for m in data["models"]:
         for c in m["checks"]:
             label = f"Check {c['id']} of {m['name']}: daily verdicts and mean {c.get('metric')}"
             t = c.get("threshold") or {}
             out[(m["name"], c["id"])] = chart(c["series"], label=label, threshold=t, values=True)
+        for c in m["checks"]:  # an estimate's windows against its band and limit
+            s = c.get("section") or {}
+            for metric in s.get("metrics", {}) if s.get("kind") == "estimated_performance" else ():
+                label = f"{c['id']} of {m['name']}: estimated {metric} per window"
+                out[(m["name"], c["id"], metric)] = band_chart(s["windows"], metric, label=label)
         for c in m["controls"]:
             label = f"{c['id']}: daily verdicts"
             out[(m["name"], "control", c["id"])] = chart(c["series"], label=label, width=400)

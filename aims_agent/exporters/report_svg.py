@@ -151,3 +151,82 @@ def _value_panel(
         "segments": segments,
         "points": points,
     }
+
+
+def band_chart(
+    windows: Sequence[Mapping[str, Any]], metric: str, *, label: str, width: int = 720
+) -> Markup:
+    """An estimate over its windows: the band shaded, the estimate as a line, the limit dashed
+    and the realised value, where labels arrived, as dots."""
+    rows = [(w, (w.get("metrics") or {}).get(metric) or {}) for w in windows]
+    left, right, top, vh = 44, 8, 8, 120
+    height = top + vh + 22
+    plot = width - left - right
+    step = plot / max(1, len(rows))
+    known = [
+        float(v)
+        for _, e in rows
+        for v in (e.get(k) for k in ("estimate", "band_low", "band_high", "limit", "realised"))
+        if isinstance(v, int | float) and math.isfinite(v)
+    ]
+    lo, hi = (min(known), max(known)) if known else (0.0, 1.0)
+    pad = (hi - lo) * 0.08 or 0.05
+    lo, hi = lo - pad, hi + pad
+
+    def x(i: int) -> float:
+        return left + (i + 0.5) * step
+
+    def y(v: float) -> float:
+        return top + vh - (v - lo) / (hi - lo) * vh
+
+    def num(e: Mapping[str, Any], k: str) -> float | None:
+        v = e.get(k)
+        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+    band = [(i, num(e, "band_low"), num(e, "band_high")) for i, (_, e) in enumerate(rows)]
+    band = [b for b in band if b[1] is not None and b[2] is not None]
+    area = " ".join(f"{x(i):.2f},{y(h):.2f}" for i, _, h in band if h is not None)
+    area += " " + " ".join(
+        f"{x(i):.2f},{y(lw):.2f}" for i, lw, _ in reversed(band) if lw is not None
+    )
+    line = [(i, num(e, "estimate")) for i, (_, e) in enumerate(rows)]
+    limits = [num(e, "limit") for _, e in rows]
+    limit = next((v for v in reversed(limits) if v is not None), None)
+    dots = [
+        {
+            "x": f"{x(i):.2f}",
+            "y": f"{y(r):.2f}",
+            "title": f"{w.get('window_end')}: realised {r:.4g}",
+        }
+        for i, (w, e) in enumerate(rows)
+        if (r := num(e, "realised")) is not None
+    ]
+    points = [
+        {
+            "x": f"{x(i):.2f}",
+            "y": f"{y(v):.2f}",
+            "title": f"{rows[i][0].get('window_end')}: estimate {v:.4g}",
+        }
+        for i, v in line
+        if v is not None
+    ]
+    return Markup(  # noqa: S704 - an autoescaped template's output
+        render(
+            "band.svg",
+            width=width,
+            height=height,
+            label=label,
+            left=left,
+            plot=plot,
+            top=top,
+            vh=vh,
+            hi=f"{hi:.3g}",
+            lo=f"{lo:.3g}",
+            area=area.strip() if len(band) > 1 else "",
+            estimate=" ".join(f"{p['x']},{p['y']}" for p in points),
+            points=points,
+            dots=dots,
+            limit=None if limit is None else {"y": f"{y(limit):.2f}", "value": f"{limit:.4g}"},
+            colours=COLOURS,
+        )
+    )

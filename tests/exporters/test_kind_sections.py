@@ -239,6 +239,11 @@ def test_every_format_shows_the_sections(evidence):
     assert parser.stack == []
     assert "section-estimate" in html and "&nbsp;%" in html
     assert "allow: &lt;e&amp;&gt;." in html and "<e&>" not in html
+    for metric in ("roc_auc", "accuracy"):  # a chart per estimated metric: band, limit, realised
+        start = html.index(f'aria-label="estimate of m1: estimated {metric} per window"')
+        svg = html[start : html.index("</svg>", start)]
+        assert svg.count("<circle") == 3 and svg.count("<rect") == 2  # 3 windows, 2 labelled
+        assert "<polygon" in svg and "limit " in svg
     acc = data["models"][0]["checks"][0]["section"]["metrics"]["accuracy"]
     assert f"| accuracy | 3 | {acc['estimate']['mean']:.4g} (" in md
     assert json.loads(report.to_json(data))["models"][0]["checks"][1]["section"]["kind"] == (
