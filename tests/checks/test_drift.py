@@ -165,3 +165,16 @@ def test_output_drift_tests_each_class_score_of_a_multiclass_model():
     )
     tested = {m.feature for m in check.run(window) if m.feature}
     assert {*SCORE_COLS, "prediction", "num_00", "cat_0"} <= tested
+
+
+@pytest.mark.parametrize("preset", ["evidently", "calibrated"])
+def test_columns_on_threads_give_the_same_measurements(gen, tmp_path, preset):
+    """`aims-agent check` judges columns two at a time: the numbers are the one-by-one run's."""
+    from aims_agent.checks.parallel import columns_in_threads
+
+    check, window, _, _ = setup(gen, tmp_path, 3000, 2000, preset=preset)
+    alone = check.run(window)
+    with columns_in_threads(2):
+        together = check.run(window)
+    assert together == alone
+    assert [m.feature for m in together] == [m.feature for m in alone]

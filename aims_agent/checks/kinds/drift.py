@@ -28,6 +28,7 @@ from aims_agent.checks import stattests
 from aims_agent.checks.base import Reference, register, schema_columns
 from aims_agent.checks.calibration import NullQuantile, n_needed, null_quantile, quantile_at
 from aims_agent.checks.multiple_testing import adjust
+from aims_agent.checks.parallel import column_map
 from aims_agent.config import DriftCheckConfig, SchemaConfig
 from aims_agent.records import ColumnKind, Measurement, Threshold, WindowData
 from aims_agent.schema import ModelSchema
@@ -197,19 +198,19 @@ class DriftCheck:
         )
 
     def run(self, window: WindowData) -> list[Measurement]:
-        tests, results = [], []
-        for col in self.columns:
+        def column(col: _Column) -> tuple[stattests.StatTest, stattests.StatResult]:
             current = window.columns[col.name]
             test = col.test or stattests.default_stattest(col.stats, current)
-            tests.append(test)
-            results.append(
-                test.compute(
-                    col.stats,
-                    current,
-                    threshold=col.threshold,
-                    labels=window.vocabularies.get(col.name),
-                )
+            result = test.compute(
+                col.stats,
+                current,
+                threshold=col.threshold,
+                labels=window.vocabularies.get(col.name),
             )
+            return test, result
+
+        done = column_map(column, self.columns)  # no column touches another's: threads may
+        tests, results = [t for t, _ in done], [r for _, r in done]
         judge = _PRESETS[self.cfg.preset]
         judged = judge(self, tests, results)
         family = [j for j, c in zip(judged, self.columns, strict=True) if c.in_family]
