@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aims_agent.config import EstimatedPerformanceCheckConfig, Limit
+from aims_agent.errors import ConfigError
 from aims_agent.records import Measurement, Threshold
 
 PREFIX = "estimated_"  # records and series name the metric estimated_<metric>
@@ -152,3 +153,12 @@ def estimate_measurement(
         threshold=threshold,
         headline=True,
     )
+
+
+def label_and_prediction(check_id: str, schema: Any, reference: Any) -> tuple[str, str]:
+    """The label and prediction columns of an estimate trained on the reference's labels;
+    ConfigError if the schema or the reference has no label."""
+    roles = {c.source: c.name for c in schema.columns if c.source in ("label", "prediction")}
+    if "label" not in roles or roles["label"] not in reference.columns:
+        raise ConfigError([f"checks.{check_id}: the reference needs its labels (schema.label)"])
+    return roles["label"], roles["prediction"]

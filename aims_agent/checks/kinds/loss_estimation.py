@@ -35,6 +35,7 @@ from aims_agent.checks.kinds.estimates import (
     Estimate,
     Training,
     estimate_measurement,
+    label_and_prediction,
 )
 from aims_agent.checks.kinds.performance import METRICS as REALISED
 from aims_agent.checks.kinds.performance import Outcomes
@@ -97,10 +98,7 @@ class LossEstimate:
         self, cfg: EstimatedPerformanceCheckConfig, reference: Reference, schema: ModelSchema
     ) -> None:
         self.id, self.cfg = cfg.id, cfg
-        roles = {c.source: c.name for c in schema.columns if c.source in ("label", "prediction")}
-        if "label" not in roles or roles["label"] not in reference.columns:
-            raise ConfigError([f"checks.{cfg.id}: the reference needs its labels (schema.label)"])
-        self.label, self.prediction = roles["label"], roles["prediction"]
+        self.label, self.prediction = label_and_prediction(cfg.id, schema, reference)
         self.features = list(schema.features)
         x, y, yhat = self._table(reference.columns)
         rows = ~np.isnan(y) & ~np.isnan(yhat)

@@ -28,7 +28,12 @@ from typing import Any
 import numpy as np
 
 from aims_agent.checks.base import Reference
-from aims_agent.checks.kinds.estimates import Estimate, estimate_measurement, weighted_roc_auc
+from aims_agent.checks.kinds.estimates import (
+    Estimate,
+    estimate_measurement,
+    label_and_prediction,
+    weighted_roc_auc,
+)
 from aims_agent.checks.kinds.multiclass import (
     PER_CLASS,
     ClassColumns,
@@ -81,10 +86,7 @@ class MulticlassEstimate:
         from sklearn.isotonic import IsotonicRegression  # lazy: this kind only
 
         self.id, self.cfg = cfg.id, cfg
-        roles = {c.source: c.name for c in schema.columns if c.source in ("label", "prediction")}
-        if "label" not in roles or roles["label"] not in reference.columns:
-            raise ConfigError([f"checks.{cfg.id}: the reference needs its labels (schema.label)"])
-        self.label, self.prediction = roles["label"], roles["prediction"]
+        self.label, self.prediction = label_and_prediction(cfg.id, schema, reference)
         self.columns = ClassColumns.of(schema)
         self.classes = self.columns.classes
         ref = self._rows(reference.columns, reference.vocabularies, calibrated=False)
