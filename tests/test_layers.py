@@ -15,7 +15,7 @@ PACKAGE = ROOT / "aims_agent"
 def test_import_contracts_are_kept() -> None:
     lint = Path(sys.executable).with_name("lint-imports")
     proc = subprocess.run(
-        [str(lint), "--config", str(ROOT / "pyproject.toml")],
+        [str(lint), str(ROOT / "pyproject.toml")],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -201,12 +201,8 @@ class DriftCheck:
         def column(col: _Column) -> tuple[stattests.StatTest, stattests.StatResult]:
             current = window.columns[col.name]
             test = col.test or stattests.default_stattest(col.stats, current)
-            result = test.compute(
-                col.stats,
-                current,
-                threshold=col.threshold,
-                labels=window.vocabularies.get(col.name),
-            )
+            labels = window.vocabularies.get(col.name)
+            result = test.compute(col.stats, current, threshold=col.threshold, labels=labels)
             return test, result
 
         done = column_map(column, self.columns)  # no column touches another's: threads may
