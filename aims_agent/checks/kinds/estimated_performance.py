@@ -35,6 +35,7 @@ from aims_agent.checks.kinds.estimates import (
     NOT_READY,
     Estimate,
     Training,
+    chunk_rows,
     estimate_measurement,
     weighted_roc_auc,
 )
@@ -109,7 +110,6 @@ METHODS = {
     "f1": "expected 2 TP / (2 TP + FP + FN) from calibrated probabilities (CBPE)",
     "roc_auc": "expected ROC AUC, each record positive with its calibrated probability (CBPE)",
 }
-MIN_CHUNKS = 4
 
 
 def _problems(
@@ -201,7 +201,7 @@ class EstimatedPerformanceCheck:
 
         self.calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         self.calibrator.fit(ref.score, ref.score_true)
-        self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
+        self.chunk = chunk_rows(cfg, self.n_reference)
         self.sigma = {name: self._chunk_sigma(ref, name) for name in self.metrics}
         with np.errstate(all="ignore"):
             self.reference_value = {
@@ -318,10 +318,5 @@ class EstimatedPerformanceCheck:
                 method=METHODS[name],
                 about=about,
             )
-            out.append(
-                estimate_measurement(
-                    self.id, self.cfg, est, chunk_sigma=self.sigma[name], chunk=self.chunk,
-                    reference_value=self.reference_value[name], n_reference=self.n_reference,
-                )
-            )  # fmt: skip
+            out.append(estimate_measurement(self, est))
         return out

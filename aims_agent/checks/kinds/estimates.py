@@ -4,10 +4,10 @@ threshold that breaches only when the whole band is beyond the limit."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -109,19 +109,38 @@ class Estimate:
     about: dict[str, Any]  # how it was estimated (calibration, loss model)
 
 
-def estimate_measurement(
-    check_id: str,
-    cfg: EstimatedPerformanceCheckConfig,
-    est: Estimate,
-    *,
-    chunk_sigma: float,
-    chunk: int,
-    reference_value: float,
-    n_reference: int,
-) -> Measurement:
+MIN_CHUNKS = 4  # the reference is cut into at least this many chunks for the band's spread
+
+
+def chunk_rows(cfg: EstimatedPerformanceCheckConfig, n_reference: int) -> int:
+    """Rows per reference chunk: `chunk_size`, fewer where the reference is small."""
+    return min(cfg.chunk_size, max(1, n_reference // MIN_CHUNKS))
+
+
+class Banded(Protocol):
+    """An estimate check as its band sees it: per metric the reference's realised value and
+    chunk-to-chunk spread, over chunks of `chunk` of its `n_reference` labelled rows."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def cfg(self) -> EstimatedPerformanceCheckConfig: ...
+    @property
+    def n_reference(self) -> int: ...
+    @property
+    def chunk(self) -> int: ...
+    @property
+    def sigma(self) -> Mapping[str, float]: ...
+    @property
+    def reference_value(self) -> Mapping[str, float]: ...
+
+
+def estimate_measurement(check: Banded, est: Estimate) -> Measurement:
     """The record of an estimate: its band (`band_sigmas` x the reference's chunk-to-chunk
     spread scaled to the window), the threshold that breaches only with the whole band beyond
     the limit, the realised value and the estimate's error."""
+    cfg, chunk, n_reference = check.cfg, check.chunk, check.n_reference
+    chunk_sigma, reference_value = check.sigma[est.metric], check.reference_value[est.metric]
     n = est.scored_rows
     sigma = chunk_sigma * math.sqrt(chunk / n) if n else math.nan
     half = cfg.band_sigmas * sigma
@@ -142,7 +161,7 @@ def estimate_measurement(
         "estimate_error": finite(est.value - est.realised),
     }
     return Measurement(
-        check_id=check_id,
+        check_id=check.id,
         kind="estimated_performance",
         metric=PREFIX + est.metric,
         value=est.value,

@@ -34,6 +34,7 @@ from aims_agent.checks.kinds.estimates import (
     NOT_READY,
     Estimate,
     Training,
+    chunk_rows,
     estimate_measurement,
     label_and_prediction,
 )
@@ -51,7 +52,6 @@ METHODS = {
     "rmse": "root mean squared error estimated by a model of the loss trained on the "
     "reference (DLE)",
 }
-MIN_CHUNKS = 4
 SEED = 0
 
 
@@ -112,7 +112,7 @@ class LossEstimate:
             for name in cfg.metrics
         }
         self.model = Training(train_loss_models, x, targets, categorical)
-        self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
+        self.chunk = chunk_rows(cfg, self.n_reference)
         ref = Outcomes(y_true=y, y_pred=yhat)
         self.reference_value = {n: REALISED["regression"][n](ref) for n in cfg.metrics}
         self.sigma = {n: self._sigma(y, yhat, n) for n in cfg.metrics}
@@ -173,10 +173,5 @@ class LossEstimate:
                 method=METHODS[name],
                 about={"loss_model": trained.about[name] if trained is not None else NOT_READY},
             )
-            out.append(
-                estimate_measurement(
-                    self.id, self.cfg, est, chunk_sigma=self.sigma[name], chunk=self.chunk,
-                    reference_value=self.reference_value[name], n_reference=self.n_reference,
-                )
-            )  # fmt: skip
+            out.append(estimate_measurement(self, est))
         return out

@@ -30,6 +30,7 @@ import numpy as np
 from aims_agent.checks.base import Reference
 from aims_agent.checks.kinds.estimates import (
     Estimate,
+    chunk_rows,
     estimate_measurement,
     label_and_prediction,
     weighted_roc_auc,
@@ -48,7 +49,6 @@ from aims_agent.errors import ConfigError
 from aims_agent.records import Measurement, WindowData
 from aims_agent.schema import ModelSchema
 
-MIN_CHUNKS = 4
 METHODS = {
     "accuracy": "expected accuracy, the mean calibrated probability of the predicted class "
     "(multiclass CBPE)",
@@ -103,7 +103,7 @@ class MulticlassEstimate:
             )
             for k in range(len(self.classes))
         ]
-        self.chunk = min(cfg.chunk_size, max(1, self.n_reference // MIN_CHUNKS))
+        self.chunk = chunk_rows(cfg, self.n_reference)
         with np.errstate(all="ignore"):
             self.reference_value = {n: realised(n, ref) for n in cfg.metrics}
             self.sigma = {n: self._sigma(ref, n) for n in cfg.metrics}
@@ -153,10 +153,5 @@ class MulticlassEstimate:
                     "classes": list(self.classes),
                 },
             )
-            out.append(
-                estimate_measurement(
-                    self.id, self.cfg, est, chunk_sigma=self.sigma[name], chunk=self.chunk,
-                    reference_value=self.reference_value[name], n_reference=self.n_reference,
-                )
-            )  # fmt: skip
+            out.append(estimate_measurement(self, est))
         return out
