@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -49,3 +52,16 @@ def encode(schema, ref, cur, *, rejected=0):
         record_ids=(),
     )
     return reference, window
+
+
+class Held:
+    """An executor whose work waits until the test says: the agent's child still training.
+    `future` resolves every submission; `calls` records what was submitted."""
+
+    def __init__(self) -> None:
+        self.future: Future[Any] = Future()
+        self.calls: list[tuple[Any, tuple[Any, ...]]] = []
+
+    def submit(self, fn: Any, *args: Any) -> Any:
+        self.calls.append((fn, args))
+        return self.future

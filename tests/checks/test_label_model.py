@@ -9,7 +9,6 @@ group: the estimate from the inputs tracks the realised value, the one from the 
 from __future__ import annotations
 
 import math
-from concurrent.futures import Future
 
 import numpy as np
 import pandas as pd
@@ -22,7 +21,7 @@ from aims_agent.checks.base import build_check, config_problems
 from aims_agent.config import EstimatedPerformanceCheckConfig, Limit, SchemaConfig
 from aims_agent.schema import ModelSchema
 from bench import workload
-from tests.checks.frames import encode
+from tests.checks.frames import Held, encode
 
 SCHEMA = SchemaConfig(
     numeric=tuple(workload.NUM_COLS), categorical=tuple(workload.CAT_COLS),
@@ -104,18 +103,6 @@ def test_inputs_are_for_a_binary_classifier():
     cfg = EstimatedPerformanceCheckConfig(id="est", estimate_from="inputs")
     problems = config_problems("checks[0]", cfg, multi)
     assert "checks[0].estimate_from: inputs is for a binary classifier (schema.score)" in problems
-
-
-class Held:
-    """An executor whose work waits until the test says: the agent's child still fitting."""
-
-    def __init__(self):
-        self.future = Future()
-        self.calls = []
-
-    def submit(self, fn, *args):
-        self.calls.append((fn, args))
-        return self.future
 
 
 def test_runs_before_the_label_model_arrives_report_insufficient_data():

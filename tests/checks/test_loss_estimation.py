@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,7 @@ from aims_agent.agent.judge import assess
 from aims_agent.checks.base import build_check, config_problems
 from aims_agent.config import EstimatedPerformanceCheckConfig, Limit, SchemaConfig
 from aims_agent.schema import ModelSchema
-from tests.checks.frames import encode
+from tests.checks.frames import Held, encode
 
 SCHEMA = SchemaConfig(
     numeric=("x1", "x2"), categorical=("c",), prediction="yhat", label="y",
@@ -95,18 +95,6 @@ def test_config_problems_for_a_regressor():
     ]
     default = EstimatedPerformanceCheckConfig(id="e", task="regression")
     assert default.metrics == {"mae": Limit(max=0.1, relative=True)}
-
-
-class Held:
-    """An executor whose work waits until the test says: the agent's child still training."""
-
-    def __init__(self):
-        self.future = Future()
-        self.calls = []
-
-    def submit(self, fn, *args):
-        self.calls.append((fn, args))
-        return self.future
 
 
 def test_runs_before_the_loss_model_arrives_report_insufficient_data():
