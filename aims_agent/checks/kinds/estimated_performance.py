@@ -197,10 +197,12 @@ class EstimatedPerformanceCheck:
                 fit_label_model, inputs, vocabs, numeric, categorical, ref.score_true
             )
         self.trains = self.label_model is not None  # the agent fits it in its child process
-        from sklearn.isotonic import IsotonicRegression  # lazy: only this kind loads it
+        self.calibrator: Any = None  # the scores' calibration, where the estimate uses them
+        if self.label_model is None:
+            from sklearn.isotonic import IsotonicRegression  # lazy: only this kind loads it
 
-        self.calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        self.calibrator.fit(ref.score, ref.score_true)
+            self.calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+            self.calibrator.fit(ref.score, ref.score_true)
         self.chunk = chunk_rows(cfg, self.n_reference)
         self.sigma = {name: self._chunk_sigma(ref, name) for name in self.metrics}
         with np.errstate(all="ignore"):
